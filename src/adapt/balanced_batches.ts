@@ -1,0 +1,39 @@
+import { shuffle } from "./stratified_split.ts";
+
+/**
+ * One epoch of class-balanced batches over `indices` (into `labels`): every class is drawn equally often,
+ * minority classes re-sampled up to the largest class's count, interleaved so each batch mixes classes.
+ *
+ * @example
+ * ```ts
+ * import { balancedBatches } from "./balanced_batches.ts";
+ * import { seededRandom } from "../data/random.ts";
+ * const batches = balancedBatches([0, 0, 0, 0, 1, 1], [0, 1, 2, 3, 4, 5], 4, seededRandom(1));
+ * console.assert(batches.flat().length === 8);
+ * ```
+ */
+export function balancedBatches(
+  labels: number[],
+  indices: number[],
+  batchSize: number,
+  random: () => number,
+): number[][] {
+  const byClass = new Map<number, number[]>();
+  for (const i of indices) byClass.set(labels[i], [...(byClass.get(labels[i]) ?? []), i]);
+  const largest = Math.max(...[...byClass.values()].map((v) => v.length));
+  const queues = [...byClass.keys()].sort((a, b) => a - b).map((y) => {
+    const pool = byClass.get(y)!;
+    const drawn: number[] = [];
+    while (drawn.length < largest) drawn.push(...shuffle(pool, random));
+    return drawn.slice(0, largest);
+  });
+  const order: number[] = [];
+  for (let k = 0; k < largest; k++) order.push(...shuffle(queues.map((q) => q[k]), random));
+  const batches: number[][] = [];
+  for (let s = 0; s < order.length; s += batchSize) batches.push(order.slice(s, s + batchSize));
+  // A trailing batch of one would make batch statistics degenerate in train-mode BN.
+  if (batches.length > 1 && batches[batches.length - 1].length < 2) {
+    batches[batches.length - 2].push(...batches.pop()!);
+  }
+  return batches;
+}
