@@ -90,7 +90,7 @@ async function readPrefix(source: IdxSource, path: string, count: number): Promi
     }
     throw err;
   }
-  let stream: ReadableStream<Uint8Array> = file.readable;
+  let stream: ReadableStream<Uint8Array<ArrayBuffer>> = file.readable;
   if (path.endsWith(".gz")) stream = stream.pipeThrough(new DecompressionStream("gzip"));
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];

@@ -39,7 +39,7 @@ const CLASS_NAMES = [
  *   `internal`/`dataset_corrupt` when a file is not valid gzipped IDX.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { readFashionMnist } from "./fashion_mnist.ts";
  * const ds = await readFashionMnist({ split: "train", perClass: 2 });
  * console.assert(ds.images.length === 20 && ds.classNames[9] === "Ankle boot");

