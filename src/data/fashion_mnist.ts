@@ -1,7 +1,16 @@
 import type { LabeledImages, SubsetOptions } from "./labeled_images.ts";
 import { readIdxDataset } from "./_idx.ts";
 
-/** Options for {@link readFashionMnist}. */
+/**
+ * Options for {@link readFashionMnist}.
+ *
+ * @example
+ * ```ts
+ * import type { FashionMnistOptions } from "./fashion_mnist.ts";
+ * const evaluation: FashionMnistOptions = { split: "test", limit: 1000 };
+ * console.assert(evaluation.limit === 1000);
+ * ```
+ */
 export interface FashionMnistOptions extends SubsetOptions {
   /** "train": the 60 000 training images; "test": the 10 000 test images. */
   split: "train" | "test";

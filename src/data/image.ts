@@ -26,7 +26,16 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
-/** Options for {@link decodeImage}. */
+/**
+ * Options for {@link decodeImage}.
+ *
+ * @example
+ * ```ts
+ * import type { DecodeImageOptions } from "./image.ts";
+ * const thumbnailsOnly: DecodeImageOptions = { maxPixels: 512 * 512 };
+ * console.assert(thumbnailsOnly.maxPixels === 262144);
+ * ```
+ */
 export interface DecodeImageOptions {
   /**
    * The most pixels (`width * height`) an image may declare; larger images are refused from their header,

@@ -3,7 +3,16 @@ import { RuntimeError } from "../errors.ts";
 import type { LabeledImages, SubsetOptions } from "./labeled_images.ts";
 import { readIdxDataset } from "./_idx.ts";
 
-/** Options for {@link readMnist}. */
+/**
+ * Options for {@link readMnist}.
+ *
+ * @example
+ * ```ts
+ * import type { MnistOptions } from "./mnist.ts";
+ * const fewShot: MnistOptions = { split: "train", perClass: 10, seed: 0 };
+ * console.assert(fewShot.split === "train");
+ * ```
+ */
 export interface MnistOptions extends SubsetOptions {
   /** "train": the 60 000 training images; "test": the 10 000 test images. */
   split: "train" | "test";

@@ -3,7 +3,16 @@ import type { RgbImage } from "./image.ts";
 import type { LabeledImages, SubsetOptions } from "./labeled_images.ts";
 import { selectIndices } from "./_select_indices.ts";
 
-/** Options for {@link readOptdigits}. */
+/**
+ * Options for {@link readOptdigits}.
+ *
+ * @example
+ * ```ts
+ * import type { OptdigitsOptions } from "./optdigits.ts";
+ * const fewShot: OptdigitsOptions = { perClass: 5, seed: 3 };
+ * console.assert(fewShot.perClass === 5);
+ * ```
+ */
 export interface OptdigitsOptions extends SubsetOptions {
   /** Path of `digits.csv.gz`; default where Debian's python3-sklearn installs it. */
   path?: string;
