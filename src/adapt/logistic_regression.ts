@@ -18,12 +18,12 @@ function fitOne(x: tf.Tensor2D, y: tf.Tensor2D, l2: number, steps: number) {
   const bias = tf.variable(tf.zeros([c]));
   const optimizer = tf.train.adam(0.05);
   for (let s = 0; s < steps; s++) {
-    tf.dispose(optimizer.minimize(() =>
+    optimizer.minimize(() =>
       tf.add(
         tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(x, kernel), bias)),
         tf.mul(l2 / 2, tf.sum(tf.square(kernel))),
       ) as tf.Scalar
-    ));
+    );
   }
   optimizer.dispose();
   const out = { kernel: kernel.clone() as tf.Tensor2D, bias: bias.clone() as tf.Tensor1D };

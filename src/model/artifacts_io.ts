@@ -24,7 +24,7 @@ export function directorySaver(dir: string): tf.io.IOHandler {
     await Deno.mkdir(dir, { recursive: true });
     const weightsManifest = [{ paths: [`./${WEIGHTS_BIN}`], weights: artifacts.weightSpecs ?? [] }];
     const json: tf.io.ModelJSON = {
-      modelTopology: artifacts.modelTopology,
+      modelTopology: artifacts.modelTopology ?? {},
       format: artifacts.format,
       generatedBy: artifacts.generatedBy,
       convertedBy: artifacts.convertedBy,

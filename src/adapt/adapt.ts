@@ -1,0 +1,352 @@
+import * as tf from "@tensorflow/tfjs";
+import { seededRandom } from "../data/random.ts";
+import { RuntimeError } from "../errors.ts";
+import type { Backbone } from "../model/backbone.ts";
+import type { AdaptationMetrics, EpochRecord } from "./adaptation_metrics.ts";
+import { AdaptedModel } from "./adapted_model.ts";
+import { augmentBatch, type AugmentOptions } from "./augment.ts";
+import { balancedBatches } from "./balanced_batches.ts";
+import { type BnConversionReport, convertBatchNorm } from "./bn_conversion.ts";
+import { classificationMetrics } from "./classification_metrics.ts";
+import { featureDistortion } from "./feature_distortion.ts";
+import { fitLogisticRegression } from "./logistic_regression.ts";
+import { type Method, METHODS } from "./methods.ts";
+import { cosineLearningRate } from "./schedule.ts";
+import { stratifiedSplit } from "./stratified_split.ts";
+import { validateTrainingSet } from "./validate_training_set.ts";
+
+/** Labelled images, already preprocessed for the backbone (`imagesToTensor` with `backbone.input`). */
+export interface TrainingSet {
+  /** `[N, H, W, C]` matching the backbone's input spec. */
+  images: tf.Tensor4D;
+  /** Class index of each image, in `[0, classNames.length)`. */
+  labels: number[];
+  classNames: string[];
+}
+
+/** A progress event: which phase, and where in it. */
+export interface AdaptProgress {
+  phase: "bn_conversion" | "linear_probe" | "training" | "evaluating";
+  epoch?: number;
+  epochs?: number;
+  step?: number;
+  steps?: number;
+  loss?: number;
+  /** Set at the end of each epoch. */
+  record?: EpochRecord;
+}
+
+/** Options of {@linkcode adapt}; defaults come from the method's recipe. */
+export interface AdaptOptions {
+  method?: Method;
+  epochs?: number;
+  batchSize?: number;
+  lrHead?: number;
+  lrBackbone?: number;
+  momentum?: number;
+  /** Seed for the split, batch order, augmentation and head initialisation. */
+  seed?: number;
+  /** Share of each class held out for validation (see `stratifiedSplit` for the rule). */
+  valFraction?: number;
+  augment?: Partial<AugmentOptions>;
+  onProgress?: (progress: AdaptProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** Defaults for the options that no method sets. */
+export const ADAPT_DEFAULTS = {
+  method: "daft" as Method,
+  epochs: 10,
+  batchSize: 16,
+  momentum: 0.9,
+  seed: 0,
+  valFraction: 0.2,
+  augment: { crop: false, flip: false },
+};
+
+/** Keras-style BN momentum while fine-tuning: 0.9 here is PyTorch's 0.1. */
+export const FINE_TUNE_BN_MOMENTUM = 0.9;
+
+function throwIfAborted(signal?: AbortSignal) {
+  if (signal?.aborted) throw new RuntimeError("conflict", "cancelled", "the adaptation was cancelled");
+}
+
+function snapshot(model: tf.LayersModel): tf.Tensor[] {
+  return tf.tidy(() => model.weights.map((w) => w.read().clone()));
+}
+
+async function evalLogits(
+  model: tf.LayersModel,
+  images: tf.Tensor4D,
+  batchSize: number,
+): Promise<Int32Array> {
+  const predicted = tf.tidy(() => tf.argMax(model.predict(images, { batchSize }) as tf.Tensor, 1));
+  const out = await predicted.data() as Int32Array;
+  predicted.dispose();
+  return out;
+}
+
+const accuracyOf = (predicted: ArrayLike<number>, labels: number[]) =>
+  labels.reduce((n, y, i) => n + (predicted[i] === y ? 1 : 0), 0) / Math.max(labels.length, 1);
+
+/**
+ * Adapts `backbone` to a labelled set with one of the methods in `METHODS` (default `daft`), and returns
+ * the adapted classifier with its metrics. The backbone's layers become the classifier's: pass a fresh
+ * backbone per call. Tensors the call creates are disposed, except the returned model's weights.
+ *
+ * @example
+ * ```ts
+ * import { adapt } from "./adapt.ts";
+ * import { tinyBackbone } from "../model/tiny.ts";
+ * import { imagesToTensor } from "../data/input_spec.ts";
+ * import { readImageFolder } from "../data/folder.ts";
+ * const backbone = await tinyBackbone();
+ * const data = await readImageFolder("fixtures/digits");
+ * const images = imagesToTensor(data.images, backbone.input);
+ * const model = await adapt(backbone, { images, labels: data.labels, classNames: data.classNames }, { epochs: 2 });
+ * console.log(model.metadata.metrics.valAccuracy);
+ * images.dispose();
+ * model.dispose();
+ * ```
+ */
+export async function adapt(
+  backbone: Backbone,
+  data: TrainingSet,
+  options: AdaptOptions = {},
+): Promise<AdaptedModel> {
+  const started = performance.now();
+  const method = options.method ?? ADAPT_DEFAULTS.method;
+  const recipe = METHODS[method];
+  if (!recipe) {
+    throw new RuntimeError("invalid", "unknown_method", `no method named '${method}'`, {
+      method,
+      available: Object.keys(METHODS),
+    });
+  }
+  const epochs = options.epochs ?? ADAPT_DEFAULTS.epochs;
+  const batchSize = options.batchSize ?? ADAPT_DEFAULTS.batchSize;
+  const seed = options.seed ?? ADAPT_DEFAULTS.seed;
+  const momentum = options.momentum ?? ADAPT_DEFAULTS.momentum;
+  const lrHead = options.lrHead ?? recipe.lrHead;
+  const lrBackbone = options.lrBackbone ?? recipe.lrBackbone;
+  const augment = { ...ADAPT_DEFAULTS.augment, ...options.augment };
+  const valFraction = options.valFraction ?? ADAPT_DEFAULTS.valFraction;
+  validateTrainingSet(backbone, data, { epochs, batchSize, lrHead, lrBackbone, momentum, valFraction });
+  const { signal, onProgress } = options;
+  const random = seededRandom(seed);
+  const classes = data.classNames.length;
+
+  const split = stratifiedSplit(data.labels, valFraction, seed);
+  const trainLabels = split.train.map((i) => data.labels[i]);
+  const valLabels = split.validation.map((i) => data.labels[i]);
+  const trainX = tf.gather(data.images, split.train) as tf.Tensor4D;
+  const valX = tf.gather(data.images, split.validation) as tf.Tensor4D;
+  const owned: tf.Tensor[] = [trainX, valX];
+  let classifier: tf.LayersModel | undefined;
+  try {
+    const pretrainedValFeatures = backbone.model.predict(valX, { batchSize }) as tf.Tensor2D;
+    owned.push(pretrainedValFeatures);
+
+    let bnConversion: BnConversionReport | null = null;
+    if (recipe.convertBatchNorm) {
+      throwIfAborted(signal);
+      onProgress?.({ phase: "bn_conversion" });
+      bnConversion = await convertBatchNorm(backbone.model, trainX, batchSize);
+    }
+    for (const layer of backbone.model.layers) {
+      if (layer.getClassName() === "BatchNormalization") {
+        (layer as unknown as { momentum: number }).momentum = FINE_TUNE_BN_MOMENTUM;
+      }
+    }
+
+    const featureOut = backbone.model.outputs[0];
+    const head = tf.layers.dense({
+      units: classes,
+      name: "head",
+      kernelInitializer: recipe.headInit === "glorot" ? tf.initializers.glorotUniform({ seed }) : "zeros",
+      biasInitializer: "zeros",
+    });
+    const logits = head.apply(featureOut) as tf.SymbolicTensor;
+    const probabilities = tf.layers.softmax({ name: "probabilities" }).apply(logits) as tf.SymbolicTensor;
+    classifier = tf.model({ inputs: backbone.model.inputs, outputs: probabilities, name: "adapted" });
+    const logitsModel = tf.model({ inputs: backbone.model.inputs, outputs: logits });
+
+    if (recipe.headInit === "linear-probe") {
+      throwIfAborted(signal);
+      onProgress?.({ phase: "linear_probe" });
+      const trainFeatures = backbone.model.predict(trainX, { batchSize }) as tf.Tensor2D;
+      const probe = await fitLogisticRegression(
+        { x: trainFeatures, labels: trainLabels },
+        { x: pretrainedValFeatures, labels: valLabels },
+        classes,
+      );
+      head.setWeights([probe.kernel, probe.bias]);
+      tf.dispose([trainFeatures, probe.kernel, probe.bias]);
+    }
+
+    const headVars = head.trainableWeights.map((w) => w.read() as tf.Variable);
+    const backboneVars = recipe.trainBackbone
+      ? backbone.model.trainableWeights.map((w) => w.read() as tf.Variable)
+      : [];
+    const initial = backboneVars.map((v) => v.clone());
+    owned.push(...initial);
+
+    const history: EpochRecord[] = [];
+    let best = { accuracy: -1, epoch: -1, weights: snapshot(classifier) };
+    const trainEpochs = recipe.trainBackbone || recipe.headInit !== "linear-probe" ? epochs : 0;
+    const headOptimizer = tf.train.momentum(lrHead, momentum);
+    const backboneOptimizer = tf.train.momentum(lrBackbone, momentum);
+    const training = recipe.batchNorm === "train";
+    try {
+      if (trainEpochs === 0) {
+        best.accuracy = accuracyOf(await evalLogits(logitsModel, valX, batchSize), valLabels);
+        best.epoch = 0;
+      }
+      for (let epoch = 0; epoch < trainEpochs; epoch++) {
+        const epochStarted = performance.now();
+        const rates = {
+          lrHead: cosineLearningRate(lrHead, epoch, trainEpochs),
+          lrBackbone: cosineLearningRate(lrBackbone, epoch, trainEpochs),
+        };
+        headOptimizer.setLearningRate(rates.lrHead);
+        backboneOptimizer.setLearningRate(rates.lrBackbone);
+        const batches = balancedBatches(trainLabels, trainLabels.map((_, i) => i), batchSize, random);
+        let lossSum = 0, correct = 0, seen = 0;
+        for (const [step, batch] of batches.entries()) {
+          throwIfAborted(signal);
+          const { loss, hits } = tf.tidy(() => {
+            const x = augmentBatch(tf.gather(trainX, batch) as tf.Tensor4D, augment, random);
+            const y = tf.oneHot(tf.tensor1d(batch.map((i) => trainLabels[i]), "int32"), classes);
+            let hits: tf.Tensor | undefined;
+            const { value, grads } = tf.variableGrads(() => {
+              const out = logitsModel.apply(x, { training }) as tf.Tensor;
+              hits = tf.keep(tf.sum(tf.equal(tf.argMax(out, 1), tf.argMax(y, 1))));
+              return tf.losses.softmaxCrossEntropy(y, out) as tf.Scalar;
+            }, [...headVars, ...backboneVars]);
+            headOptimizer.applyGradients(headVars.map((v) => ({ name: v.name, tensor: grads[v.name] })));
+            if (backboneVars.length) {
+              backboneOptimizer.applyGradients(
+                backboneVars.map((v) => ({ name: v.name, tensor: grads[v.name] })),
+              );
+            }
+            return { loss: value, hits: hits! };
+          });
+          const [l, h] = [(await loss.data())[0], (await hits.data())[0]];
+          tf.dispose([loss, hits]);
+          if (!Number.isFinite(l)) {
+            throw new RuntimeError(
+              "invalid",
+              "diverged",
+              `training diverged at epoch ${epoch}, step ${step} (loss ${l}); lower the learning rates`,
+              {
+                epoch,
+                step,
+                lrHead,
+                lrBackbone,
+              },
+            );
+          }
+          lossSum += l * batch.length;
+          correct += h;
+          seen += batch.length;
+          onProgress?.({
+            phase: "training",
+            epoch,
+            epochs: trainEpochs,
+            step: step + 1,
+            steps: batches.length,
+            loss: l,
+          });
+        }
+        const valAccuracy = accuracyOf(await evalLogits(logitsModel, valX, batchSize), valLabels);
+        const record: EpochRecord = {
+          epoch,
+          trainLoss: lossSum / seen,
+          trainAccuracy: correct / seen,
+          valAccuracy,
+          ...rates,
+          seconds: (performance.now() - epochStarted) / 1000,
+        };
+        history.push(record);
+        if (valAccuracy > best.accuracy) {
+          tf.dispose(best.weights);
+          best = { accuracy: valAccuracy, epoch, weights: snapshot(classifier) };
+        }
+        onProgress?.({ phase: "training", epoch, epochs: trainEpochs, record });
+      }
+    } finally {
+      headOptimizer.dispose();
+      backboneOptimizer.dispose();
+    }
+    classifier.setWeights(best.weights);
+    tf.dispose(best.weights);
+
+    onProgress?.({ phase: "evaluating" });
+    const predicted = await evalLogits(logitsModel, valX, batchSize);
+    const adaptedValFeatures = backbone.model.predict(valX, { batchSize }) as tf.Tensor2D;
+    owned.push(adaptedValFeatures);
+    const parameterChange = parameterChangeByLayer(backbone.model, backboneVars, initial);
+    const metrics: AdaptationMetrics = {
+      valAccuracy: best.accuracy,
+      bestEpoch: best.epoch,
+      history,
+      validation: classificationMetrics(valLabels, predicted, data.classNames),
+      distortion: await featureDistortion(pretrainedValFeatures, adaptedValFeatures),
+      parameterChange,
+      trainSamples: split.train.length,
+      valSamples: split.validation.length,
+      seconds: (performance.now() - started) / 1000,
+    };
+    const model = new AdaptedModel(classifier, {
+      format: "daft-edge-model/1",
+      createdAt: new Date().toISOString(),
+      method,
+      hyperparameters: {
+        epochs,
+        batchSize,
+        lrHead,
+        lrBackbone,
+        momentum,
+        seed,
+        valFraction,
+        augment,
+        bnMomentum: FINE_TUNE_BN_MOMENTUM,
+      },
+      classNames: data.classNames,
+      input: backbone.input,
+      featureLayer: featureOut.sourceLayer.name,
+      backbone: { name: backbone.name, provenance: backbone.provenance },
+      backend: tf.getBackend(),
+      metrics,
+      bnConversion,
+    });
+    classifier = undefined;
+    return model;
+  } finally {
+    tf.dispose(owned);
+    classifier?.dispose();
+  }
+}
+
+function parameterChangeByLayer(model: tf.LayersModel, current: tf.Variable[], initial: tf.Tensor[]) {
+  const byLayer = new Map<string, { diff: number; base: number }>();
+  const owner = new Map<string, string>();
+  for (const layer of model.layers) {
+    for (const w of layer.trainableWeights) owner.set((w.read() as tf.Variable).name, layer.name);
+  }
+  const diffs = tf.tidy(() =>
+    current.map((v, i) => tf.stack([tf.sum(tf.square(tf.sub(v, initial[i]))), tf.sum(tf.square(initial[i]))]))
+  );
+  diffs.forEach((d, i) => {
+    const [diff, base] = d.dataSync();
+    const name = owner.get(current[i].name) ?? current[i].name;
+    const acc = byLayer.get(name) ?? { diff: 0, base: 0 };
+    byLayer.set(name, { diff: acc.diff + diff, base: acc.base + base });
+  });
+  tf.dispose(diffs);
+  return [...byLayer].map(([layer, { diff, base }]) => ({
+    layer,
+    norm: Math.sqrt(diff),
+    relative: base > 0 ? Math.sqrt(diff / base) : 0,
+  }));
+}

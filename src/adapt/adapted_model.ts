@@ -1,0 +1,121 @@
+import * as tf from "@tensorflow/tfjs";
+import { join } from "node:path";
+import type { InputSpec } from "../data/input_spec.ts";
+import { RuntimeError } from "../errors.ts";
+import { directorySaver, loadModelFromDirectory } from "../model/artifacts_io.ts";
+import type { Provenance } from "../model/backbone.ts";
+import type { AdaptationMetrics } from "./adaptation_metrics.ts";
+import type { BnConversionReport } from "./bn_conversion.ts";
+import type { Method } from "./methods.ts";
+
+/** The metadata file written beside the tfjs artifacts. */
+export const METADATA_JSON = "metadata.json";
+
+/** Everything needed to use and audit an adapted model, saved as `metadata.json`. */
+export interface ModelMetadata {
+  format: "daft-edge-model/1";
+  createdAt: string;
+  method: Method;
+  hyperparameters: Record<string, unknown>;
+  classNames: string[];
+  /** How images must be preprocessed before `classifier`. */
+  input: InputSpec;
+  /** Name of the layer that outputs the backbone features `[N, D]`. */
+  featureLayer: string;
+  backbone: { name: string; provenance: Provenance };
+  backend: string;
+  metrics: AdaptationMetrics;
+  bnConversion: BnConversionReport | null;
+}
+
+/** One image's prediction: the best label, its probability, and the `k` best. */
+export interface Prediction {
+  label: string;
+  score: number;
+  topK: { label: string; score: number }[];
+}
+
+/**
+ * A classifier adapted to a new domain: `classifier` maps preprocessed images `[N, H, W, C]` to class
+ * probabilities `[N, classes]`, and `metadata` says how it was made.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { AdaptedModel } from "./adapted_model.ts";
+ * const model = await AdaptedModel.load("fixtures/models/tiny-digits");
+ * const [p] = await model.predict(tf.zeros([1, 28, 28, 1]), 3);
+ * console.log(p.label, p.score, p.topK.length);
+ * model.dispose();
+ * ```
+ */
+export class AdaptedModel {
+  constructor(readonly classifier: tf.LayersModel, readonly metadata: ModelMetadata) {}
+
+  /** Class probabilities for a batch, in input order, with the `topK` best of each. */
+  async predict(images: tf.Tensor4D, topK = 3, batchSize = 32): Promise<Prediction[]> {
+    const { height, width, channels } = this.metadata.input;
+    if (
+      images.rank !== 4 || images.shape[1] !== height || images.shape[2] !== width ||
+      images.shape[3] !== channels
+    ) {
+      throw new RuntimeError(
+        "invalid",
+        "shape_mismatch",
+        `the model takes images [N, ${height}, ${width}, ${channels}], got [${images.shape}]`,
+      );
+    }
+    const names = this.metadata.classNames;
+    const k = Math.max(1, Math.min(Math.floor(topK), names.length));
+    const probabilities = this.classifier.predict(images, { batchSize }) as tf.Tensor2D;
+    const { values, indices } = tf.topk(probabilities, k);
+    const [v, ix] = [await values.data(), await indices.data()];
+    tf.dispose([probabilities, values, indices]);
+    return Array.from({ length: images.shape[0] }, (_, n) => {
+      const top = Array.from({ length: k }, (_, j) => ({ label: names[ix[n * k + j]], score: v[n * k + j] }));
+      return { label: top[0].label, score: top[0].score, topK: top };
+    });
+  }
+
+  /** Backbone features `[N, D]` of a batch, in eval mode (the caller disposes the result). */
+  features(images: tf.Tensor4D, batchSize = 32): tf.Tensor2D {
+    const layer = this.classifier.getLayer(this.metadata.featureLayer);
+    const extractor = tf.model({
+      inputs: this.classifier.inputs,
+      outputs: layer.output as tf.SymbolicTensor,
+    });
+    return extractor.predict(images, { batchSize }) as tf.Tensor2D;
+  }
+
+  /** Writes `model.json`, `weights.bin` and `metadata.json` into `dir`. */
+  async save(dir: string): Promise<void> {
+    await this.classifier.save(directorySaver(dir));
+    await Deno.writeTextFile(join(dir, METADATA_JSON), JSON.stringify(this.metadata, null, 2));
+  }
+
+  /** Reads a model written by {@linkcode AdaptedModel.save}. */
+  static async load(dir: string): Promise<AdaptedModel> {
+    let metadata: ModelMetadata;
+    try {
+      metadata = JSON.parse(await Deno.readTextFile(join(dir, METADATA_JSON)));
+    } catch (err) {
+      throw new RuntimeError("not_found", "model_not_found", `no readable ${METADATA_JSON} in ${dir}`, {
+        path: dir,
+        cause: (err as Error).message,
+      });
+    }
+    if (metadata.format !== "daft-edge-model/1") {
+      throw new RuntimeError(
+        "invalid",
+        "invalid_model",
+        `${dir} holds format '${metadata.format}', not daft-edge-model/1`,
+      );
+    }
+    return new AdaptedModel(await loadModelFromDirectory(dir), metadata);
+  }
+
+  /** Frees the model's weights. */
+  dispose(): void {
+    this.classifier.dispose();
+  }
+}
