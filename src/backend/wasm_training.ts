@@ -1,0 +1,78 @@
+import * as tf from "@tensorflow/tfjs";
+// Registers the wasm backend and its stock kernels, which the ones below build on or stand in for.
+import "@tensorflow/tfjs-backend-wasm";
+import { conv2dBackpropFilter, conv2dBackpropInput } from "./_wasm_conv2d_grads.ts";
+import { depthwiseBackpropFilter, depthwiseBackpropInput } from "./_wasm_depthwise_grads.ts";
+import { leadingAxesReduction } from "./_wasm_reductions.ts";
+import { blockTile } from "./_wasm_tile.ts";
+
+type Provided = { name: string; kernelFunc: tf.KernelFunc; setupFunc?: tf.KernelSetupFunc };
+
+let provided: Provided[] | undefined;
+
+// Built once, capturing the stock kernels before they are replaced, so that registering is idempotent.
+function trainingKernels(): Provided[] {
+  if (provided) return provided;
+  const stock = (name: string) => {
+    const config = tf.getKernel(name, "wasm");
+    if (!config) throw new Error(`wasm training: tfjs-backend-wasm registered no '${name}' kernel`);
+    return config;
+  };
+  const kernel = (f: unknown) => f as tf.KernelFunc;
+  // Each is composed from kernels the wasm backend runs in XNNPACK or its C++ (conv, matmul, pooling, pad),
+  // called directly on the backend: no engine tensors, nothing on a gradient tape.
+  provided = [
+    // tfjs-backend-wasm has none of these three.
+    { name: tf.Conv2DBackpropFilter, kernelFunc: kernel(conv2dBackpropFilter) },
+    { name: tf.DepthwiseConv2dNativeBackpropInput, kernelFunc: kernel(depthwiseBackpropInput) },
+    { name: tf.DepthwiseConv2dNativeBackpropFilter, kernelFunc: kernel(depthwiseBackpropFilter) },
+    // The rest replace stock kernels that are scalar loops, slow enough to dominate a training step: the
+    // conv input gradient, and the reductions and tiling in every batch-norm gradient.
+    { name: tf.Conv2DBackpropInput, kernelFunc: kernel(conv2dBackpropInput) },
+    ...[tf.Sum, tf.Mean].map((name) => {
+      const { kernelFunc, setupFunc } = stock(name);
+      return { name, kernelFunc: leadingAxesReduction(name as "Sum" | "Mean", kernelFunc), setupFunc };
+    }),
+    (() => {
+      const { kernelFunc, setupFunc } = stock(tf.Tile);
+      return { name: tf.Tile, kernelFunc: blockTile(kernelFunc), setupFunc };
+    })(),
+  ];
+  return provided;
+}
+
+/**
+ * Registers, for the tfjs `wasm` backend, the convolution gradient kernels it lacks (Conv2DBackpropFilter,
+ * DepthwiseConv2dNativeBackpropInput, DepthwiseConv2dNativeBackpropFilter), so `tf.grad`,
+ * `tf.variableGrads` and `optimizer.minimize` work through conv2d and depthwiseConv2d layers on wasm,
+ * matching the `cpu` backend to float32 rounding. It also replaces four stock wasm kernels that are correct
+ * but too slow for training (Conv2DBackpropInput, Sum, Mean, Tile) with faster equivalents.
+ *
+ * The gradients support NHWC, any strides, `same`/`valid`/explicit padding, dilation 1 and depthwise channel
+ * multiplier 1; anything else throws an error naming the kernel and the attribute. Safe to call more than
+ * once, before or after the wasm backend is initialised.
+ *
+ * @returns The names of the kernels it provides.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { registerWasmTrainingKernels } from "./wasm_training.ts";
+ *
+ * registerWasmTrainingKernels();
+ * await tf.setBackend("wasm");
+ * const w = tf.variable(tf.randomNormal([3, 3, 2, 4]));
+ * const x = tf.randomNormal([1, 8, 8, 2]);
+ * const { grads } = tf.variableGrads(() => tf.conv2d(x, w, 2, "same").square().sum() as tf.Scalar, [w]);
+ * console.log(grads[w.name].shape); // [3, 3, 2, 4]
+ * ```
+ */
+export function registerWasmTrainingKernels(): string[] {
+  for (const { name, kernelFunc, setupFunc } of trainingKernels()) {
+    const existing = tf.getKernel(name, "wasm");
+    if (existing?.kernelFunc === kernelFunc) continue;
+    if (existing) tf.unregisterKernel(name, "wasm");
+    tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc, setupFunc });
+  }
+  return trainingKernels().map((k) => k.name);
+}
