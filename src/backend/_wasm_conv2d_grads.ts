@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { convGeometry, type ConvGradAttrs, transposedConv } from "./_wasm_conv_geometry.ts";
+import { channelMajorWindow, transpose2d } from "./_wasm_heap_copy.ts";
 import { composed, view, type WasmBackend, type WasmScratch } from "./_wasm_scratch.ts";
 
 /**
@@ -27,8 +28,10 @@ export function conv2dBackpropInput(
 
 /**
  * Conv2DBackpropFilter on wasm: `x` `[N, H, W, Cin]` and `dy` `[N, Ho, Wo, Cout]` to `dW` `[kh, kw, Cin, Cout]`
- * (`attrs.filterShape`). Each filter tap is one XNNPACK matrix product over the N*Ho*Wo positions: the
- * transposed operand is whichever of `x`/`dy` has fewer channels; 1x1 stride-1 convolutions need no im2col.
+ * (`attrs.filterShape`). Each filter tap is one XNNPACK matrix product over the N*Ho*Wo output positions,
+ * `patchᵀ · dy`, the tap's im2col patch gathered channel-major in one pass (padding read as zeros). A 1x1
+ * stride-1 convolution needs no patch: its product transposes the wider of `x` and `dy` and hands XNNPACK
+ * the narrower to pack, since packing costs it several times what a transpose does.
  */
 export function conv2dBackpropFilter(
   args: {
@@ -46,52 +49,34 @@ export function conv2dBackpropFilter(
   const m = info.batchSize * ho * wo;
   return composed(args.backend, (s) => {
     const pointwise = kh === 1 && kw === 1 && sh === 1 && sw === 1 && x.shape[1] === ho && x.shape[2] === wo;
-    if (pointwise) return { result: tapProduct(s, view(x, [m, cin]), dy, m), shape: filterShape };
-    const padded = padInfo.top || padInfo.bottom || padInfo.left || padInfo.right
-      ? s.run(tf.PadV2, { x }, {
-        paddings: [[0, 0], [padInfo.top, padInfo.bottom], [padInfo.left, padInfo.right], [0, 0]],
-        constantValue: 0,
-      })
-      : x;
-    // dy transposed once, shared by every tap: dW[i, j] = dyᵀ · x[:, i::sh, j::sw] is [Cout, Cin].
-    const dyT = s.run(tf.Transpose, { x: view(dy, [m, cout]) }, { perm: [1, 0] });
+    if (pointwise) {
+      if (cin >= cout) {
+        return {
+          result: matmul(s, s.own(transpose2d(s.backend, view(x, [m, cin]))), view(dy, [m, cout])),
+          shape: filterShape,
+        };
+      }
+      const dwT = matmul(s, s.own(transpose2d(s.backend, view(dy, [m, cout]))), view(x, [m, cin]));
+      return { result: s.own(transpose2d(s.backend, dwT)), shape: filterShape };
+    }
     const taps: tf.TensorInfo[] = [];
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++) {
-        const patch = s.run(tf.StridedSlice, { x: padded }, {
-          begin: [0, i, j, 0],
-          end: [info.batchSize, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, cin],
-          strides: [1, sh, sw, 1],
-          beginMask: 0,
-          endMask: 0,
-          ellipsisMask: 0,
-          newAxisMask: 0,
-          shrinkAxisMask: 0,
-        });
-        taps.push(matmul(s, view(dyT, [cout, m]), view(patch, [m, cin])));
+        const patch = s.own(
+          channelMajorWindow(s.backend, x, i - padInfo.top, j - padInfo.left, sh, sw, ho, wo),
+        );
+        // dy is the packed operand of every tap: XNNPACK packs it once and reuses it.
+        taps.push(matmul(s, patch, view(dy, [m, cout])));
       }
     }
     const stacked = taps.length === 1 ? taps[0] : s.run(tf.Concat, taps, { axis: 0 });
-    const dw = s.run(tf.Transpose, { x: view(stacked, [kh * kw, cout, cin]) }, { perm: [0, 2, 1] });
-    return { result: dw, shape: filterShape };
+    return { result: stacked, shape: filterShape };
   });
 }
 
-/** `aᵀ · b` for `a` `[M, Ca]` and `b` `[M, Cb]`, transposing the narrower side: `[Ca, Cb]`. */
-function tapProduct(s: WasmScratch, a: tf.TensorInfo, b: tf.TensorInfo, m: number): tf.TensorInfo {
-  const ca = a.shape[a.shape.length - 1], cb = b.shape[b.shape.length - 1];
-  if (ca <= cb) {
-    const aT = s.run(tf.Transpose, { x: view(a, [m, ca]) }, { perm: [1, 0] });
-    return matmul(s, aT, view(b, [m, cb]));
-  }
-  const bT = s.run(tf.Transpose, { x: view(b, [m, cb]) }, { perm: [1, 0] });
-  const ba = matmul(s, bT, view(a, [m, ca]));
-  return s.run(tf.Transpose, { x: ba }, { perm: [1, 0] });
-}
-
 /**
- * `a` `[P, K]` times `b` `[K, Q]`. Untransposed, batch-1 operands are what the wasm BatchMatMul hands to
- * XNNPACK; anything else falls to its scalar loop.
+ * `a` `[P, K]` times `b` `[K, Q]`: `[P, Q]`. Untransposed, batch-1 operands are what the wasm BatchMatMul
+ * hands to XNNPACK (which packs `b`, cached by its tensor id); anything else falls to its scalar loop.
  */
 function matmul(s: WasmScratch, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
   const [p, k] = a.shape, q = b.shape[1];

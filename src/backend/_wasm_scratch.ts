@@ -54,6 +54,12 @@ export class WasmScratch {
     return out;
   }
 
+  /** Takes ownership of `info` (allocated outside {@linkcode run}): it is freed with the rest. */
+  own(info: tf.TensorInfo): tf.TensorInfo {
+    this.#owned.push(info);
+    return info;
+  }
+
   /** A float32 scalar on the heap, freed with the rest. */
   scalar(value: number): tf.TensorInfo {
     const out = this.backend.makeOutput([], "float32", undefined, new Float32Array([value]));

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { heap } from "./_wasm_heap_copy.ts";
 import type { WasmBackend } from "./_wasm_scratch.ts";
 
 /**
@@ -13,13 +14,13 @@ export function blockTile(fallback: tf.KernelFunc): tf.KernelFunc {
     if (x.dtype === "string" || x.dtype === "complex64" || reps.length !== x.shape.length) {
       return fallback(args as unknown as Parameters<tf.KernelFunc>[0]);
     }
-    const backend = args.backend as WasmBackend & { typedArrayFromHeap(t: tf.TensorInfo): tf.TypedArray };
+    const backend = args.backend;
     const outShape = x.shape.map((d, i) => d * reps[i]);
     const out = backend.makeOutput(outShape, x.dtype);
     if (tf.util.sizeFromShape(outShape) === 0) return out;
     // Views only after allocating: growing the heap detaches earlier ones.
-    const src = backend.typedArrayFromHeap(x);
-    const dst = backend.typedArrayFromHeap(out);
+    const src = heap(backend, x);
+    const dst = heap(backend, out);
     if (x.shape.length === 0) {
       dst[0] = src[0];
       return out;

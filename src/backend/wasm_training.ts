@@ -3,7 +3,9 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { conv2dBackpropFilter, conv2dBackpropInput } from "./_wasm_conv2d_grads.ts";
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from "./_wasm_depthwise_grads.ts";
+import { sharedIdentity } from "./_wasm_identity.ts";
 import { leadingAxesReduction } from "./_wasm_reductions.ts";
+import { blockSlice } from "./_wasm_slice.ts";
 import { blockTile } from "./_wasm_tile.ts";
 
 type Provided = { name: string; kernelFunc: tf.KernelFunc; setupFunc?: tf.KernelSetupFunc };
@@ -13,10 +15,12 @@ let provided: Provided[] | undefined;
 // Built once, capturing the stock kernels before they are replaced, so that registering is idempotent.
 function trainingKernels(): Provided[] {
   if (provided) return provided;
-  const stock = (name: string) => {
-    const config = tf.getKernel(name, "wasm");
-    if (!config) throw new Error(`wasm training: tfjs-backend-wasm registered no '${name}' kernel`);
-    return config;
+  // A replacement falls back to the stock kernel for what it does not handle, and keeps its setup (which the
+  // engine runs each time the backend is set).
+  const replacing = (name: string, make: (stock: tf.KernelFunc) => tf.KernelFunc): Provided => {
+    const stock = tf.getKernel(name, "wasm");
+    if (!stock) throw new Error(`wasm training: tfjs-backend-wasm registered no '${name}' kernel`);
+    return { name, kernelFunc: make(stock.kernelFunc), setupFunc: stock.setupFunc };
   };
   const kernel = (f: unknown) => f as tf.KernelFunc;
   // Each is composed from kernels the wasm backend runs in XNNPACK or its C++ (conv, matmul, pooling, pad),
@@ -26,17 +30,15 @@ function trainingKernels(): Provided[] {
     { name: tf.Conv2DBackpropFilter, kernelFunc: kernel(conv2dBackpropFilter) },
     { name: tf.DepthwiseConv2dNativeBackpropInput, kernelFunc: kernel(depthwiseBackpropInput) },
     { name: tf.DepthwiseConv2dNativeBackpropFilter, kernelFunc: kernel(depthwiseBackpropFilter) },
-    // The rest replace stock kernels that are scalar loops, slow enough to dominate a training step: the
-    // conv input gradient, and the reductions and tiling in every batch-norm gradient.
+    // The rest replace stock kernels that are scalar loops or whole-input copies, slow enough to dominate a
+    // training step: the conv input gradient, the reductions and tiling in every batch-norm gradient, the
+    // slice that is the gradient of zero padding, and the copy behind every tensor saved for a gradient.
     { name: tf.Conv2DBackpropInput, kernelFunc: kernel(conv2dBackpropInput) },
-    ...[tf.Sum, tf.Mean].map((name) => {
-      const { kernelFunc, setupFunc } = stock(name);
-      return { name, kernelFunc: leadingAxesReduction(name as "Sum" | "Mean", kernelFunc), setupFunc };
-    }),
-    (() => {
-      const { kernelFunc, setupFunc } = stock(tf.Tile);
-      return { name: tf.Tile, kernelFunc: blockTile(kernelFunc), setupFunc };
-    })(),
+    replacing(tf.Sum, (stock) => leadingAxesReduction("Sum", stock)),
+    replacing(tf.Mean, (stock) => leadingAxesReduction("Mean", stock)),
+    replacing(tf.Tile, blockTile),
+    replacing(tf.Slice, blockSlice),
+    replacing(tf.Identity, sharedIdentity),
   ];
   return provided;
 }
@@ -45,8 +47,8 @@ function trainingKernels(): Provided[] {
  * Registers, for the tfjs `wasm` backend, the convolution gradient kernels it lacks (Conv2DBackpropFilter,
  * DepthwiseConv2dNativeBackpropInput, DepthwiseConv2dNativeBackpropFilter), so `tf.grad`,
  * `tf.variableGrads` and `optimizer.minimize` work through conv2d and depthwiseConv2d layers on wasm,
- * matching the `cpu` backend to float32 rounding. It also replaces four stock wasm kernels that are correct
- * but too slow for training (Conv2DBackpropInput, Sum, Mean, Tile) with faster equivalents.
+ * matching the `cpu` backend to float32 rounding. It also replaces six stock wasm kernels that are correct
+ * but too slow for training (Conv2DBackpropInput, Sum, Mean, Tile, Slice, Identity) with faster equivalents.
  *
  * The gradients support NHWC, any strides, `same`/`valid`/explicit padding, dilation 1 and depthwise channel
  * multiplier 1; anything else throws an error naming the kernel and the attribute. Safe to call more than

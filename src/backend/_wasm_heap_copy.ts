@@ -1,0 +1,62 @@
+import type * as tf from "@tensorflow/tfjs";
+import type { WasmBackend } from "./_wasm_scratch.ts";
+
+// Data movement the wasm backend does slowly (its StridedSlice and 2-D Transpose compute an index per
+// element in C++), done here as plain copies between heap views.
+
+type HeapBackend = WasmBackend & { typedArrayFromHeap(t: tf.TensorInfo): tf.TypedArray };
+
+/** A typed-array view of `t`'s data on the wasm heap; take it after allocating, as growth detaches views. */
+export function heap(backend: WasmBackend, t: tf.TensorInfo): tf.TypedArray {
+  return (backend as HeapBackend).typedArrayFromHeap(t);
+}
+
+/**
+ * One filter tap's im2col patch of `x` `[N, H, W, C]`: `x[n, top + sh*h, left + sw*w, c]` for `h < ho`,
+ * `w < wo`, zero where that falls outside `x` (the convolution's padding), written channel-major as
+ * `[C, N*ho*wo]`: the left operand of a matrix product over output positions.
+ */
+export function channelMajorWindow(
+  backend: WasmBackend,
+  x: tf.TensorInfo,
+  top: number,
+  left: number,
+  sh: number,
+  sw: number,
+  ho: number,
+  wo: number,
+): tf.TensorInfo {
+  const [n, hx, wx, c] = x.shape;
+  const m = n * ho * wo;
+  const out = backend.makeOutput([c, m], "float32");
+  // Views only after allocating: growing the heap detaches earlier ones.
+  const src = heap(backend, x), dst = heap(backend, out);
+  const rowStride = wx * c, imageStride = hx * rowStride;
+  let p = 0;
+  for (let b = 0; b < n; b++) {
+    for (let h = 0; h < ho; h++) {
+      const row = top + h * sh;
+      for (let w = 0; w < wo; w++, p++) {
+        const col = left + w * sw;
+        if (row < 0 || row >= hx || col < 0 || col >= wx) {
+          for (let k = 0, d = p; k < c; k++, d += m) dst[d] = 0;
+          continue;
+        }
+        const s = b * imageStride + row * rowStride + col * c;
+        for (let k = 0, d = p; k < c; k++, d += m) dst[d] = src[s + k];
+      }
+    }
+  }
+  return out;
+}
+
+/** `x` `[R, C]` transposed to `[C, R]`, one output row at a time (sequential writes). */
+export function transpose2d(backend: WasmBackend, x: tf.TensorInfo): tf.TensorInfo {
+  const [r, c] = x.shape;
+  const out = backend.makeOutput([c, r], x.dtype);
+  const src = heap(backend, x), dst = heap(backend, out);
+  for (let j = 0, d = 0; j < c; j++) {
+    for (let i = 0, s = j; i < r; i++, s += c) dst[d++] = src[s];
+  }
+  return out;
+}

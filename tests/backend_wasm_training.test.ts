@@ -1,0 +1,254 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import { registerWasmTrainingKernels } from "../src/backend/wasm_training.ts";
+
+registerWasmTrainingKernels();
+
+/** Deterministic uniform values in [-1, 1) (mulberry32), so both backends see the same inputs. */
+function uniform(n: number, seed: number): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return out;
+}
+
+function random(shape: number[], seed: number): tf.Tensor {
+  return tf.tensor(uniform(tf.util.sizeFromShape(shape), seed), shape);
+}
+
+/** Largest difference over largest reference magnitude. */
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  assert.equal(actual.length, expected.length);
+  let diff = 0, scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return diff / Math.max(scale, 1e-30);
+}
+
+/** Runs `f` on `backend` and returns what it returns as plain arrays. */
+async function on(backend: "cpu" | "wasm", f: () => tf.Tensor[]): Promise<Float32Array[]> {
+  assert.ok(await tf.setBackend(backend));
+  const outs = f();
+  const values = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
+  tf.dispose(outs);
+  return values;
+}
+
+type Padding = "same" | "valid" | [[number, number], [number, number], [number, number], [number, number]];
+
+interface ConvCase {
+  kind: "conv2d" | "depthwise";
+  input: [number, number, number, number];
+  kernel: number;
+  stride: number | [number, number];
+  pad: Padding;
+}
+
+const EXPLICIT: Padding = [[0, 0], [1, 2], [0, 1], [0, 0]];
+
+function convCases(kind: ConvCase["kind"]): ConvCase[] {
+  const cases: ConvCase[] = [];
+  for (const stride of [1, 2, [2, 1] as [number, number]]) {
+    for (const pad of ["same", "valid", EXPLICIT] as Padding[]) {
+      for (const kernel of [1, 3]) {
+        for (const size of [7, 8]) cases.push({ kind, input: [2, size, size + 1, 3], kernel, stride, pad });
+      }
+    }
+  }
+  return cases;
+}
+
+/** The gradients of `sum(conv(x, w) * r)` with respect to `x` and `w`. */
+function convGrads(c: ConvCase): () => tf.Tensor[] {
+  return () => {
+    const channels = c.input[3];
+    const filterShape = c.kind === "conv2d"
+      ? [c.kernel, c.kernel + 1, channels, 5]
+      : [c.kernel, c.kernel, channels, 1];
+    const x = random(c.input, 1);
+    const w = random(filterShape, 2);
+    const conv = (a: tf.Tensor, b: tf.Tensor) =>
+      c.kind === "conv2d"
+        ? tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad)
+        : tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad);
+    const r = tf.tidy(() => random(conv(x, w).shape, 3));
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).mul(r).sum())([x, w]);
+    tf.dispose([x, w, r]);
+    return grads;
+  };
+}
+
+async function assertGradsMatchCpu(cases: ConvCase[]) {
+  for (const c of cases) {
+    const [dxCpu, dwCpu] = await on("cpu", convGrads(c));
+    const [dxWasm, dwWasm] = await on("wasm", convGrads(c));
+    const label = JSON.stringify(c);
+    assert.ok(relativeError(dxWasm, dxCpu) < 1e-4, `input gradient differs for ${label}`);
+    assert.ok(relativeError(dwWasm, dwCpu) < 1e-4, `filter gradient differs for ${label}`);
+  }
+}
+
+Deno.test("registering is idempotent and names the kernels it provides", () => {
+  const first = registerWasmTrainingKernels();
+  const second = registerWasmTrainingKernels();
+  assert.deepEqual(second, first);
+  for (
+    const name of [
+      "Conv2DBackpropFilter",
+      "Conv2DBackpropInput",
+      "DepthwiseConv2dNativeBackpropFilter",
+      "DepthwiseConv2dNativeBackpropInput",
+    ]
+  ) {
+    assert.ok(first.includes(name), name);
+    assert.ok(tf.getKernel(name, "wasm"), name);
+  }
+});
+
+Deno.test("conv2d gradients on wasm equal cpu's across strides, paddings and kernel sizes", async () => {
+  await assertGradsMatchCpu(convCases("conv2d"));
+});
+
+Deno.test("depthwiseConv2d gradients on wasm equal cpu's across strides, paddings and kernel sizes", async () => {
+  await assertGradsMatchCpu(convCases("depthwise"));
+});
+
+Deno.test("conv2d gradients on wasm equal cpu's for MobileNet-like shapes", async () => {
+  await assertGradsMatchCpu([
+    { kind: "conv2d", input: [2, 17, 17, 3], kernel: 3, stride: 2, pad: "valid" },
+    { kind: "conv2d", input: [2, 12, 12, 24], kernel: 1, stride: 1, pad: "same" },
+    { kind: "conv2d", input: [2, 12, 12, 40], kernel: 1, stride: 1, pad: "valid" },
+    { kind: "depthwise", input: [2, 13, 13, 24], kernel: 3, stride: 2, pad: "valid" },
+    { kind: "depthwise", input: [2, 12, 12, 40], kernel: 3, stride: 1, pad: "same" },
+  ]);
+});
+
+Deno.test("the conv gradients reject what they do not support, naming the kernel", async () => {
+  assert.ok(await tf.setBackend("wasm"));
+  const x = tf.zeros([1, 4, 4, 2]);
+  const dy = tf.zeros([1, 4, 4, 4]);
+  assert.throws(
+    () =>
+      tf.engine().runKernel("DepthwiseConv2dNativeBackpropFilter", { x, dy }, {
+        strides: 1,
+        pad: "same",
+        dilations: 1,
+        filterShape: [3, 3, 2, 2],
+      }),
+    /DepthwiseConv2dNativeBackpropFilter.*channel multiplier 1/,
+  );
+  assert.throws(
+    () =>
+      tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+        strides: 1,
+        pad: "same",
+        dataFormat: "NCHW",
+        filterShape: [3, 3, 2, 4],
+      }),
+    /Conv2DBackpropFilter.*NHWC/,
+  );
+  tf.dispose([x, dy]);
+});
+
+/** The replaced stock kernels against cpu, on shapes batch-norm gradients use. */
+Deno.test("Sum, Mean, Tile, Slice and Identity on wasm equal cpu's", async () => {
+  const run = () => {
+    const x = random([3, 5, 4, 6], 7);
+    const outs = [
+      tf.sum(x, [0, 1, 2]),
+      tf.mean(x, [0, 1, 2], true),
+      tf.sum(x, 0),
+      tf.mean(x, [1, 2]),
+      tf.sum(x),
+      tf.tile(random([1, 1, 1, 6], 8), [3, 5, 4, 1]),
+      tf.tile(random([2, 1, 3], 9), [2, 4, 3]),
+      tf.slice(x, [1, 1, 0, 2], [2, 3, 4, 3]),
+      tf.slice(x, [0, 1, 1, 0], [3, 4, 3, 6]),
+      tf.clone(x),
+    ];
+    x.dispose();
+    return outs;
+  };
+  const cpu = await on("cpu", run);
+  const wasm = await on("wasm", run);
+  cpu.forEach((expected, i) => assert.ok(relativeError(wasm[i], expected) < 1e-6, `output ${i}`));
+});
+
+/** A small MobileNetV2-like net: every layer kind whose gradient training needs. */
+function smallBnCnn(): tf.LayersModel {
+  const input = tf.input({ shape: [16, 16, 3] });
+  const apply = (layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) =>
+    layer.apply(x) as tf.SymbolicTensor;
+  const bnRelu6 = (x: tf.SymbolicTensor) =>
+    apply(tf.layers.reLU({ maxValue: 6 }), apply(tf.layers.batchNormalization(), x));
+  let x = apply(tf.layers.zeroPadding2d({ padding: [[0, 1], [0, 1]] }), input);
+  x = bnRelu6(apply(tf.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, useBias: false }), x));
+  let y = bnRelu6(apply(tf.layers.depthwiseConv2d({ kernelSize: 3, padding: "same", useBias: false }), x));
+  y = apply(
+    tf.layers.batchNormalization(),
+    apply(tf.layers.conv2d({ filters: 8, kernelSize: 1, useBias: false }), y),
+  );
+  x = apply(tf.layers.add(), [x, y]);
+  x = bnRelu6(apply(tf.layers.conv2d({ filters: 16, kernelSize: 1, padding: "same", useBias: false }), x));
+  x = apply(tf.layers.zeroPadding2d({ padding: [[0, 1], [0, 1]] }), x);
+  x = bnRelu6(apply(tf.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, useBias: false }), x));
+  x = bnRelu6(apply(tf.layers.conv2d({ filters: 12, kernelSize: 3, strides: 1, padding: "valid" }), x));
+  x = apply(tf.layers.globalAveragePooling2d({}), x);
+  return tf.model({ inputs: input, outputs: apply(tf.layers.dense({ units: 5 }), x) });
+}
+
+/** Builds the net with fixed weights, takes one SGD step, returns the loss and every weight after it. */
+function trainOneStep(): tf.Tensor[] {
+  const model = smallBnCnn();
+  model.setWeights(model.weights.map((w, i) => random(w.shape as number[], 100 + i)));
+  const x = random([4, 16, 16, 3], 11);
+  const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3], "int32"), 5);
+  const optimizer = tf.train.sgd(0.1);
+  const loss = optimizer.minimize(
+    () => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+    true,
+  )!;
+  const weights = model.weights.map((w) => w.read().clone());
+  tf.dispose([x, labels]);
+  model.dispose();
+  optimizer.dispose();
+  return [loss, ...weights];
+}
+
+Deno.test("one training step of a BN CNN gives the same weights on wasm as on cpu", async () => {
+  const cpu = await on("cpu", trainOneStep);
+  const wasm = await on("wasm", trainOneStep);
+  assert.equal(wasm.length, cpu.length);
+  assert.ok(relativeError(wasm[0], cpu[0]) < 1e-5, "loss");
+  cpu.forEach((expected, i) => assert.ok(relativeError(wasm[i], expected) < 1e-4, `weight ${i - 1}`));
+});
+
+Deno.test("gradients on wasm leak no tensors and no wasm buffers", async () => {
+  assert.ok(await tf.setBackend("wasm"));
+  const model = smallBnCnn();
+  const x = random([2, 16, 16, 3], 5);
+  const labels = tf.oneHot(tf.tensor1d([0, 4], "int32"), 5);
+  const step = () => {
+    const { value, grads } = tf.variableGrads(() =>
+      tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar
+    );
+    tf.dispose([value, Object.values(grads)]);
+  };
+  step(); // settles what the model keeps between steps (BN moving statistics)
+  // The kernels' intermediates never reach the engine: only the backend's own count sees them.
+  const before = { tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() };
+  step();
+  step();
+  assert.equal(tf.memory().numTensors, before.tensors);
+  assert.equal(tf.backend().numDataIds(), before.buffers);
+  tf.dispose([x, labels]);
+  model.dispose();
+});
