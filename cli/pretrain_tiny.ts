@@ -25,7 +25,12 @@ const { values } = parseArgs({
 const info = await initBackend(values.backend as "auto");
 console.log(`backend: ${info.name} (${info.adapter.description || "no adapter"})`);
 
-const spec = { height: TINY_INPUT_SIZE, width: TINY_INPUT_SIZE, channels: 1 as const, range: [0, 1] as [number, number] };
+const spec = {
+  height: TINY_INPUT_SIZE,
+  width: TINY_INPUT_SIZE,
+  channels: 1 as const,
+  range: [0, 1] as [number, number],
+};
 const train = await readFashionMnist({ split: "train", perClass: Number(values.train), seed: 7 });
 const test = await readFashionMnist({ split: "test", limit: 2000 });
 const x = imagesToTensor(train.images, spec);
@@ -34,20 +39,35 @@ const xTest = imagesToTensor(test.images, spec);
 const yTest = tf.oneHot(tf.tensor1d(test.labels, "int32"), 10);
 
 const backbone = buildTinyNet(1);
-const logits = tf.layers.dense({ units: 10, activation: "softmax", kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) })
+const logits = tf.layers.dense({
+  units: 10,
+  activation: "softmax",
+  kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+})
   .apply(backbone.outputs[0]) as tf.SymbolicTensor;
 const classifier = tf.model({ inputs: backbone.inputs, outputs: logits });
-classifier.compile({ optimizer: tf.train.adam(3e-3), loss: "categoricalCrossentropy", metrics: ["accuracy"] });
+classifier.compile({
+  optimizer: tf.train.adam(3e-3),
+  loss: "categoricalCrossentropy",
+  metrics: ["accuracy"],
+});
 const started = performance.now();
 await classifier.fit(x, y, {
   epochs: Number(values.epochs),
   batchSize: 64,
   shuffle: true,
-  callbacks: { onEpochEnd: (e, logs) => console.log(`epoch ${e + 1}: loss ${logs?.loss.toFixed(4)} acc ${logs?.acc.toFixed(4)}`) },
+  callbacks: {
+    onEpochEnd: (e, logs) =>
+      console.log(`epoch ${e + 1}: loss ${logs?.loss.toFixed(4)} acc ${logs?.acc.toFixed(4)}`),
+  },
 });
 const [, acc] = classifier.evaluate(xTest, yTest, { batchSize: 256 }) as tf.Scalar[];
 const testAccuracy = (await acc.data())[0];
-console.log(`Fashion-MNIST test accuracy (first 2000): ${testAccuracy.toFixed(4)} in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+console.log(
+  `Fashion-MNIST test accuracy (first 2000): ${testAccuracy.toFixed(4)} in ${
+    ((performance.now() - started) / 1000).toFixed(0)
+  } s`,
+);
 
 await backbone.save(directorySaver(values.out));
 await Deno.writeTextFile(

@@ -8,6 +8,8 @@ import { augmentBatch, type AugmentOptions } from "./augment.ts";
 import { balancedBatches } from "./balanced_batches.ts";
 import { type BnConversionReport, convertBatchNorm } from "./bn_conversion.ts";
 import { classificationMetrics } from "./classification_metrics.ts";
+import { attachHead } from "./classifier_head.ts";
+import { type StepState, trainingStep } from "./training_step.ts";
 import { featureDistortion } from "./feature_distortion.ts";
 import { fitLogisticRegression } from "./logistic_regression.ts";
 import { type Method, METHODS } from "./methods.ts";
@@ -160,16 +162,9 @@ export async function adapt(
     }
 
     const featureOut = backbone.model.outputs[0];
-    const head = tf.layers.dense({
-      units: classes,
-      name: "head",
-      kernelInitializer: recipe.headInit === "glorot" ? tf.initializers.glorotUniform({ seed }) : "zeros",
-      biasInitializer: "zeros",
-    });
-    const logits = head.apply(featureOut) as tf.SymbolicTensor;
-    const probabilities = tf.layers.softmax({ name: "probabilities" }).apply(logits) as tf.SymbolicTensor;
-    classifier = tf.model({ inputs: backbone.model.inputs, outputs: probabilities, name: "adapted" });
-    const logitsModel = tf.model({ inputs: backbone.model.inputs, outputs: logits });
+    const headed = attachHead(backbone, classes, recipe.headInit === "glorot" ? "glorot" : "zeros", seed);
+    const { head, logits: logitsModel } = headed;
+    classifier = headed.probabilities;
 
     if (recipe.headInit === "linear-probe") {
       throwIfAborted(signal);
@@ -194,9 +189,14 @@ export async function adapt(
     const history: EpochRecord[] = [];
     let best = { accuracy: -1, epoch: -1, weights: snapshot(classifier) };
     const trainEpochs = recipe.trainBackbone || recipe.headInit !== "linear-probe" ? epochs : 0;
-    const headOptimizer = tf.train.momentum(lrHead, momentum);
-    const backboneOptimizer = tf.train.momentum(lrBackbone, momentum);
-    const training = recipe.batchNorm === "train";
+    const state: StepState = {
+      logits: logitsModel,
+      headVars,
+      backboneVars,
+      headOptimizer: tf.train.momentum(lrHead, momentum),
+      backboneOptimizer: tf.train.momentum(lrBackbone, momentum),
+      training: recipe.batchNorm === "train",
+    };
     try {
       if (trainEpochs === 0) {
         best.accuracy = accuracyOf(await evalLogits(logitsModel, valX, batchSize), valLabels);
@@ -208,29 +208,16 @@ export async function adapt(
           lrHead: cosineLearningRate(lrHead, epoch, trainEpochs),
           lrBackbone: cosineLearningRate(lrBackbone, epoch, trainEpochs),
         };
-        headOptimizer.setLearningRate(rates.lrHead);
-        backboneOptimizer.setLearningRate(rates.lrBackbone);
+        (state.headOptimizer as tf.MomentumOptimizer).setLearningRate(rates.lrHead);
+        (state.backboneOptimizer as tf.MomentumOptimizer).setLearningRate(rates.lrBackbone);
         const batches = balancedBatches(trainLabels, trainLabels.map((_, i) => i), batchSize, random);
         let lossSum = 0, correct = 0, seen = 0;
         for (const [step, batch] of batches.entries()) {
           throwIfAborted(signal);
-          const { loss, hits } = tf.tidy(() => {
-            const x = augmentBatch(tf.gather(trainX, batch) as tf.Tensor4D, augment, random);
-            const y = tf.oneHot(tf.tensor1d(batch.map((i) => trainLabels[i]), "int32"), classes);
-            let hits: tf.Tensor | undefined;
-            const { value, grads } = tf.variableGrads(() => {
-              const out = logitsModel.apply(x, { training }) as tf.Tensor;
-              hits = tf.keep(tf.sum(tf.equal(tf.argMax(out, 1), tf.argMax(y, 1))));
-              return tf.losses.softmaxCrossEntropy(y, out) as tf.Scalar;
-            }, [...headVars, ...backboneVars]);
-            headOptimizer.applyGradients(headVars.map((v) => ({ name: v.name, tensor: grads[v.name] })));
-            if (backboneVars.length) {
-              backboneOptimizer.applyGradients(
-                backboneVars.map((v) => ({ name: v.name, tensor: grads[v.name] })),
-              );
-            }
-            return { loss: value, hits: hits! };
-          });
+          const x = tf.tidy(() => augmentBatch(tf.gather(trainX, batch) as tf.Tensor4D, augment, random));
+          const y = tf.tidy(() => tf.oneHot(tf.tensor1d(batch.map((i) => trainLabels[i]), "int32"), classes));
+          const { loss, hits, backboneGradNorm } = trainingStep(state, x, y);
+          tf.dispose([x, y, backboneGradNorm]);
           const [l, h] = [(await loss.data())[0], (await hits.data())[0]];
           tf.dispose([loss, hits]);
           if (!Number.isFinite(l)) {
@@ -275,8 +262,8 @@ export async function adapt(
         onProgress?.({ phase: "training", epoch, epochs: trainEpochs, record });
       }
     } finally {
-      headOptimizer.dispose();
-      backboneOptimizer.dispose();
+      state.headOptimizer.dispose();
+      state.backboneOptimizer.dispose();
     }
     classifier.setWeights(best.weights);
     tf.dispose(best.weights);

@@ -1,0 +1,140 @@
+/**
+ * `deno task adapt --data <folder> [--method daft] [--backbone mobilenetv2-imagenet] --out <dir>`:
+ * adapts a backbone to a folder with one sub-folder of PNG/JPEG images per class, shows progress, prints a
+ * summary and writes the adapted model (tfjs artifacts + metadata.json) to --out.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import { adapt, type AdaptProgress } from "../src/adapt/adapt.ts";
+import { METHOD_NAMES } from "../src/adapt/methods.ts";
+import { initBackend } from "../src/backend/init_backend.ts";
+import { readImageFolder } from "../src/data/folder.ts";
+import { imagesToTensor } from "../src/data/input_spec.ts";
+import { RuntimeError } from "../src/errors.ts";
+import { DEFAULT_BACKBONE, loadBackbone } from "../src/model/registry.ts";
+import { progressLine, table } from "./_terminal.ts";
+
+const USAGE = `usage: deno task adapt --data <folder> --out <dir> [options]
+  --data DIR           one sub-folder per class, PNG or JPEG images inside
+  --out DIR            where to write the adapted model
+  --method NAME        ${METHOD_NAMES.join(" | ")} (default daft)
+  --backbone NAME      mobilenetv2-imagenet | tiny | path (default ${DEFAULT_BACKBONE})
+  --backbone-path DIR  with --backbone path: a tfjs LayersModel directory
+  --feature-layer NAME with --backbone path: the layer to take features from
+  --epochs N --batch-size N --lr-head X --lr-backbone X --seed N
+  --augment LIST       comma list of crop, flip (default none)
+  --backend NAME       auto | webgpu | wasm | cpu (default auto)`;
+
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      data: { type: "string" },
+      out: { type: "string" },
+      method: { type: "string", default: "daft" },
+      backbone: { type: "string", default: DEFAULT_BACKBONE },
+      "backbone-path": { type: "string" },
+      "feature-layer": { type: "string" },
+      epochs: { type: "string" },
+      "batch-size": { type: "string" },
+      "lr-head": { type: "string" },
+      "lr-backbone": { type: "string" },
+      seed: { type: "string" },
+      augment: { type: "string", default: "" },
+      backend: { type: "string", default: "auto" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help || !values.data || !values.out) {
+    console.log(USAGE);
+    Deno.exit(values.help ? 0 : 2);
+  }
+  const num = (v?: string) => (v === undefined ? undefined : Number(v));
+  const augment = new Set(values.augment.split(",").filter(Boolean));
+  for (const a of augment) {
+    if (a !== "crop" && a !== "flip") {
+      throw new RuntimeError("invalid", "invalid_augment", `unknown augmentation '${a}'`);
+    }
+  }
+
+  const info = await initBackend(values.backend as "auto");
+  console.error(
+    `backend: ${info.name}${info.adapter.available ? ` (adapter: ${info.adapter.description})` : ""}`,
+  );
+  const backbone = await loadBackbone({
+    name: values.backbone,
+    path: values["backbone-path"],
+    featureLayer: values["feature-layer"],
+  });
+  const folder = await readImageFolder(values.data);
+  const images = imagesToTensor(folder.images, backbone.input);
+  console.error(
+    `data: ${folder.images.length} images in ${folder.classNames.length} classes from ${values.data}`,
+  );
+
+  const started = performance.now();
+  const model = await adapt(backbone, { images, labels: folder.labels, classNames: folder.classNames }, {
+    method: values.method as "daft",
+    epochs: num(values.epochs),
+    batchSize: num(values["batch-size"]),
+    lrHead: num(values["lr-head"]),
+    lrBackbone: num(values["lr-backbone"]),
+    seed: num(values.seed),
+    augment: { crop: augment.has("crop"), flip: augment.has("flip") },
+    onProgress: (p: AdaptProgress) => progressLine(p, started),
+  });
+  images.dispose();
+  await model.save(values.out);
+  const m = model.metadata.metrics;
+  console.error("");
+  console.log(table(
+    ["epoch", "train loss", "train acc", "val acc", "lr head", "lr backbone", "s"],
+    m.history.map((h) => [
+      h.epoch + 1,
+      h.trainLoss.toFixed(4),
+      h.trainAccuracy.toFixed(3),
+      h.valAccuracy.toFixed(3),
+      h.lrHead.toExponential(2),
+      h.lrBackbone.toExponential(2),
+      h.seconds.toFixed(1),
+    ]),
+  ));
+  console.log(table(["summary", ""], [
+    ["method", model.metadata.method],
+    ["backbone", `${model.metadata.backbone.name} (${backbone.provenance.featureLayer})`],
+    ["val accuracy (best epoch)", `${m.valAccuracy.toFixed(3)} (epoch ${m.bestEpoch + 1})`],
+    [
+      "feature cosine (mean ± std)",
+      `${m.distortion.cosineMean.toFixed(4)} ± ${m.distortion.cosineStd.toFixed(4)}`,
+    ],
+    ["feature L2 (mean ± std)", `${m.distortion.l2Mean.toFixed(4)} ± ${m.distortion.l2Std.toFixed(4)}`],
+    [
+      "BN conversion",
+      model.metadata.bnConversion
+        ? `${model.metadata.bnConversion.layersConverted} layers, max |Δ output| ${
+          model.metadata.bnConversion.maxAbsOutputDiff.toExponential(2)
+        }`
+        : "none",
+    ],
+    ["samples (train / val)", `${m.trainSamples} / ${m.valSamples}`],
+    ["time", `${m.seconds.toFixed(1)} s on ${tf.getBackend()}`],
+    ["saved to", values.out],
+  ]));
+  console.log(
+    table(
+      ["class", "val accuracy"],
+      Object.entries(m.validation.perClassAccuracy).map(([k, v]) => [k, v.toFixed(3)]),
+    ),
+  );
+  model.dispose();
+}
+
+try {
+  await main();
+} catch (err) {
+  if (err instanceof RuntimeError) {
+    console.error(`\nerror [${err.code}]: ${err.message}`);
+    Deno.exit(1);
+  }
+  throw err;
+}
