@@ -131,6 +131,19 @@ Deno.test("conv2d gradients on wasm equal cpu's for MobileNet-like shapes", asyn
   ]);
 });
 
+Deno.test("conv gradients on wasm equal cpu's for odd geometries: wide padding, kernels smaller or larger than the stride", async () => {
+  const geometries: Omit<ConvCase, "kind">[] = [
+    { input: [2, 4, 5, 3], kernel: 1, stride: 2, pad: [[0, 0], [0, 5], [2, 3], [0, 0]] },
+    { input: [2, 9, 9, 3], kernel: 5, stride: 3, pad: "same" },
+    { input: [2, 8, 8, 3], kernel: 2, stride: 2, pad: "valid" },
+    { input: [2, 6, 6, 3], kernel: 3, stride: 1, pad: [[0, 0], [3, 0], [0, 4], [0, 0]] },
+    { input: [1, 11, 10, 3], kernel: 3, stride: [3, 2], pad: "same" },
+  ];
+  await assertGradsMatchCpu(
+    geometries.flatMap((g) => [{ kind: "conv2d", ...g }, { kind: "depthwise", ...g }]),
+  );
+});
+
 Deno.test("the conv gradients reject what they do not support, naming the kernel", async () => {
   assert.ok(await tf.setBackend("wasm"));
   const x = tf.zeros([1, 4, 4, 2]);
