@@ -1,0 +1,76 @@
+// `deno task serve`: read the configuration, open the data directory, serve the API from routes/, then bring
+// up the compute backend (the server answers /healthz, and /readyz with 503, meanwhile).
+import { createApp } from "./routes/app.ts";
+import { CONFIG_ENV_VARS, configTable, isLoopback, loadConfig } from "./src/config.ts";
+import { RuntimeError } from "./src/errors.ts";
+import { openRuntime } from "./src/serve/open_runtime.ts";
+
+const USAGE = `Usage: deno task serve [flags]
+
+Serves the daft-edge HTTP API. Flags win over environment variables; both are optional.
+
+`;
+
+function readEnv(name: string): string | undefined {
+  if (!CONFIG_ENV_VARS.includes(name)) return undefined;
+  return Deno.env.get(name);
+}
+
+let loaded;
+try {
+  loaded = loadConfig(Deno.args, readEnv);
+} catch (err) {
+  console.error(err instanceof RuntimeError ? err.message : err);
+  console.error("Run with --help for the settings.");
+  Deno.exit(2);
+}
+if (loaded.help) {
+  console.log(USAGE + configTable());
+  Deno.exit(0);
+}
+const config = loaded.config;
+const runtime = await openRuntime(config);
+const app = createApp({ runtime });
+
+const server = Deno.serve({
+  port: config.port,
+  hostname: config.hostname,
+  onListen: ({ hostname, port }) => {
+    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+    console.log(`daft-edge listening on http://${host}:${port} (docs at /docs), data in ${config.dataDir}`);
+    if (!config.apiToken) {
+      console.log(
+        "No API token is set, so the server binds to localhost only and mutating endpoints are open to local " +
+          "callers. Set --api-token or API_TOKEN to serve other machines.",
+      );
+    } else if (!isLoopback(config.hostname)) {
+      console.log("An API token is set: mutating endpoints require 'Authorization: Bearer <token>'.");
+    }
+  },
+}, app.fetch);
+
+runtime.bringUp().then(() => {
+  const info = runtime.info();
+  console.log(
+    `ready: backend ${info.backend.name}${
+      info.backend.fellBack ? ` (fell back: ${info.backend.fallbackReason})` : ""
+    }, ` +
+      `default backbone ${info.defaultBackbone}, active model ${info.activeModel ?? "none"}`,
+  );
+}, (err) => {
+  console.error(`not ready: ${(err as Error).message}`);
+});
+
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  console.log(`${signal}: stopping (a running adaptation is marked interrupted and can be retried)`);
+  await runtime.close();
+  // Event streams of jobs still queued would hold shutdown open; they get a moment, not forever.
+  await Promise.race([server.shutdown(), new Promise((resolve) => setTimeout(resolve, 2000))]);
+  Deno.exit(0);
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, () => void shutdown(signal));
+}

@@ -1,0 +1,73 @@
+import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { type ErrorKind, RuntimeError } from "../src/errors.ts";
+
+/** The one place an error kind becomes an HTTP status. */
+export const STATUS_OF_KIND: Record<ErrorKind, ContentfulStatusCode> = {
+  invalid: 400,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  unsupported: 415,
+  busy: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
+/** Request validation failures (zod) are 422, the other `invalid` errors 400. */
+export const VALIDATION_CODE = "invalid_request";
+
+// Errors Hono's own middleware raise as HTTPException, by status.
+const CODE_OF_STATUS: Record<number, string> = {
+  400: "malformed_request",
+  401: "unauthorized",
+  403: "forbidden",
+  404: "not_found",
+  413: "body_too_large",
+  415: "unsupported_media_type",
+};
+
+/** The error body every failure answers with. */
+export function errorBody(code: string, message: string, details: Record<string, unknown> = {}) {
+  return { error: { code, message, details } };
+}
+
+/**
+ * Turns any thrown error into `{"error": {"code", "message", "details"}}` with its status: a RuntimeError
+ * by its kind (`busy` also sets `Retry-After`), an HTTPException from Hono's middleware by its status
+ * (keeping headers such as `WWW-Authenticate`), anything else as a 500 that hides the internals.
+ */
+export const onError: ErrorHandler = (err: Error, c: Context) => {
+  if (err instanceof RuntimeError) {
+    const status = err.kind === "invalid" && err.code === VALIDATION_CODE
+      ? 422
+      : STATUS_OF_KIND[err.kind] ?? 500;
+    if (err.kind === "busy") c.header("Retry-After", String(err.details.retryAfterSeconds ?? 30));
+    if (status === 500) console.error(`[http] ${c.req.method} ${c.req.path}:`, err);
+    return c.json(errorBody(err.code, err.message, err.details), status);
+  }
+  if (err instanceof HTTPException) {
+    const res = err.getResponse();
+    if (res.headers.get("content-type")?.includes("application/json")) return res;
+    const headers = new Headers(res.headers);
+    headers.set("content-type", "application/json");
+    const code = CODE_OF_STATUS[err.status] ?? `http_${err.status}`;
+    return new Response(JSON.stringify(errorBody(code, err.message || res.statusText || code)), {
+      status: err.status,
+      headers,
+    });
+  }
+  console.error(`[http] ${c.req.method} ${c.req.path}:`, err);
+  return c.json(errorBody("internal", "internal error; the server log has the details"), 500);
+};
+
+/** 404 for a path no route serves, in the same shape. */
+export const onNotFound: NotFoundHandler = (c) =>
+  c.json(
+    errorBody("route_not_found", `no route for ${c.req.method} ${c.req.path}`, {
+      method: c.req.method,
+      path: c.req.path,
+    }),
+    404,
+  );

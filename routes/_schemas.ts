@@ -1,0 +1,123 @@
+import { z } from "@hono/zod-openapi";
+
+/** `{"error": {"code", "message", "details"}}`, the body of every failure. */
+export const ErrorSchema = z.object({
+  error: z.object({
+    code: z.string().openapi({ example: "dataset_not_found" }),
+    message: z.string(),
+    details: z.record(z.string(), z.unknown()),
+  }),
+}).openapi("Error");
+
+/** A JSON error response, for a route's `responses`. */
+export const errorResponse = (description: string) => ({
+  content: { "application/json": { schema: ErrorSchema } },
+  description,
+});
+
+/** A JSON success response, for a route's `responses`. */
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { "application/json": { schema } },
+  description,
+});
+
+/** The `{id}` path parameter. */
+export const IdParam = z.object({
+  id: z.string().min(1).openapi({ param: { name: "id", in: "path" }, example: "ds_mh3k2x1q9f4a7b2c" }),
+});
+
+/** Samples per label. */
+export const CountsSchema = z.record(z.string(), z.number().int()).openapi({ example: { "3": 12, "7": 12 } });
+
+export const DatasetSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  sampleCount: z.number().int(),
+  counts: CountsSchema,
+}).openapi("Dataset");
+
+export const EpochSchema = z.object({
+  epoch: z.number().int(),
+  trainLoss: z.number(),
+  trainAccuracy: z.number(),
+  valAccuracy: z.number(),
+  lrHead: z.number(),
+  lrBackbone: z.number(),
+  seconds: z.number(),
+}).openapi("Epoch");
+
+export const JobSchema = z.object({
+  id: z.string(),
+  status: z.enum(["queued", "running", "succeeded", "failed", "cancelled"]),
+  request: z.record(z.string(), z.unknown()).openapi({
+    description: "dataset, backbone, method, and the hyperparameters given",
+  }),
+  createdAt: z.string(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  cancelRequested: z.boolean().optional(),
+  progress: z.object({
+    phase: z.string(),
+    epoch: z.number().int().optional(),
+    epochs: z.number().int().optional(),
+    step: z.number().int().optional(),
+    steps: z.number().int().optional(),
+    loss: z.number().optional(),
+    fraction: z.number(),
+  }).optional(),
+  history: z.array(EpochSchema),
+  dataset: z.object({ id: z.string(), name: z.string(), counts: CountsSchema }).optional(),
+  metrics: z.record(z.string(), z.unknown()).optional().openapi({
+    description: "valAccuracy, bestEpoch, history, validation {accuracy, perClassAccuracy, confusion}, " +
+      "distortion (feature distortion), parameterChange, bnConversion (the BN conversion report), classNames",
+  }),
+  modelId: z.string().optional(),
+  error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) })
+    .optional(),
+  retryOf: z.string().optional(),
+}).openapi("Adaptation");
+
+export const ModelSchema = z.object({
+  id: z.string(),
+  createdAt: z.string(),
+  jobId: z.string(),
+  dataset: z.object({ id: z.string(), name: z.string() }),
+  backbone: z.string(),
+  method: z.string(),
+  classNames: z.array(z.string()),
+  input: z.object({
+    height: z.number().int(),
+    width: z.number().int(),
+    channels: z.number().int(),
+    range: z.array(z.number()),
+  }),
+  valAccuracy: z.number(),
+  active: z.boolean(),
+}).openapi("Model");
+
+export const ModelDetailSchema = ModelSchema.extend({
+  metadata: z.record(z.string(), z.unknown()).openapi({
+    description:
+      "the model's metadata.json: method, hyperparameters, metrics, bnConversion, backbone provenance",
+  }),
+  files: z.array(z.string()),
+  tfjs: z.string().openapi({ description: "URL of model.json, for tf.loadLayersModel" }),
+}).openapi("ModelDetail");
+
+export const PredictionSchema = z.object({
+  label: z.string(),
+  score: z.number(),
+  topK: z.array(z.object({ label: z.string(), score: z.number() })),
+}).openapi("Prediction");
+
+export const PredictionResultSchema = z.object({
+  model: z.string().openapi({ description: "id of the model that answered" }),
+  predictions: z.array(PredictionSchema),
+}).openapi("PredictionResult");
+
+/** Base64 of a PNG or JPEG file; a `data:image/...;base64,` prefix is accepted. */
+export const Base64Image = z.string().min(1).openapi({
+  description: "base64 (or base64url) of a PNG or JPEG file; a data: URL prefix is accepted",
+});

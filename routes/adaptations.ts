@@ -1,0 +1,179 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { streamSSE } from "hono/streaming";
+import { METHOD_NAMES } from "../src/adapt/methods.ts";
+import type { JobEvent } from "../src/jobs/adaptation_queue.ts";
+import type { Runtime } from "../src/serve/open_runtime.ts";
+import { FINAL_JOB_STATUSES, type JobRecord } from "../src/store/job_record.ts";
+import { newRouter } from "./_router.ts";
+import { errorResponse, IdParam, JobSchema, jsonResponse } from "./_schemas.ts";
+
+const tags = ["adaptations"];
+
+/** Seconds between SSE comments that keep an idle connection open. */
+const HEARTBEAT_MS = 15_000;
+
+const CreateBody = z.object({
+  dataset: z.string().min(1).openapi({ description: "dataset id", example: "ds_mh3k2x1q9f4a7b2c" }),
+  backbone: z.string().min(1).optional().openapi({
+    description: "registered backbone; default: the server's",
+  }),
+  method: z.enum(METHOD_NAMES as [string, ...string[]]).default("daft"),
+  epochs: z.number().int().min(1).max(1000).optional(),
+  batchSize: z.number().int().min(2).max(1024).optional(),
+  lrHead: z.number().min(0).max(100).optional(),
+  lrBackbone: z.number().min(0).max(100).optional(),
+  seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+  activate: z.boolean().optional().openapi({
+    description: "make the new model active when the job succeeds",
+  }),
+}).strict().openapi("AdaptationRequest");
+
+const create = createRoute({
+  method: "post",
+  path: "/",
+  tags,
+  summary: "Start an adaptation (queued; one runs at a time)",
+  request: { body: { content: { "application/json": { schema: CreateBody } }, required: true } },
+  responses: {
+    202: jsonResponse(JobSchema, "Queued"),
+    400: errorResponse("Unknown backbone, or the dataset has too few labels or samples"),
+    404: errorResponse("No such dataset"),
+    422: errorResponse("Invalid body"),
+    429: errorResponse("The queue is full; see Retry-After"),
+  },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/",
+  tags,
+  summary: "List adaptations, newest first",
+  responses: { 200: jsonResponse(z.object({ adaptations: z.array(JobSchema) }), "Every job") },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/{id}",
+  tags,
+  summary: "One adaptation: status, progress, metrics, modelId",
+  request: { params: IdParam },
+  responses: { 200: jsonResponse(JobSchema, "The job"), 404: errorResponse("No such job") },
+});
+
+const events = createRoute({
+  method: "get",
+  path: "/{id}/events",
+  tags,
+  summary: "Server-sent events of one adaptation",
+  description: "First a `status` event with the job as it is, then `status`, `progress` (`{id, status, " +
+    "progress}`) and `epoch` (`{id, record}`) events as it runs, and a final `done` event with the whole job; " +
+    "then the stream ends.",
+  request: { params: IdParam },
+  responses: {
+    200: { content: { "text/event-stream": { schema: z.string() } }, description: "The event stream" },
+    404: errorResponse("No such job"),
+  },
+});
+
+const cancel = createRoute({
+  method: "post",
+  path: "/{id}/cancel",
+  tags,
+  summary: "Cancel an adaptation",
+  description:
+    "A queued job is cancelled at once (200). A running one stops within one training step (202, " +
+    "`cancelRequested: true`; watch the job or its events for `cancelled`).",
+  request: { params: IdParam },
+  responses: {
+    200: jsonResponse(JobSchema, "Cancelled"),
+    202: jsonResponse(JobSchema, "Cancellation under way"),
+    404: errorResponse("No such job"),
+    409: errorResponse("The job has already finished"),
+  },
+});
+
+const retry = createRoute({
+  method: "post",
+  path: "/{id}/retry",
+  tags,
+  summary: "Run a failed, cancelled or interrupted adaptation again, as a new job",
+  request: { params: IdParam },
+  responses: {
+    202: jsonResponse(JobSchema, "The new job, queued"),
+    404: errorResponse("No such job"),
+    409: errorResponse("The job has not failed or been cancelled"),
+    429: errorResponse("The queue is full; see Retry-After"),
+  },
+});
+
+/** `/v1/adaptations`: adaptation jobs. */
+export function adaptationRoutes(runtime: Runtime) {
+  const { queue } = runtime;
+  return newRouter()
+    .openapi(create, async (c) => {
+      const body = c.req.valid("json");
+      return c.json(await queue.submit(body as Parameters<typeof queue.submit>[0]) as never, 202);
+    })
+    .openapi(list, (c) => c.json({ adaptations: queue.list() as never[] }, 200))
+    .openapi(get, (c) => c.json(queue.get(c.req.valid("param").id) as never, 200))
+    .openapi(cancel, async (c) => {
+      const job = await queue.cancel(c.req.valid("param").id);
+      return job.status === "cancelled" ? c.json(job as never, 200) : c.json(job as never, 202);
+    })
+    .openapi(retry, async (c) => c.json(await queue.retry(c.req.valid("param").id) as never, 202))
+    .openapi(events, (c) => {
+      const { id } = c.req.valid("param");
+      queue.get(id);
+      return streamSSE(c, async (stream) => {
+        const pending: JobEvent[] = [];
+        let wake = () => {};
+        const unsubscribe = queue.subscribe(id, (event) => {
+          pending.push(event);
+          wake();
+        });
+        stream.onAbort(() => wake());
+        let seq = 0;
+        const send = (event: JobEvent["type"], data: unknown) =>
+          stream.writeSSE({ event, data: JSON.stringify(data), id: String(seq++) });
+        try {
+          const job = queue.get(id);
+          await send("status", job);
+          if (FINAL_JOB_STATUSES.includes(job.status)) {
+            await send("done", job);
+            return;
+          }
+          while (!stream.aborted) {
+            if (pending.length === 0) {
+              const woke = await new Promise<boolean>((resolve) => {
+                const timer = setTimeout(() => resolve(false), HEARTBEAT_MS);
+                wake = () => {
+                  clearTimeout(timer);
+                  resolve(true);
+                };
+              });
+              if (!woke && !stream.aborted) await stream.write(": keep-alive\n\n");
+              continue;
+            }
+            for (const event of coalesce(pending.splice(0))) {
+              await send(event.type, shape(event));
+              if (event.type === "done") return;
+            }
+          }
+        } finally {
+          unsubscribe();
+        }
+      });
+    });
+}
+
+// Several progress events waiting at once say no more than the last of them.
+function coalesce(events: JobEvent[]): JobEvent[] {
+  return events.filter((e, i) => e.type !== "progress" || events[i + 1]?.type !== "progress");
+}
+
+function shape(event: JobEvent): unknown {
+  const job: JobRecord = event.job;
+  if (event.type === "progress") return { id: job.id, status: job.status, progress: job.progress };
+  if (event.type === "epoch") return { id: job.id, record: job.history.at(-1) };
+  return job;
+}

@@ -1,0 +1,169 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { RuntimeError } from "../src/errors.ts";
+import type { Runtime } from "../src/serve/open_runtime.ts";
+import { validateSamples } from "../src/store/validate_samples.ts";
+import { bytesFromBase64, isMultipart, samplesFromMultipart } from "./_image_input.ts";
+import { newRouter } from "./_router.ts";
+import {
+  Base64Image,
+  CountsSchema,
+  DatasetSchema,
+  errorResponse,
+  IdParam,
+  jsonResponse,
+} from "./_schemas.ts";
+
+const tags = ["datasets"];
+
+const CreateBody = z.object({ name: z.string().trim().min(1).max(100).openapi({ example: "digits" }) });
+
+const SamplesJson = z.object({
+  samples: z.array(z.object({
+    label: z.string().openapi({ example: "7" }),
+    image: Base64Image,
+  })).min(1),
+});
+
+const SamplesAdded = z.object({
+  id: z.string(),
+  added: z.number().int(),
+  addedCounts: CountsSchema,
+  sampleCount: z.number().int(),
+  counts: CountsSchema,
+}).openapi("SamplesAdded");
+
+const create = createRoute({
+  method: "post",
+  path: "/",
+  tags,
+  summary: "Create an empty dataset",
+  request: { body: { content: { "application/json": { schema: CreateBody } }, required: true } },
+  responses: { 201: jsonResponse(DatasetSchema, "The new dataset"), 422: errorResponse("Invalid body") },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/",
+  tags,
+  summary: "List datasets",
+  responses: {
+    200: jsonResponse(z.object({ datasets: z.array(DatasetSchema) }), "Every dataset, oldest first"),
+  },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/{id}",
+  tags,
+  summary: "One dataset, with samples per label",
+  request: { params: IdParam },
+  responses: { 200: jsonResponse(DatasetSchema, "The dataset"), 404: errorResponse("No such dataset") },
+});
+
+const remove = createRoute({
+  method: "delete",
+  path: "/{id}",
+  tags,
+  summary: "Delete a dataset",
+  request: { params: IdParam },
+  responses: {
+    204: { description: "Deleted" },
+    404: errorResponse("No such dataset"),
+    409: errorResponse("A queued or running adaptation uses it"),
+  },
+});
+
+const addSamples = createRoute({
+  method: "post",
+  path: "/{id}/samples",
+  tags,
+  summary: "Add labelled images, all or nothing",
+  description: "Either multipart/form-data with repeated `label` and `image` (file) fields, the n-th label " +
+    "going with the n-th image, or JSON `{samples: [{label, image: base64}]}`. Images are PNG or JPEG. If any " +
+    "sample is bad (corrupt or unsupported image, missing label, too large, too many), nothing is stored and " +
+    "the error names the sample in `details.index`.",
+  request: {
+    params: IdParam,
+    body: {
+      content: {
+        "application/json": { schema: SamplesJson },
+        "multipart/form-data": {
+          schema: {
+            type: "object",
+            properties: {
+              label: { type: "array", items: { type: "string" } },
+              image: { type: "array", items: { type: "string", format: "binary" } },
+            },
+          },
+        },
+      },
+    },
+  },
+  responses: {
+    201: jsonResponse(SamplesAdded, "Stored; counts per label after the upload"),
+    400: errorResponse("A sample is corrupt or unlabelled (details.index names it)"),
+    404: errorResponse("No such dataset"),
+    413: errorResponse("Body, image or sample count over the limit"),
+    415: errorResponse("Not PNG or JPEG, or not multipart/JSON"),
+    422: errorResponse("Invalid JSON body"),
+  },
+});
+
+/** `/v1/datasets`: labelled image sets to adapt on. */
+export function datasetRoutes(runtime: Runtime) {
+  const { datasets, queue, config } = runtime;
+  return newRouter()
+    .openapi(create, async (c) => c.json(await datasets.create(c.req.valid("json").name), 201))
+    .openapi(list, async (c) => c.json({ datasets: await datasets.list() }, 200))
+    .openapi(get, async (c) => c.json(await datasets.get(c.req.valid("param").id), 200))
+    .openapi(remove, async (c) => {
+      const { id } = c.req.valid("param");
+      await datasets.get(id);
+      if (queue.usesDataset(id)) {
+        throw conflict(id);
+      }
+      await datasets.delete(id);
+      return c.body(null, 204);
+    })
+    .openapi(addSamples, async (c) => {
+      const { id } = c.req.valid("param");
+      await datasets.get(id);
+      const uploads = isMultipart(c) ? await samplesFromMultipart(c) : (() => {
+        // Typed loosely: the multipart half of this route's body is a plain schema, not zod.
+        const body = c.req.valid("json" as never) as Partial<z.infer<typeof SamplesJson>>;
+        if (!body.samples) throw missingBody();
+        return body.samples.map((s, i) => ({
+          label: s.label,
+          bytes: bytesFromBase64(s.image, "samples", i),
+        }));
+      })();
+      const valid = validateSamples(uploads, config);
+      const dataset = await datasets.add(id, valid);
+      const addedCounts: Record<string, number> = {};
+      for (const s of valid) addedCounts[s.label] = (addedCounts[s.label] ?? 0) + 1;
+      return c.json({
+        id,
+        added: valid.length,
+        addedCounts,
+        sampleCount: dataset.sampleCount,
+        counts: dataset.counts,
+      }, 201);
+    });
+}
+
+function conflict(id: string) {
+  return new RuntimeError(
+    "conflict",
+    "dataset_in_use",
+    `dataset ${id} is used by a queued or running adaptation`,
+    { id },
+  );
+}
+
+function missingBody() {
+  return new RuntimeError(
+    "unsupported",
+    "unsupported_media_type",
+    "send the samples as multipart/form-data or as JSON {samples: [...]}",
+  );
+}

@@ -1,0 +1,265 @@
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { BACKEND_POLICIES, type BackendPolicy } from "./backend/init_backend.ts";
+import { RuntimeError } from "./errors.ts";
+import { DEFAULT_BACKBONE } from "./model/registry.ts";
+
+/** The server's settings, after flags and environment are merged and validated. */
+export interface Config {
+  /** TCP port to listen on; 0 picks a free one. */
+  port: number;
+  /** Interface to bind; must be a loopback address unless `apiToken` is set. */
+  hostname: string;
+  /** Where datasets, models and jobs are kept. */
+  dataDir: string;
+  /** tfjs backend policy for predictions and for each adaptation worker. */
+  backend: BackendPolicy;
+  /** Bearer token every mutating endpoint requires; unset means localhost only. */
+  apiToken?: string;
+  /** Backbone an adaptation uses when the request names none, and the one `/readyz` waits for. */
+  defaultBackbone: string;
+  /** Largest request body, in bytes. */
+  maxBodyBytes: number;
+  /** Largest single image file, in bytes. */
+  maxImageBytes: number;
+  /** Largest image, in pixels (width x height), checked from the header before decoding. */
+  maxImagePixels: number;
+  /** Most samples one upload may carry. */
+  maxSamplesPerRequest: number;
+  /** Most samples a dataset may hold. */
+  maxSamplesPerDataset: number;
+  /** Most images one prediction request may carry. */
+  maxPredictImages: number;
+  /** Most adaptation jobs waiting behind the running one. */
+  maxQueuedJobs: number;
+  /** How long a cancelled job may take to stop before its worker is terminated, in ms. */
+  cancelGraceMs: number;
+  /** Most adapted models kept loaded for predictions (the active one always is). */
+  maxCachedModels: number;
+}
+
+/** One row of the settings table: what to pass, where, and what it defaults to. */
+export interface ConfigSetting {
+  key: keyof Config;
+  flag: string;
+  env: string;
+  default: string;
+  description: string;
+}
+
+const MiB = 1024 * 1024;
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+// The source of truth for every setting: its flag, environment variable, default and rule.
+const SETTINGS = {
+  port: {
+    env: "PORT",
+    default: 8787,
+    schema: int(0, 65535),
+    doc: "TCP port to listen on (0: any free port)",
+  },
+  hostname: {
+    env: "LISTEN_HOSTNAME",
+    default: undefined,
+    schema: z.string().min(1).optional(),
+    doc: "interface to bind; default 127.0.0.1, or 0.0.0.0 when an API token is set. " +
+      "A non-loopback address requires an API token",
+  },
+  dataDir: {
+    env: "DATA_DIR",
+    default: "./data",
+    schema: z.string().min(1),
+    doc: "directory for datasets, models and jobs (created if missing)",
+  },
+  backend: {
+    env: "BACKEND",
+    default: "auto",
+    schema: z.enum(BACKEND_POLICIES as [BackendPolicy, ...BackendPolicy[]]),
+    doc: `tfjs backend policy: ${BACKEND_POLICIES.join(" | ")}`,
+  },
+  apiToken: {
+    env: "API_TOKEN",
+    default: undefined,
+    schema: z.string().regex(/^[A-Za-z0-9._~+/-]{16,}=*$/, {
+      message: "must be at least 16 characters of A-Z a-z 0-9 . _ ~ + / -",
+    }).optional(),
+    doc: "bearer token for mutating endpoints (16+ characters); without one the server binds to localhost",
+  },
+  defaultBackbone: {
+    env: "DEFAULT_BACKBONE",
+    default: DEFAULT_BACKBONE,
+    schema: z.string().min(1),
+    doc: "backbone used when an adaptation names none; /readyz waits until it loads",
+  },
+  maxBodyBytes: {
+    env: "MAX_BODY_BYTES",
+    default: 32 * MiB,
+    schema: int(1024, 2 ** 31),
+    doc: "largest request body",
+  },
+  maxImageBytes: {
+    env: "MAX_IMAGE_BYTES",
+    default: 8 * MiB,
+    schema: int(64, 2 ** 31),
+    doc: "largest single image file",
+  },
+  maxImagePixels: {
+    env: "MAX_IMAGE_PIXELS",
+    default: 4096 * 4096,
+    schema: int(1, 2 ** 28),
+    doc: "largest image in pixels (width x height), checked before decoding",
+  },
+  maxSamplesPerRequest: {
+    env: "MAX_SAMPLES_PER_REQUEST",
+    default: 512,
+    schema: int(1, 100_000),
+    doc: "most samples in one upload",
+  },
+  maxSamplesPerDataset: {
+    env: "MAX_SAMPLES_PER_DATASET",
+    default: 10_000,
+    schema: int(1, 1_000_000),
+    doc: "most samples a dataset may hold",
+  },
+  maxPredictImages: {
+    env: "MAX_PREDICT_IMAGES",
+    default: 64,
+    schema: int(1, 10_000),
+    doc: "most images in one prediction request",
+  },
+  maxQueuedJobs: {
+    env: "MAX_QUEUED_JOBS",
+    default: 8,
+    schema: int(0, 1000),
+    doc: "most adaptation jobs waiting behind the running one (then 429)",
+  },
+  cancelGraceMs: {
+    env: "CANCEL_GRACE_MS",
+    default: 10_000,
+    schema: int(0, 600_000),
+    doc: "how long a cancelled job may take to stop before its worker is terminated (ms)",
+  },
+  maxCachedModels: {
+    env: "MAX_CACHED_MODELS",
+    default: 4,
+    schema: int(1, 100),
+    doc: "most adapted models kept in memory for predictions",
+  },
+} satisfies Record<keyof Config, { env: string; default: unknown; schema: z.ZodType; doc: string }>;
+
+type Key = keyof typeof SETTINGS;
+const KEYS = Object.keys(SETTINGS) as Key[];
+const flagOf = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/**
+ * Every setting as a row for a table: flag, environment variable, default, description.
+ *
+ * @example
+ * ```ts
+ * import { CONFIG_SETTINGS } from "./config.ts";
+ * const port = CONFIG_SETTINGS.find((s) => s.key === "port")!;
+ * console.assert(port.flag === "--port" && port.env === "PORT" && port.default === "8787");
+ * ```
+ */
+export const CONFIG_SETTINGS: readonly ConfigSetting[] = KEYS.map((key) => ({
+  key,
+  flag: `--${flagOf(key)}`,
+  env: SETTINGS[key].env,
+  default: SETTINGS[key].default === undefined ? "" : String(SETTINGS[key].default),
+  description: SETTINGS[key].doc,
+}));
+
+/** The environment variables the configuration reads (for a narrow `--allow-env`). */
+export const CONFIG_ENV_VARS: readonly string[] = CONFIG_SETTINGS.map((s) => s.env);
+
+/**
+ * The settings as a Markdown table, for the README and `--help`.
+ *
+ * @example
+ * ```ts
+ * import { configTable } from "./config.ts";
+ * console.assert(configTable().includes("| `--data-dir` | `DATA_DIR` | `./data` |"));
+ * ```
+ */
+export function configTable(): string {
+  const rows = CONFIG_SETTINGS.map((s) =>
+    `| \`${s.flag}\` | \`${s.env}\` | ${s.default ? `\`${s.default}\`` : "—"} | ${s.description} |`
+  );
+  return ["| flag | environment | default | meaning |", "| --- | --- | --- | --- |", ...rows].join("\n");
+}
+
+/** What {@linkcode loadConfig} returns: the settings, or a request for help. */
+export type ConfigResult = { help: true } | { help: false; config: Config };
+
+/**
+ * Reads the settings from command-line flags, then the environment, then the defaults, and validates them.
+ * Flags win over the environment. `--help` asks for the table instead.
+ *
+ * @throws {RuntimeError} `invalid`/`invalid_config` naming each bad setting in `details.issues`.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "./config.ts";
+ * const result = loadConfig(["--port", "9000"], (name) => ({ DATA_DIR: "/tmp/daft" } as Record<string, string>)[name]);
+ * if (!result.help) console.assert(result.config.port === 9000 && result.config.dataDir === "/tmp/daft");
+ * ```
+ */
+export function loadConfig(args: string[], env: (name: string) => string | undefined): ConfigResult {
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    flags = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        help: { type: "boolean", short: "h" },
+        ...Object.fromEntries(KEYS.map((k) => [flagOf(k), { type: "string" as const }])),
+      },
+    }).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new RuntimeError("invalid", "invalid_config", (err as Error).message, {
+      flags: CONFIG_SETTINGS.map((s) => s.flag),
+    });
+  }
+  if (flags.help) return { help: true };
+
+  const issues: { setting: string; source: string; message: string }[] = [];
+  const config: Record<string, unknown> = {};
+  for (const key of KEYS) {
+    const setting = SETTINGS[key];
+    const fromFlag = flags[flagOf(key)] as string | undefined;
+    const fromEnv = env(setting.env);
+    const raw = fromFlag ?? (fromEnv === "" ? undefined : fromEnv) ?? setting.default;
+    const source = fromFlag !== undefined ? `--${flagOf(key)}` : fromEnv ? setting.env : "default";
+    const parsed = (setting.schema as z.ZodType).safeParse(raw);
+    if (parsed.success) config[key] = parsed.data;
+    else issues.push({ setting: key, source, message: parsed.error.issues.map((i) => i.message).join("; ") });
+  }
+  if (issues.length === 0) {
+    config.hostname ??= config.apiToken ? "0.0.0.0" : "127.0.0.1";
+    if (!config.apiToken && !LOOPBACK.has(config.hostname as string)) {
+      issues.push({
+        setting: "hostname",
+        source: flags.hostname !== undefined ? "--hostname" : "LISTEN_HOSTNAME",
+        message: `binding to ${config.hostname} needs an API token (--api-token or API_TOKEN); ` +
+          "without one the server only listens on localhost",
+      });
+    }
+  }
+  if (issues.length) {
+    throw new RuntimeError(
+      "invalid",
+      "invalid_config",
+      `invalid configuration: ${issues.map((i) => `${i.setting} (${i.source}): ${i.message}`).join("; ")}`,
+      { issues },
+    );
+  }
+  return { help: false, config: config as unknown as Config };
+}
+
+/** Whether `hostname` only accepts connections from this machine. */
+export function isLoopback(hostname: string): boolean {
+  return LOOPBACK.has(hostname);
+}

@@ -1,0 +1,426 @@
+import type { Method } from "../adapt/methods.ts";
+import { MIN_SAMPLES_PER_CLASS } from "../adapt/validate_training_set.ts";
+import type { BackendPolicy } from "../backend/init_backend.ts";
+import { RuntimeError } from "../errors.ts";
+import { listBackbones } from "../model/registry.ts";
+import type { DatasetStore } from "../store/dataset_store.ts";
+import {
+  type AdaptationRequest,
+  FINAL_JOB_STATUSES,
+  type JobError,
+  type JobRecord,
+  type JobStatus,
+} from "../store/job_record.ts";
+import type { JobStore } from "../store/job_store.ts";
+import type { ModelStore } from "../store/model_store.ts";
+import { newResourceId } from "../store/resource_id.ts";
+import type { AdaptationTask, WorkerCommand, WorkerReport } from "./worker_messages.ts";
+
+/** What a caller submits: the request, with backbone and method optional. */
+export type AdaptationSubmission = Omit<AdaptationRequest, "backbone" | "method"> & {
+  backbone?: string;
+  method?: Method;
+};
+
+/** A change to a job, as subscribers see it. `done` is the last event of a job. */
+export interface JobEvent {
+  type: "status" | "progress" | "epoch" | "done";
+  job: JobRecord;
+}
+
+/** Options of {@linkcode AdaptationQueue.open}. */
+export interface AdaptationQueueOptions {
+  dataDir: string;
+  datasets: DatasetStore;
+  models: ModelStore;
+  jobs: JobStore;
+  backend: BackendPolicy;
+  defaultBackbone: string;
+  /** Most jobs waiting behind the running one. */
+  maxQueuedJobs: number;
+  /** How long a cancelled job may take to stop before its worker is terminated. */
+  cancelGraceMs: number;
+  maxImagePixels: number;
+  /** Called when a job that asked for `activate` succeeds. */
+  activate?: (modelId: string) => Promise<unknown>;
+  /** The worker module; tests may substitute one. */
+  workerUrl?: URL;
+}
+
+interface RunningJob {
+  job: JobRecord;
+  worker: Worker;
+  cancelFlag: Int32Array;
+  stop: (status: JobStatus, error?: JobError) => void;
+}
+
+const WORKER_URL = new URL("./adaptation_worker.ts", import.meta.url);
+
+const INTERRUPTED: JobError = {
+  code: "interrupted",
+  message:
+    "the server stopped while this job was running; start it again with POST /v1/adaptations/{id}/retry",
+  details: {},
+};
+
+/**
+ * The adaptation queue: jobs run one at a time, each in its own Web Worker (adaptation_worker.ts), so the
+ * compute has one owner and the HTTP thread stays free. At most `maxQueuedJobs` wait behind the running one;
+ * more are refused with `busy`. Every change is saved to the job store and sent to subscribers.
+ *
+ * Cancelling a queued job removes it. Cancelling a running one sets a shared-memory flag and sends a
+ * message; the worker aborts the engine's signal, which stops within one training step; a worker that has
+ * not stopped after `cancelGraceMs` is terminated.
+ *
+ * On open, a job the last process left `running` is marked `failed` with code `interrupted` (retry it with
+ * {@linkcode AdaptationQueue.retry}), and `queued` jobs are queued again.
+ *
+ * @example
+ * ```ts
+ * import { AdaptationQueue } from "./adaptation_queue.ts";
+ * import { openStores } from "../store/open_stores.ts";
+ * const stores = await openStores(await Deno.makeTempDir());
+ * const queue = await AdaptationQueue.open({ ...stores, backend: "cpu", defaultBackbone: "tiny",
+ *   maxQueuedJobs: 8, cancelGraceMs: 5000, maxImagePixels: 1 << 24 });
+ * console.assert(queue.list().length === 0);
+ * await queue.close();
+ * ```
+ */
+export class AdaptationQueue {
+  #jobs = new Map<string, JobRecord>();
+  #waiting: JobRecord[] = [];
+  #running?: RunningJob;
+  #runningDone?: Promise<void>;
+  #started = false;
+  #closed = false;
+  #listeners = new Map<string, Set<(event: JobEvent) => void>>();
+
+  private constructor(readonly options: AdaptationQueueOptions) {}
+
+  /** Loads the stored jobs and recovers those the last process left unfinished. Call `start` to run jobs. */
+  static async open(options: AdaptationQueueOptions): Promise<AdaptationQueue> {
+    const queue = new AdaptationQueue(options);
+    for (const job of await options.jobs.list()) {
+      queue.#jobs.set(job.id, job);
+      if (job.status === "running") {
+        Object.assign(job, { status: "failed", finishedAt: new Date().toISOString(), error: INTERRUPTED });
+        delete job.cancelRequested;
+        await options.jobs.save(job);
+      } else if (job.status === "queued") {
+        queue.#waiting.push(job);
+      }
+    }
+    return queue;
+  }
+
+  /** Starts running queued jobs. */
+  start(): void {
+    this.#started = true;
+    this.#pump();
+  }
+
+  /** Every job, newest first. */
+  list(): JobRecord[] {
+    return [...this.#jobs.values()].reverse();
+  }
+
+  /** One job. @throws {RuntimeError} `not_found`/`job_not_found`. */
+  get(id: string): JobRecord {
+    const job = this.#jobs.get(id);
+    if (!job) {
+      throw new RuntimeError("not_found", "job_not_found", `no adaptation job with id '${id}'`, { id });
+    }
+    return job;
+  }
+
+  /**
+   * Queues an adaptation after checking what can be checked now: the dataset exists with at least two
+   * labels of at least two samples each, and the backbone is registered.
+   *
+   * @throws {RuntimeError} `not_found`/`dataset_not_found`, `invalid`/`unknown_backbone`,
+   *   `invalid`/`too_few_classes`, `invalid`/`too_few_samples`, `busy`/`queue_full` (with
+   *   `details.retryAfterSeconds`), `unavailable`/`shutting_down`.
+   */
+  async submit(submission: AdaptationSubmission, retryOf?: string): Promise<JobRecord> {
+    const request: AdaptationRequest = {
+      ...submission,
+      backbone: submission.backbone ?? this.options.defaultBackbone,
+      method: submission.method ?? "daft",
+    };
+    const backbones = listBackbones().map((b) => b.name);
+    if (!backbones.includes(request.backbone)) {
+      throw new RuntimeError("invalid", "unknown_backbone", `no backbone named '${request.backbone}'`, {
+        backbone: request.backbone,
+        available: backbones,
+      });
+    }
+    const dataset = await this.options.datasets.get(request.dataset);
+    checkCounts(dataset.id, dataset.counts);
+    if (this.#closed) throw new RuntimeError("unavailable", "shutting_down", "the server is shutting down");
+    this.#assertRoom();
+    const job: JobRecord = {
+      id: newResourceId("job"),
+      status: "queued",
+      request,
+      createdAt: new Date().toISOString(),
+      history: [],
+      ...(retryOf ? { retryOf } : {}),
+    };
+    this.#jobs.set(job.id, job);
+    this.#waiting.push(job);
+    await this.options.jobs.save(job);
+    this.#emit("status", job);
+    this.#pump();
+    return job;
+  }
+
+  /**
+   * Queues a finished job's request again, as a new job.
+   * @throws {RuntimeError} `conflict`/`job_not_finished` unless the job failed or was cancelled.
+   */
+  retry(id: string): Promise<JobRecord> {
+    const job = this.get(id);
+    if (job.status !== "failed" && job.status !== "cancelled") {
+      throw new RuntimeError(
+        "conflict",
+        "job_not_retryable",
+        `job ${id} is ${job.status}; only failed or cancelled jobs can be retried`,
+        { id, status: job.status },
+      );
+    }
+    return this.submit(job.request, id);
+  }
+
+  /**
+   * Cancels a job: a queued one at once, a running one within one training step (or by terminating its
+   * worker after the grace period). Returns the job as it is now.
+   * @throws {RuntimeError} `not_found`/`job_not_found`; `conflict`/`job_finished` for a finished job.
+   */
+  async cancel(id: string): Promise<JobRecord> {
+    const job = this.get(id);
+    if (FINAL_JOB_STATUSES.includes(job.status)) {
+      throw new RuntimeError("conflict", "job_finished", `job ${id} has already ${job.status}`, {
+        id,
+        status: job.status,
+      });
+    }
+    if (job.status === "queued") {
+      this.#waiting = this.#waiting.filter((j) => j !== job);
+      await this.#finish(job, "cancelled", cancelledError("before it started"));
+      return job;
+    }
+    const running = this.#running!;
+    if (!job.cancelRequested) {
+      job.cancelRequested = true;
+      Atomics.store(running.cancelFlag, 0, 1);
+      running.worker.postMessage({ type: "cancel" } satisfies WorkerCommand);
+      const timer = setTimeout(() => {
+        if (this.#running === running) {
+          running.stop(
+            "cancelled",
+            cancelledError(`by terminating its worker after ${this.options.cancelGraceMs} ms`),
+          );
+        }
+      }, this.options.cancelGraceMs);
+      this.#runningDone?.finally(() => clearTimeout(timer));
+      await this.options.jobs.save(job);
+      this.#emit("status", job);
+    }
+    return job;
+  }
+
+  /** Whether a queued or running job reads this dataset. */
+  usesDataset(datasetId: string): boolean {
+    return this.#waiting.some((j) => j.request.dataset === datasetId) ||
+      this.#running?.job.request.dataset === datasetId;
+  }
+
+  /**
+   * Calls `listener` with every later change to a job, until the returned function is called.
+   * @throws {RuntimeError} `not_found`/`job_not_found`.
+   */
+  subscribe(id: string, listener: (event: JobEvent) => void): () => void {
+    this.get(id);
+    const set = this.#listeners.get(id) ?? new Set();
+    set.add(listener);
+    this.#listeners.set(id, set);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.#listeners.delete(id);
+    };
+  }
+
+  /**
+   * Stops taking jobs and ends the running one as `failed`/`interrupted` (it can be retried); queued jobs
+   * stay queued on disk and run after the next start.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#running?.stop("failed", INTERRUPTED);
+    await this.#runningDone;
+  }
+
+  #assertRoom() {
+    const waitingAfter = this.#waiting.length + 1 - (this.#running || !this.#started ? 0 : 1);
+    if (waitingAfter <= this.options.maxQueuedJobs) return;
+    const retryAfterSeconds = this.#estimateWait();
+    throw new RuntimeError(
+      "busy",
+      "queue_full",
+      `${this.#waiting.length} adaptation jobs are already waiting (the limit is ${this.options.maxQueuedJobs}); ` +
+        `try again in about ${retryAfterSeconds} s`,
+      { maxQueuedJobs: this.options.maxQueuedJobs, retryAfterSeconds },
+    );
+  }
+
+  // Until the running job ends, judged from its progress so far; 30 s when there is nothing to judge by.
+  #estimateWait(): number {
+    const job = this.#running?.job;
+    const fraction = job?.progress?.fraction ?? 0;
+    if (!job?.startedAt || fraction < 0.05) return 30;
+    const elapsed = (Date.now() - Date.parse(job.startedAt)) / 1000;
+    return Math.min(3600, Math.max(1, Math.ceil(elapsed / fraction - elapsed)));
+  }
+
+  #pump() {
+    if (!this.#started || this.#closed || this.#running) return;
+    const job = this.#waiting.shift();
+    if (!job) return;
+    this.#runningDone = this.#run(job).catch((err) => {
+      console.error(`[jobs] job ${job.id} could not be run:`, err);
+    }).finally(() => {
+      this.#running = undefined;
+      this.#pump();
+    });
+  }
+
+  #run(job: JobRecord): Promise<void> {
+    const modelId = newResourceId("model");
+    const task: AdaptationTask = {
+      jobId: job.id,
+      modelId,
+      dataDir: this.options.dataDir,
+      backend: this.options.backend,
+      request: job.request,
+      maxImagePixels: this.options.maxImagePixels,
+    };
+    Object.assign(job, { status: "running", startedAt: new Date().toISOString() });
+    job.progress = { phase: "starting", fraction: 0 };
+    const saved = this.options.jobs.save(job);
+    this.#emit("status", job);
+
+    const worker = new Worker((this.options.workerUrl ?? WORKER_URL).href, { type: "module" });
+    const cancelFlag = new Int32Array(new SharedArrayBuffer(4));
+    return new Promise<void>((resolve, reject) => {
+      let ended = false;
+      const end = async (status: JobStatus, error?: JobError, metrics?: JobRecord["metrics"]) => {
+        if (ended) return;
+        ended = true;
+        worker.terminate();
+        try {
+          await saved;
+          if (status === "succeeded") {
+            job.metrics = metrics;
+            await this.options.models.commit({
+              id: modelId,
+              createdAt: new Date().toISOString(),
+              jobId: job.id,
+              dataset: { id: job.request.dataset, name: job.dataset?.name ?? "" },
+            });
+            job.modelId = modelId;
+          } else {
+            await this.options.models.discard(modelId);
+          }
+          await this.#finish(job, status, error);
+          if (status === "succeeded" && job.request.activate) {
+            await this.options.activate?.(modelId).catch((err) => {
+              console.error(`[jobs] job ${job.id}: activating model ${modelId} failed:`, err);
+            });
+          }
+          resolve();
+        } catch (err) {
+          reject(err);
+        }
+      };
+      this.#running = { job, worker, cancelFlag, stop: (status, error) => void end(status, error) };
+      worker.onmessage = (event: MessageEvent<WorkerReport>) => {
+        const report = event.data;
+        switch (report.type) {
+          case "started":
+            job.dataset = report.dataset;
+            break;
+          case "progress":
+            job.progress = report.progress;
+            this.#emit("progress", job);
+            break;
+          case "epoch":
+            job.history.push(report.record);
+            void this.options.jobs.save(job);
+            this.#emit("epoch", job);
+            break;
+          case "succeeded":
+            void end("succeeded", undefined, report.metrics);
+            break;
+          case "failed":
+            void end(report.error.code === "cancelled" ? "cancelled" : "failed", report.error);
+            break;
+        }
+      };
+      worker.onerror = (event) => {
+        event.preventDefault();
+        void end("failed", {
+          code: "worker_crashed",
+          message: `the adaptation worker crashed: ${event.message}`,
+          details: {},
+        });
+      };
+      worker.postMessage({ type: "start", task, cancelFlag } satisfies WorkerCommand);
+    });
+  }
+
+  async #finish(job: JobRecord, status: JobStatus, error?: JobError) {
+    job.status = status;
+    job.finishedAt = new Date().toISOString();
+    delete job.cancelRequested;
+    if (status === "succeeded") job.progress = { phase: "saving", fraction: 1 };
+    if (error) job.error = error;
+    await this.options.jobs.save(job);
+    this.#emit("done", job);
+  }
+
+  #emit(type: JobEvent["type"], job: JobRecord) {
+    for (const listener of this.#listeners.get(job.id) ?? []) {
+      try {
+        listener({ type, job });
+      } catch (err) {
+        console.error(`[jobs] a listener of job ${job.id} failed:`, err);
+      }
+    }
+  }
+}
+
+function cancelledError(how: string): JobError {
+  return { code: "cancelled", message: `the adaptation was cancelled ${how}`, details: {} };
+}
+
+function checkCounts(datasetId: string, counts: Record<string, number>) {
+  const labels = Object.keys(counts);
+  if (labels.length < 2) {
+    throw new RuntimeError(
+      "invalid",
+      "too_few_classes",
+      `dataset ${datasetId} has ${labels.length} label(s); adaptation needs at least 2`,
+      { dataset: datasetId, counts },
+    );
+  }
+  const short = labels.filter((l) => counts[l] < MIN_SAMPLES_PER_CLASS);
+  if (short.length) {
+    throw new RuntimeError(
+      "invalid",
+      "too_few_samples",
+      `every label needs at least ${MIN_SAMPLES_PER_CLASS} samples (one to train, one to validate); ` +
+        `short: ${short.join(", ")}`,
+      { dataset: datasetId, counts },
+    );
+  }
+}

@@ -1,0 +1,126 @@
+import denoJson from "../../deno.json" with { type: "json" };
+import { METHODS } from "../adapt/methods.ts";
+import { type BackendInfo, initBackend } from "../backend/init_backend.ts";
+import type { Config } from "../config.ts";
+import { AdaptationQueue } from "../jobs/adaptation_queue.ts";
+import { listBackbones, loadBackbone } from "../model/registry.ts";
+import type { DatasetStore } from "../store/dataset_store.ts";
+import type { JobStore } from "../store/job_store.ts";
+import type { ModelStore } from "../store/model_store.ts";
+import { openStores } from "../store/open_stores.ts";
+import { PredictionService } from "./prediction_service.ts";
+import { Readiness } from "./readiness.ts";
+
+/** What `GET /v1/info` reports. */
+export interface RuntimeInfo {
+  name: string;
+  version: string;
+  backend: {
+    name?: string;
+    policy: string;
+    adapter?: string;
+    isFallbackAdapter?: boolean;
+    fellBack?: boolean;
+    fallbackReason?: string;
+    selfTest?: BackendInfo["selfTest"];
+  };
+  backbones: { name: string; description: string }[];
+  defaultBackbone: string;
+  methods: { name: string; description: string }[];
+  activeModel: string | null;
+  ready: boolean;
+}
+
+/** The server's state: stores, the adaptation queue, the prediction service, readiness. */
+export interface Runtime {
+  config: Config;
+  datasets: DatasetStore;
+  models: ModelStore;
+  jobs: JobStore;
+  queue: AdaptationQueue;
+  predictions: PredictionService;
+  readiness: Readiness;
+  /**
+   * Brings up the compute backend (or takes `backend` when the caller already did), checks that the default
+   * backbone loads, restores the active model and starts the queue. Until it is done, `readiness` says so.
+   */
+  bringUp(backend?: BackendInfo): Promise<void>;
+  info(): RuntimeInfo;
+  /** Ends the running job (as interrupted) and unloads the models. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens everything the server needs under `config.dataDir`, recovering from the last run: jobs that were
+ * running are marked interrupted, queued ones wait again, and `bringUp` re-activates the active model.
+ *
+ * @example
+ * ```ts
+ * import { openRuntime } from "./open_runtime.ts";
+ * import { loadConfig } from "../config.ts";
+ * const result = loadConfig(["--data-dir", await Deno.makeTempDir()], () => undefined);
+ * if (!result.help) {
+ *   const runtime = await openRuntime(result.config);
+ *   console.assert(!runtime.readiness.ready);
+ *   await runtime.close();
+ * }
+ * ```
+ */
+export async function openRuntime(config: Config): Promise<Runtime> {
+  const stores = await openStores(config.dataDir, { maxSamplesPerDataset: config.maxSamplesPerDataset });
+  const readiness = new Readiness(config.defaultBackbone);
+  const predictions = new PredictionService(stores.models, { ...config, isReady: () => readiness.ready });
+  const queue = await AdaptationQueue.open({
+    ...stores,
+    ...config,
+    activate: (modelId) => predictions.activate(modelId),
+  });
+
+  async function bringUp(backend?: BackendInfo) {
+    try {
+      readiness.backend = backend ?? await initBackend(config.backend);
+    } catch (err) {
+      readiness.backendError = (err as Error).message;
+      throw err;
+    }
+    try {
+      const backbone = await loadBackbone({ name: config.defaultBackbone });
+      backbone.model.dispose();
+      readiness.backboneReady = true;
+    } catch (err) {
+      readiness.backboneError = (err as Error).message;
+      throw err;
+    }
+    await predictions.restore();
+    queue.start();
+  }
+
+  function info(): RuntimeInfo {
+    const b = readiness.backend;
+    return {
+      name: denoJson.name,
+      version: denoJson.version,
+      backend: {
+        name: b?.name,
+        policy: config.backend,
+        adapter: b?.adapter.available ? b.adapter.description : b?.adapter.reason,
+        isFallbackAdapter: b?.adapter.isFallback,
+        fellBack: b?.fellBack,
+        fallbackReason: b?.fallbackReason,
+        selfTest: b?.selfTest,
+      },
+      backbones: listBackbones(),
+      defaultBackbone: config.defaultBackbone,
+      methods: Object.entries(METHODS).map(([name, m]) => ({ name, description: m.description })),
+      activeModel: predictions.activeModelId() ?? null,
+      ready: readiness.ready,
+    };
+  }
+
+  async function close() {
+    await queue.close();
+    await predictions.dispose();
+  }
+
+  return { config, ...stores, queue, predictions, readiness, bringUp, info, close };
+}

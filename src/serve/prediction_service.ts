@@ -1,0 +1,240 @@
+import * as tf from "@tensorflow/tfjs";
+import { AdaptedModel, type Prediction } from "../adapt/adapted_model.ts";
+import { imagesToTensor } from "../data/input_spec.ts";
+import { RuntimeError } from "../errors.ts";
+import { decodeUploadedImage, type ImageLimits } from "../store/decode_uploaded_image.ts";
+import { KeyedLock } from "../store/keyed_lock.ts";
+import type { ModelStore } from "../store/model_store.ts";
+
+/** Options of {@linkcode PredictionService}. */
+export interface PredictionServiceOptions extends ImageLimits {
+  /** Most images in one request. */
+  maxPredictImages: number;
+  /** Most models kept loaded; the active one is always kept. */
+  maxCachedModels: number;
+  /** Whether the tfjs backend is up; predictions before that fail with `unavailable`/`not_ready`. */
+  isReady: () => boolean;
+}
+
+/** The answer to a prediction request. */
+export interface PredictionResult {
+  /** The id of the model that answered (the active one's id when asked for `active`). */
+  model: string;
+  predictions: Prediction[];
+}
+
+/** The name that means "whichever model is active". */
+export const ACTIVE_MODEL = "active";
+
+// A loaded model and how many predictions are using it: an evicted model is disposed when the last ends.
+interface Loaded {
+  id: string;
+  model: Promise<AdaptedModel>;
+  users: number;
+  evicted: boolean;
+  lastUsed: number;
+}
+
+const ACTIVATION = "activation";
+
+/**
+ * Predictions from adapted models, in this thread, from an in-memory cache of loaded models.
+ *
+ * Activation is an atomic swap: the new model is loaded and run once on a blank batch first, `active.json`
+ * is replaced, and only then does the one reference predictions read change, so a prediction sees the old
+ * model or the new one and never a half-loaded one. Activations and deletions are serialised with each
+ * other. A model in use is disposed only after its last prediction ends.
+ *
+ * @example
+ * ```ts
+ * import { PredictionService } from "./prediction_service.ts";
+ * import { ModelStore } from "../store/model_store.ts";
+ * const models = await ModelStore.open(await Deno.makeTempDir());
+ * const service = new PredictionService(models, { maxImageBytes: 1e6, maxImagePixels: 1e6,
+ *   maxPredictImages: 8, maxCachedModels: 2, isReady: () => true });
+ * console.assert(service.activeModelId() === undefined);
+ * ```
+ */
+export class PredictionService {
+  #cache = new Map<string, Loaded>();
+  #active?: Loaded;
+  #lock = new KeyedLock();
+
+  constructor(readonly models: ModelStore, readonly options: PredictionServiceOptions) {}
+
+  /** The active model's id, if one is active. */
+  activeModelId(): string | undefined {
+    return this.#active?.id;
+  }
+
+  /** Makes the model `active.json` names active again (after a restart). A model that fails to load is logged and skipped. */
+  async restore(): Promise<string | undefined> {
+    const record = await this.models.readActive();
+    if (!record) return undefined;
+    try {
+      await this.activate(record.modelId);
+      return record.modelId;
+    } catch (err) {
+      console.error(`[serve] could not restore active model ${record.modelId}:`, (err as Error).message);
+      return undefined;
+    }
+  }
+
+  /**
+   * Loads a model fully, then makes it the active one (and records that in `active.json`).
+   * @throws {RuntimeError} `not_found`/`model_not_found`, `unavailable`/`not_ready`.
+   */
+  activate(id: string): Promise<{ modelId: string; activatedAt: string }> {
+    this.#assertReady();
+    return this.#lock.run(ACTIVATION, async () => {
+      const entry = this.#acquire(id);
+      try {
+        const model = await entry.model;
+        // Warm-up: compiles the backend's kernels now, and proves the model runs before anyone is sent to it.
+        const { height, width, channels } = model.metadata.input;
+        const blank = tf.zeros([1, height, width, channels]) as tf.Tensor4D;
+        try {
+          await model.predict(blank, 1);
+        } finally {
+          blank.dispose();
+        }
+        const record = await this.models.writeActive(id);
+        this.#active = entry;
+        return record;
+      } finally {
+        this.#release(entry);
+      }
+    });
+  }
+
+  /**
+   * Deletes a stored model and unloads it.
+   * @throws {RuntimeError} `conflict`/`model_active` for the active model; `not_found`/`model_not_found`.
+   */
+  delete(id: string): Promise<void> {
+    return this.#lock.run(ACTIVATION, async () => {
+      if (this.#active?.id === id) {
+        throw new RuntimeError(
+          "conflict",
+          "model_active",
+          `model ${id} is the active model; activate another before deleting it`,
+          { id },
+        );
+      }
+      await this.models.delete(id);
+      const entry = this.#cache.get(id);
+      if (entry) this.#evict(entry);
+    });
+  }
+
+  /**
+   * Predicts labels for a batch of PNG/JPEG images, in input order, with the `topK` best of each.
+   * `modelRef` is a model id or `active`.
+   *
+   * @throws {RuntimeError} `invalid`/`no_images`, `too_large`/`too_many_images`, the decode errors of each
+   *   image (naming it), `unavailable`/`no_active_model`, `not_found`/`model_not_found`,
+   *   `unavailable`/`not_ready`.
+   */
+  async predict(modelRef: string, images: Uint8Array[], topK = 3): Promise<PredictionResult> {
+    this.#assertReady();
+    if (images.length === 0) {
+      throw new RuntimeError("invalid", "no_images", "the request holds no images", {});
+    }
+    if (images.length > this.options.maxPredictImages) {
+      throw new RuntimeError(
+        "too_large",
+        "too_many_images",
+        `images[${this.options.maxPredictImages}]: a request may hold at most ${this.options.maxPredictImages} ` +
+          `images, got ${images.length}`,
+        {
+          index: this.options.maxPredictImages,
+          count: images.length,
+          maxPredictImages: this.options.maxPredictImages,
+        },
+      );
+    }
+    const decoded = images.map((bytes, index) =>
+      decodeUploadedImage(bytes, { list: "images", index }, this.options)
+    );
+    const entry = modelRef === ACTIVE_MODEL ? this.#active : this.#acquire(modelRef);
+    if (!entry) {
+      throw new RuntimeError(
+        "unavailable",
+        "no_active_model",
+        "no model is active; activate one with POST /v1/models/{id}/activate",
+        {},
+      );
+    }
+    if (modelRef === ACTIVE_MODEL) entry.users++;
+    try {
+      const model = await entry.model;
+      const x = imagesToTensor(decoded, model.metadata.input);
+      try {
+        return { model: entry.id, predictions: await model.predict(x, topK) };
+      } finally {
+        x.dispose();
+      }
+    } finally {
+      this.#release(entry);
+    }
+  }
+
+  /** Unloads every model. */
+  async dispose(): Promise<void> {
+    this.#active = undefined;
+    for (const entry of [...this.#cache.values()]) this.#evict(entry);
+    await Promise.allSettled([...this.#cache.values()].map((e) => e.model));
+  }
+
+  #assertReady() {
+    if (!this.options.isReady()) {
+      throw new RuntimeError(
+        "unavailable",
+        "not_ready",
+        "the compute backend is still starting; try again shortly",
+        {},
+      );
+    }
+  }
+
+  // The cache entry of a model, loading it if needed (a failed load is not cached), counted as in use
+  // until #release.
+  #acquire(id: string): Loaded {
+    let entry = this.#cache.get(id);
+    if (!entry) {
+      const model = this.models.dir(id).then((dir) => AdaptedModel.load(dir));
+      const loaded: Loaded = { id, model, users: 0, evicted: false, lastUsed: 0 };
+      this.#cache.set(id, loaded);
+      model.catch(() => {
+        if (this.#cache.get(id) === loaded) this.#cache.delete(id);
+      });
+      entry = loaded;
+    }
+    entry.users++;
+    entry.lastUsed = performance.now();
+    this.#trim();
+    return entry;
+  }
+
+  // Evicts the least recently used idle models beyond the limit; the active model and models in use stay.
+  #trim() {
+    const idle = [...this.#cache.values()]
+      .filter((e) => e !== this.#active && e.users === 0)
+      .sort((a, b) => a.lastUsed - b.lastUsed);
+    while (this.#cache.size > this.options.maxCachedModels && idle.length) this.#evict(idle.shift()!);
+  }
+
+  #evict(entry: Loaded) {
+    if (this.#cache.get(entry.id) === entry) this.#cache.delete(entry.id);
+    entry.evicted = true;
+    if (entry.users === 0) entry.model.then((m) => m.dispose(), () => {});
+  }
+
+  #release(entry: Loaded) {
+    entry.users--;
+    if (entry.evicted && entry.users === 0 && entry !== this.#active) {
+      entry.model.then((m) => m.dispose(), () => {});
+    }
+    if (!entry.evicted) this.#trim();
+  }
+}

@@ -1,0 +1,71 @@
+import type { AdaptationMetrics, EpochRecord } from "../adapt/adaptation_metrics.ts";
+import type { BnConversionReport } from "../adapt/bn_conversion.ts";
+import type { Method } from "../adapt/methods.ts";
+
+/** Where an adaptation job is in its life. */
+export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+/** The statuses a job never leaves. */
+export const FINAL_JOB_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "cancelled"];
+
+/** What an adaptation was asked to do. Unset hyperparameters take the method's defaults. */
+export interface AdaptationRequest {
+  /** Dataset id. */
+  dataset: string;
+  backbone: string;
+  method: Method;
+  epochs?: number;
+  batchSize?: number;
+  lrHead?: number;
+  lrBackbone?: number;
+  seed?: number;
+  /** Make the new model the active one when the job succeeds. */
+  activate?: boolean;
+}
+
+/** How far a running job has come. */
+export interface JobProgress {
+  phase: "starting" | "loading" | "bn_conversion" | "linear_probe" | "training" | "evaluating" | "saving";
+  epoch?: number;
+  epochs?: number;
+  step?: number;
+  steps?: number;
+  loss?: number;
+  /** Rough share of the job done, 0 to 1. */
+  fraction: number;
+}
+
+/** What a finished job measured (the adapted model's metadata, minus what the model record repeats). */
+export interface JobMetrics extends AdaptationMetrics {
+  classNames: string[];
+  bnConversion: BnConversionReport | null;
+}
+
+/** Why a job did not succeed. */
+export interface JobError {
+  code: string;
+  message: string;
+  details: Record<string, unknown>;
+}
+
+/** `jobs/<id>.json`: one adaptation job, rewritten atomically as it changes. */
+export interface JobRecord {
+  id: string;
+  status: JobStatus;
+  request: AdaptationRequest;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Set when a cancel was asked for and the job has not stopped yet. */
+  cancelRequested?: boolean;
+  progress?: JobProgress;
+  /** One record per finished epoch. */
+  history: EpochRecord[];
+  /** The dataset as the job read it: its name and samples per label. */
+  dataset?: { id: string; name: string; counts: Record<string, number> };
+  metrics?: JobMetrics;
+  modelId?: string;
+  error?: JobError;
+  /** The job this one retries, if any. */
+  retryOf?: string;
+}

@@ -1,0 +1,34 @@
+import { join } from "node:path";
+import { DatasetStore } from "./dataset_store.ts";
+import { JobStore } from "./job_store.ts";
+import { ModelStore } from "./model_store.ts";
+
+/** The three stores under one data directory. */
+export interface Stores {
+  dataDir: string;
+  datasets: DatasetStore;
+  models: ModelStore;
+  jobs: JobStore;
+}
+
+/**
+ * Opens the stores under `dataDir` (`datasets/`, `models/`, `jobs/`), creating what is missing.
+ *
+ * @example
+ * ```ts
+ * import { openStores } from "./open_stores.ts";
+ * const stores = await openStores(await Deno.makeTempDir(), { maxSamplesPerDataset: 100 });
+ * console.assert(stores.datasets.maxSamplesPerDataset === 100);
+ * ```
+ */
+export async function openStores(
+  dataDir: string,
+  options: { maxSamplesPerDataset?: number } = {},
+): Promise<Stores> {
+  return {
+    dataDir,
+    datasets: await DatasetStore.open(join(dataDir, "datasets"), options),
+    models: await ModelStore.open(join(dataDir, "models")),
+    jobs: await JobStore.open(join(dataDir, "jobs")),
+  };
+}

@@ -1,0 +1,85 @@
+import { RuntimeError } from "../errors.ts";
+import { decodeUploadedImage, type ImageLimits } from "./decode_uploaded_image.ts";
+
+/** A labelled image as it arrives, before any check. */
+export interface SampleUpload {
+  label?: string;
+  bytes?: Uint8Array;
+}
+
+/** A sample that passed every check: its label and the original file bytes. */
+export interface ValidSample {
+  label: string;
+  bytes: Uint8Array;
+  format: "png" | "jpeg";
+}
+
+/** The limits of {@linkcode validateSamples}. */
+export interface SampleLimits extends ImageLimits {
+  maxSamplesPerRequest: number;
+}
+
+/** Longest class label, in characters. */
+export const MAX_LABEL_LENGTH = 100;
+
+// Labels become class names in model metadata and API responses: no control characters.
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Checks a whole upload before any of it is stored, so an upload is all or nothing: a count within the
+ * limit, a label on every sample (1 to 100 characters, no control characters, not blank), and an image
+ * that decodes as PNG or JPEG within the byte and pixel limits. The first failure names its sample.
+ *
+ * @throws {RuntimeError} `invalid`/`no_samples`, `too_large`/`too_many_samples`, `invalid`/`missing_label`,
+ *   `invalid`/`invalid_label`, `invalid`/`missing_image`, and {@linkcode decodeUploadedImage}'s errors.
+ *
+ * @example
+ * ```ts
+ * import { validateSamples } from "./validate_samples.ts";
+ * import { encodePng } from "../data/image.ts";
+ * const bytes = encodePng({ width: 1, height: 1, data: new Uint8Array([0, 0, 0]) });
+ * const [s] = validateSamples([{ label: "cat", bytes }], { maxSamplesPerRequest: 10, maxImageBytes: 1e6, maxImagePixels: 1e6 });
+ * console.assert(s.format === "png");
+ * ```
+ */
+export function validateSamples(samples: SampleUpload[], limits: SampleLimits): ValidSample[] {
+  if (samples.length === 0) {
+    throw new RuntimeError("invalid", "no_samples", "the upload holds no samples", {});
+  }
+  if (samples.length > limits.maxSamplesPerRequest) {
+    throw new RuntimeError(
+      "too_large",
+      "too_many_samples",
+      `samples[${limits.maxSamplesPerRequest}]: an upload may hold at most ${limits.maxSamplesPerRequest} ` +
+        `samples, got ${samples.length}`,
+      {
+        index: limits.maxSamplesPerRequest,
+        count: samples.length,
+        maxSamplesPerRequest: limits.maxSamplesPerRequest,
+      },
+    );
+  }
+  return samples.map(({ label, bytes }, index) => {
+    if (label === undefined) {
+      throw new RuntimeError("invalid", "missing_label", `samples[${index}]: the sample has no label`, {
+        index,
+      });
+    }
+    if (label.trim() === "" || label.length > MAX_LABEL_LENGTH || CONTROL.test(label)) {
+      throw new RuntimeError(
+        "invalid",
+        "invalid_label",
+        `samples[${index}]: a label must be 1 to ${MAX_LABEL_LENGTH} characters, not blank, without control characters`,
+        { index, label },
+      );
+    }
+    if (bytes === undefined) {
+      throw new RuntimeError("invalid", "missing_image", `samples[${index}]: the sample has no image`, {
+        index,
+      });
+    }
+    decodeUploadedImage(bytes, { list: "samples", index }, limits);
+    return { label, bytes, format: bytes[0] === 0x89 ? "png" : "jpeg" };
+  });
+}
