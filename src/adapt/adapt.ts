@@ -262,8 +262,8 @@ export async function adapt(
         onProgress?.({ phase: "training", epoch, epochs: trainEpochs, record });
       }
     } finally {
-      state.headOptimizer.dispose();
-      state.backboneOptimizer.dispose();
+      disposeMomentumOptimizer(state.headOptimizer);
+      disposeMomentumOptimizer(state.backboneOptimizer);
     }
     classifier.setWeights(best.weights);
     tf.dispose(best.weights);
@@ -313,6 +313,13 @@ export async function adapt(
     tf.dispose(owned);
     classifier?.dispose();
   }
+}
+
+// tfjs 4.22's MomentumOptimizer.dispose() frees its accumulators and momentum but not its learning-rate
+// scalar, one tensor per optimiser and run.
+function disposeMomentumOptimizer(optimizer: tf.Optimizer) {
+  optimizer.dispose();
+  (optimizer as unknown as { c?: tf.Tensor }).c?.dispose();
 }
 
 function parameterChangeByLayer(model: tf.LayersModel, current: tf.Variable[], initial: tf.Tensor[]) {

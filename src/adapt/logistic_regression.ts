@@ -14,8 +14,7 @@ export const L2_GRID = [1e-4, 1e-3, 1e-2, 1e-1];
 
 function fitOne(x: tf.Tensor2D, y: tf.Tensor2D, l2: number, steps: number) {
   const [d, c] = [x.shape[1], y.shape[1]];
-  const kernel = tf.variable(tf.zeros([d, c]));
-  const bias = tf.variable(tf.zeros([c]));
+  const [kernel, bias] = tf.tidy(() => [tf.variable(tf.zeros([d, c])), tf.variable(tf.zeros([c]))]);
   const optimizer = tf.train.adam(0.05);
   for (let s = 0; s < steps; s++) {
     optimizer.minimize(() =>
@@ -66,7 +65,7 @@ export async function fitLogisticRegression(
   classes: number,
   steps = 200,
 ): Promise<LinearHead> {
-  const y = tf.oneHot(tf.tensor1d(train.labels, "int32"), classes).toFloat() as tf.Tensor2D;
+  const y = tf.tidy(() => tf.oneHot(tf.tensor1d(train.labels, "int32"), classes).toFloat() as tf.Tensor2D);
   let best: LinearHead | undefined;
   for (const l2 of [...L2_GRID].reverse()) {
     const fitted = fitOne(train.x, y, l2, steps);

@@ -41,7 +41,7 @@ function loadSource() {
 
 /**
  * MobileNetV2 with ImageNet weights (Keras, as shipped in npm `nsfwjs`), cut at `block_10` and globally
- * average-pooled: 96x96x3 images in [-1, 1] -> 96 features. Every call builds fresh weights.
+ * average-pooled: 96x96x3 images in [0, 1] -> 96 features. Every call builds fresh weights.
  *
  * @example
  * ```ts
@@ -92,7 +92,10 @@ export async function mobilenetV2ImageNet(options: BackboneOptions = {}): Promis
   return {
     name: "mobilenetv2-imagenet",
     model,
-    input: { height: size, width: size, channels: 3, range: [-1, 1] },
+    // Keras' MobileNetV2 takes [-1, 1], but every BN layer's running statistics in this checkpoint match
+    // real photos scaled to [0, 1] (nsfwjs feeds x / 255), several times closer than [-1, 1]: the layers
+    // expect [0, 1]. tests/model_backbones.test.ts pins this.
+    input: { height: size, width: size, channels: 3, range: [0, 1] },
     featureDim: pooled.shape[1] as number,
     batchNormLayers: batchNormLayers(model).map((l) => l.name),
     provenance: {
