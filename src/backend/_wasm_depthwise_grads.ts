@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { checkDy } from "./_wasm_conv2d_grads.ts";
 import { convGeometry, type ConvGradAttrs, transposedConv } from "./_wasm_conv_geometry.ts";
+import { strideSplit } from "./_wasm_heap_copy.ts";
 import { composed, view, type WasmBackend } from "./_wasm_scratch.ts";
 
 /**
@@ -30,11 +31,11 @@ export function depthwiseBackpropInput(
  * DepthwiseConv2dNativeBackpropFilter on wasm: `x` `[N, H, W, C]` and `dy` `[N, Ho, Wo, C]` to
  * `dW` `[kh, kw, C, 1]` (`attrs.filterShape`).
  *
- * `dW[i, j, c]` sums `xpad[n, sh*h + i, sw*w + j, c] * dy[n, h, w, c]`. With `dy` spread onto the padded
- * input's grid (`dy[n, h, w]` at `[n, sh*h, sw*w]`, zeros between), tap `(i, j)` is the grid's flat array
- * against `xpad`'s shifted by `(i*Wg + j)*C` elements: rows that wrap around meet zeros in the spread `dy`.
- * So each tap is one XNNPACK multiply of two heap aliases and one XNNPACK average pooling over the grid;
- * nothing is gathered or transposed.
+ * `dW[i, j, c]` sums `xpad[n, sh*h + i, sw*w + j, c] * dy[n, h, w, c]` over `n, h, w`. Split into its stride
+ * phases (one pass), `xpad`'s stride-`s` window for tap `(i, j)` is a stride-1 window of one phase, and a
+ * stride-1 window of an image grid is that grid's flat data shifted by `(u*wq + v)*C`, once `dy` is
+ * zero-padded to the same grid (positions a shift wraps around to then meet zeros). So each tap is one
+ * XNNPACK multiply of two heap aliases and one XNNPACK average pooling: no gathers per tap.
  */
 export function depthwiseBackpropFilter(
   args: {
@@ -49,35 +50,32 @@ export function depthwiseBackpropFilter(
   const info = convGeometry(kernel, x.shape, filterShape, args.attrs, true);
   checkDy(kernel, dy, info);
   const [kh, kw, c] = filterShape;
-  const [n, h, w] = x.shape;
+  const n = x.shape[0];
   const { strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo, padInfo } = info;
-  // The grid: the padded input, rounded up to whole strides.
-  const hg = Math.ceil((h + padInfo.top + padInfo.bottom) / sh) * sh;
-  const wg = Math.ceil((w + padInfo.left + padInfo.right) / sw) * sw;
-  const gridSize = n * hg * wg * c;
+  // The phase grid: every output position plus the farthest shift a tap needs.
+  const hq = ho + Math.floor((kh - 1) / sh), wq = wo + Math.floor((kw - 1) / sw);
+  const phaseSize = (n + 1) * hq * wq * c;
   return composed(args.backend, (s) => {
-    // One zero image past the end, so that every shifted window stays inside the allocation.
-    const padded = s.run(tf.PadV2, { x }, {
-      paddings: [[0, 1], [padInfo.top, hg - h - padInfo.top], [padInfo.left, wg - w - padInfo.left], [0, 0]],
+    const phases = s.own(strideSplit(s.backend, x, sh, sw, padInfo.top, padInfo.left, hq, wq));
+    const dyOnGrid = hq === ho && wq === wo ? dy : s.run(tf.PadV2, { x: dy }, {
+      paddings: [[0, 0], [0, hq - ho], [0, wq - wo], [0, 0]],
       constantValue: 0,
     });
-    const spread = s.run(tf.PadV2, { x: view(dy, [n, ho, 1, wo, 1, c]) }, {
-      paddings: [[0, 0], [0, hg / sh - ho], [0, sh - 1], [0, wg / sw - wo], [0, sw - 1], [0, 0]],
-      constantValue: 0,
-    });
-    const grid = [1, n * hg, wg, c];
+    const grid = [1, n * hq, wq, c];
     const means: tf.TensorInfo[] = [];
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++) {
-        const shifted = s.alias(padded, (i * wg + j) * c, grid);
-        const product = s.run(tf.Multiply, { a: shifted, b: view(spread, grid) });
+        const phase = (i % sh) * sw + (j % sw);
+        const shift = (Math.floor(i / sh) * wq + Math.floor(j / sw)) * c;
+        const window = s.alias(phases, phase * phaseSize + shift, grid);
+        const product = s.run(tf.Multiply, { a: window, b: view(dyOnGrid, grid) });
         means.push(
-          s.run(tf.AvgPool, { x: product }, { filterSize: [n * hg, wg], strides: [1, 1], pad: "valid" }),
+          s.run(tf.AvgPool, { x: product }, { filterSize: [n * hq, wq], strides: [1, 1], pad: "valid" }),
         );
       }
     }
     const stacked = means.length === 1 ? means[0] : s.run(tf.Concat, means, { axis: 0 });
-    const dw = s.run(tf.Multiply, { a: view(stacked, [kh * kw, c]), b: s.scalar(gridSize / c) });
+    const dw = s.run(tf.Multiply, { a: view(stacked, [kh * kw, c]), b: s.scalar(n * hq * wq) });
     return { result: dw, shape: filterShape };
   });
 }

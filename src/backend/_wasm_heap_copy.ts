@@ -93,3 +93,51 @@ export function interleavePhases(
   }
   return out;
 }
+
+/**
+ * The stride phases of a zero-padded `x` `[N, H, W, C]`: `[sh*sw, N + 1, hq, wq, C]` where phase
+ * `a*sw + b`, image `n`, position `(P, Q)` holds `x[n, sh*P + a - top, sw*Q + b - left]` (zero outside `x`),
+ * and each phase ends with an all-zero image. A stride-`s` window of `x` is then a stride-1 window of one
+ * phase, which is a shifted run of its flat data; the zero image keeps shifted runs inside the phase.
+ */
+export function strideSplit(
+  backend: WasmBackend,
+  x: tf.TensorInfo,
+  sh: number,
+  sw: number,
+  top: number,
+  left: number,
+  hq: number,
+  wq: number,
+): tf.TensorInfo {
+  const [n, h, w, c] = x.shape;
+  const out = backend.makeOutput([sh * sw, n + 1, hq, wq, c], "float32");
+  const src = heap(backend, x), dst = heap(backend, out);
+  const phaseSize = (n + 1) * hq * wq * c;
+  for (let a = 0; a < sh; a++) {
+    for (let b = 0; b < sw; b++) {
+      let d = (a * sw + b) * phaseSize;
+      for (let img = 0; img < n; img++) {
+        for (let p = 0; p < hq; p++) {
+          const row = sh * p + a - top;
+          if (row < 0 || row >= h) {
+            dst.fill(0, d, d + wq * c);
+            d += wq * c;
+            continue;
+          }
+          const rowStart = (img * h + row) * w * c;
+          for (let q = 0; q < wq; q++) {
+            const col = sw * q + b - left;
+            if (col < 0 || col >= w) {
+              for (let k = 0; k < c; k++) dst[d++] = 0;
+              continue;
+            }
+            for (let k = 0, s = rowStart + col * c; k < c; k++) dst[d++] = src[s++];
+          }
+        }
+      }
+      dst.fill(0, d, d + hq * wq * c);
+    }
+  }
+  return out;
+}
