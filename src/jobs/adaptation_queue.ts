@@ -135,7 +135,7 @@ export class AdaptationQueue {
 
   /**
    * Queues an adaptation after checking what can be checked now: the dataset exists with at least two
-   * labels of at least two samples each, and the backbone is registered.
+   * labels of at least two samples each, and the backbone is registered. Returns the job as queued.
    *
    * @throws {RuntimeError} `not_found`/`dataset_not_found`, `invalid`/`unknown_backbone`,
    *   `invalid`/`too_few_classes`, `invalid`/`too_few_samples`, `busy`/`queue_full` (with
@@ -169,16 +169,19 @@ export class AdaptationQueue {
     this.#jobs.set(job.id, job);
     this.#waiting.push(job);
     await this.options.jobs.save(job);
+    const queued = structuredClone(job);
     this.#emit("status", job);
     this.#pump();
-    return job;
+    return queued;
   }
 
   /**
-   * Queues a finished job's request again, as a new job.
-   * @throws {RuntimeError} `conflict`/`job_not_finished` unless the job failed or was cancelled.
+   * Queues a failed (or interrupted) or cancelled job's request again, as a new job, and returns it as
+   * queued.
+   * @throws {RuntimeError} `conflict`/`job_not_retryable` unless the job failed or was cancelled, and
+   *   {@linkcode AdaptationQueue.submit}'s errors.
    */
-  retry(id: string): Promise<JobRecord> {
+  async retry(id: string): Promise<JobRecord> {
     const job = this.get(id);
     if (job.status !== "failed" && job.status !== "cancelled") {
       throw new RuntimeError(
@@ -188,7 +191,7 @@ export class AdaptationQueue {
         { id, status: job.status },
       );
     }
-    return this.submit(job.request, id);
+    return await this.submit(job.request, id);
   }
 
   /**

@@ -1,0 +1,242 @@
+import assert from "node:assert/strict";
+import { createApp } from "../routes/app.ts";
+import { loadConfig } from "../src/config.ts";
+import { encodePng } from "../src/data/image.ts";
+import { openRuntime } from "../src/serve/open_runtime.ts";
+import { FIXTURES, testBackend } from "./_setup.ts";
+
+async function openTestApp(flags: string[] = []) {
+  const backend = await testBackend();
+  const dataDir = await Deno.makeTempDir({ prefix: "daft-api-" });
+  const loaded = loadConfig(
+    ["--data-dir", dataDir, "--default-backbone", "tiny", "--backend", backend.policy, ...flags],
+    () => undefined,
+  );
+  if (loaded.help) throw new Error("unreachable");
+  const runtime = await openRuntime(loaded.config);
+  await runtime.bringUp(backend);
+  const app = createApp({ runtime, logRequests: false });
+  const json = (method: string, path: string, body?: unknown) =>
+    app.request(path, {
+      method,
+      headers: { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  const close = async () => {
+    await runtime.close();
+    await Deno.remove(dataDir, { recursive: true });
+  };
+  return { app, runtime, json, close };
+}
+
+const digitFile = (d: number, i = 0) => {
+  const names = [...Deno.readDirSync(`${FIXTURES}digits/${d}`)].map((e) => e.name).sort();
+  return Deno.readFileSync(`${FIXTURES}digits/${d}/${names[i]}`);
+};
+const base64 = (bytes: Uint8Array) => (bytes as unknown as { toBase64(): string }).toBase64();
+
+function digitForm(pairs: [label: string | undefined, bytes: Uint8Array | undefined][]): FormData {
+  const form = new FormData();
+  for (const [label, bytes] of pairs) {
+    if (label !== undefined) form.append("label", label);
+    if (bytes !== undefined) {
+      form.append("image", new Blob([bytes as Uint8Array<ArrayBuffer>], { type: "image/png" }), "x.png");
+    }
+  }
+  return form;
+}
+
+async function errorOf(res: Response) {
+  const body = await res.json();
+  assert.ok(body.error, `expected an error body, got ${JSON.stringify(body)}`);
+  assert.deepEqual(Object.keys(body.error).sort(), ["code", "details", "message"]);
+  return body.error as { code: string; message: string; details: Record<string, unknown> };
+}
+
+Deno.test("datasets are created, listed, read and deleted", async () => {
+  const { app, json, close } = await openTestApp();
+  const created = await json("POST", "/v1/datasets", { name: "digits" });
+  assert.equal(created.status, 201);
+  const { id, counts, sampleCount } = await created.json();
+  assert.match(id, /^ds_/);
+  assert.deepEqual([counts, sampleCount], [{}, 0]);
+
+  const listed = await (await app.request("/v1/datasets")).json();
+  assert.deepEqual(listed.datasets.map((d: { id: string }) => d.id), [id]);
+  assert.equal((await (await app.request(`/v1/datasets/${id}`)).json()).name, "digits");
+
+  assert.equal((await app.request(`/v1/datasets/${id}`, { method: "DELETE" })).status, 204);
+  const gone = await app.request(`/v1/datasets/${id}`);
+  assert.equal(gone.status, 404);
+  assert.equal((await errorOf(gone)).code, "dataset_not_found");
+  await close();
+});
+
+Deno.test("creating a dataset without a name is a 422 validation error naming the field", async () => {
+  const { json, close } = await openTestApp();
+  const res = await json("POST", "/v1/datasets", { nom: "x" });
+  assert.equal(res.status, 422);
+  const error = await errorOf(res);
+  assert.equal(error.code, "invalid_request");
+  assert.match(error.message, /json\.name/);
+  assert.ok(Array.isArray(error.details.issues));
+  await close();
+});
+
+Deno.test("malformed JSON is a 400 in the error shape", async () => {
+  const { app, close } = await openTestApp();
+  const res = await app.request("/v1/datasets", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{not json",
+  });
+  assert.equal(res.status, 400);
+  assert.equal((await errorOf(res)).code, "malformed_request");
+  await close();
+});
+
+Deno.test("samples upload as multipart pairs and as JSON base64, and counts add up", async () => {
+  const { app, json, close } = await openTestApp();
+  const { id } = await (await json("POST", "/v1/datasets", { name: "d" })).json();
+  const multipart = await app.request(`/v1/datasets/${id}/samples`, {
+    method: "POST",
+    body: digitForm([["3", digitFile(3, 0)], ["3", digitFile(3, 1)], ["8", digitFile(8, 0)]]),
+  });
+  assert.equal(multipart.status, 201);
+  assert.deepEqual(await multipart.json(), {
+    id,
+    added: 3,
+    addedCounts: { "3": 2, "8": 1 },
+    sampleCount: 3,
+    counts: { "3": 2, "8": 1 },
+  });
+  const photo = await Deno.readFile(`${FIXTURES}photos/chelsea.jpg`);
+  const viaJson = await json("POST", `/v1/datasets/${id}/samples`, {
+    samples: [{ label: "8", image: base64(digitFile(8, 1)) }, {
+      label: "cat",
+      image: `data:image/jpeg;base64,${base64(photo)}`,
+    }],
+  });
+  assert.equal(viaJson.status, 201);
+  assert.deepEqual((await viaJson.json()).counts, { "3": 2, "8": 2, "cat": 1 });
+  assert.deepEqual((await (await app.request(`/v1/datasets/${id}`)).json()).counts, {
+    "3": 2,
+    "8": 2,
+    "cat": 1,
+  });
+  await close();
+});
+
+Deno.test("a bad sample anywhere in an upload stores nothing and is named", async () => {
+  const { app, json, close } = await openTestApp([
+    "--max-samples-per-request",
+    "4",
+    "--max-image-bytes",
+    "2000",
+  ]);
+  const { id } = await (await json("POST", "/v1/datasets", { name: "d" })).json();
+  const good = digitFile(1);
+  const upload = (form: FormData) =>
+    app.request(`/v1/datasets/${id}/samples`, { method: "POST", body: form });
+  const cases: [string, Response, number, string, number | undefined][] = [
+    ["corrupt", await upload(digitForm([["1", good], ["1", good.slice(0, 40)]])), 400, "invalid_image", 1],
+    ["no label", await upload(digitForm([["1", good], [undefined, good]])), 400, "missing_label", 1],
+    ["no image", await upload(digitForm([["1", good], ["1", undefined]])), 400, "missing_image", 1],
+    [
+      "gif",
+      await upload(digitForm([["1", new TextEncoder().encode("GIF89a\x01\x00\x01\x00")]])),
+      415,
+      "unsupported_image_type",
+      0,
+    ],
+    ["too many", await upload(digitForm(Array(5).fill(["1", good]))), 413, "too_many_samples", 4],
+    [
+      "too big",
+      await upload(
+        digitForm([["1", good], [
+          "1",
+          encodePng({ width: 40, height: 40, data: crypto.getRandomValues(new Uint8Array(4800)) }),
+        ]]),
+      ),
+      413,
+      "image_too_large",
+      1,
+    ],
+    [
+      "bad base64",
+      await json("POST", `/v1/datasets/${id}/samples`, {
+        samples: [{ label: "1", image: base64(good) }, { label: "1", image: "***" }],
+      }),
+      400,
+      "invalid_base64",
+      1,
+    ],
+  ];
+  for (const [what, res, status, code, index] of cases) {
+    assert.equal(res.status, status, what);
+    const error = await errorOf(res);
+    assert.equal(error.code, code, what);
+    assert.equal(error.details.index, index, what);
+  }
+  const jsonMissing = await json("POST", `/v1/datasets/${id}/samples`, {
+    samples: [{ image: base64(good) }],
+  });
+  assert.equal(jsonMissing.status, 422);
+  assert.deepEqual((await errorOf(jsonMissing)).details.issues, [
+    {
+      path: ["samples", "0", "label"],
+      message: "Invalid input: expected string, received undefined",
+      code: "invalid_type",
+    },
+  ]);
+  assert.equal((await (await app.request(`/v1/datasets/${id}`)).json()).sampleCount, 0, "nothing was stored");
+  await close();
+});
+
+Deno.test("an upload that is neither multipart nor JSON is a 415, and one over the body limit a 413", async () => {
+  const { app, json, close } = await openTestApp(["--max-body-bytes", "4096"]);
+  const { id } = await (await json("POST", "/v1/datasets", { name: "d" })).json();
+  const text = await app.request(`/v1/datasets/${id}/samples`, {
+    method: "POST",
+    headers: { "content-type": "text/plain" },
+    body: "hello",
+  });
+  assert.equal(text.status, 415);
+  assert.equal((await errorOf(text)).code, "unsupported_media_type");
+  const big = await app.request(`/v1/datasets/${id}/samples`, {
+    method: "POST",
+    body: digitForm(Array(20).fill(["1", digitFile(1)])),
+  });
+  assert.equal(big.status, 413);
+  assert.equal((await errorOf(big)).code, "body_too_large");
+  await close();
+});
+
+Deno.test("samples cannot go to a dataset that does not exist", async () => {
+  const { app, close } = await openTestApp();
+  const res = await app.request("/v1/datasets/ds_0000000000000000/samples", {
+    method: "POST",
+    body: digitForm([["1", digitFile(1)]]),
+  });
+  assert.equal(res.status, 404);
+  assert.equal((await errorOf(res)).code, "dataset_not_found");
+  await close();
+});
+
+Deno.test("a dataset an adaptation is using cannot be deleted", async () => {
+  const { app, json, runtime, close } = await openTestApp();
+  const { id } = await (await json("POST", "/v1/datasets", { name: "d" })).json();
+  await app.request(`/v1/datasets/${id}/samples`, {
+    method: "POST",
+    body: digitForm([["1", digitFile(1, 0)], ["1", digitFile(1, 1)], ["2", digitFile(2, 0)], [
+      "2",
+      digitFile(2, 1),
+    ]]),
+  });
+  const job = await (await json("POST", "/v1/adaptations", { dataset: id, epochs: 500 })).json();
+  const res = await app.request(`/v1/datasets/${id}`, { method: "DELETE" });
+  assert.equal(res.status, 409);
+  assert.equal((await errorOf(res)).code, "dataset_in_use");
+  await runtime.queue.cancel(job.id);
+  await close();
+});
