@@ -18,8 +18,11 @@ Deno.test("the parameter conversion leaves gamma*(x-mean)/std+beta unchanged for
   const out = convertBatchNormParams(source, target, eps);
   for (const x of [-3, 0, 0.7, 10]) {
     for (let c = 0; c < 2; c++) {
-      const before = source.gamma[c] * (x - source.movingMean[c]) / Math.sqrt(source.movingVariance[c] + eps) + source.beta[c];
-      const after = out.gamma[c] * (x - out.movingMean[c]) / Math.sqrt(out.movingVariance[c] + eps) + out.beta[c];
+      const before =
+        source.gamma[c] * (x - source.movingMean[c]) / Math.sqrt(source.movingVariance[c] + eps) +
+        source.beta[c];
+      const after = out.gamma[c] * (x - out.movingMean[c]) / Math.sqrt(out.movingVariance[c] + eps) +
+        out.beta[c];
       assert.ok(Math.abs(before - after) < 1e-5, `channel ${c}, x=${x}: ${before} vs ${after}`);
     }
   }
@@ -51,7 +54,9 @@ Deno.test("after conversion each BN layer's running statistics equal the target 
   const target = await batchNormInputStatistics(backbone.model, layers, images, 16);
   await convertBatchNorm(backbone.model, images, 16);
   layers.forEach((layer, i) => {
-    const weights = Object.fromEntries(layer.weights.map((w) => [w.originalName.split("/").pop(), w.read().dataSync()]));
+    const weights = Object.fromEntries(
+      layer.weights.map((w) => [w.originalName.split("/").pop(), w.read().dataSync()]),
+    );
     for (let c = 0; c < target[i].mean.length; c++) {
       assert.ok(Math.abs(weights.moving_mean[c] - target[i].mean[c]) < 1e-6);
       assert.ok(Math.abs(weights.moving_variance[c] - target[i].variance[c]) < 1e-6);
