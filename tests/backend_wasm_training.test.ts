@@ -171,10 +171,12 @@ Deno.test("the conv gradients reject what they do not support, naming the kernel
   tf.dispose([x, dy]);
 });
 
-/** The replaced stock kernels against cpu, on shapes batch-norm gradients use. */
-Deno.test("Sum, Mean, Tile, Slice and Identity on wasm equal cpu's", async () => {
+/** The replaced stock kernels against cpu, on the shapes batch-norm and ReLU6 gradients use, and others. */
+Deno.test("Sum, Mean, Tile, Slice, Identity, comparisons, logicalAnd and where on wasm equal cpu's", async () => {
   const run = () => {
     const x = random([3, 5, 4, 6], 7);
+    const y = random([3, 5, 4, 6], 12).mul(2);
+    const ge = tf.greaterEqual(x, 0), le = tf.lessEqual(y, x);
     const outs = [
       tf.sum(x, [0, 1, 2]),
       tf.mean(x, [0, 1, 2], true),
@@ -186,8 +188,20 @@ Deno.test("Sum, Mean, Tile, Slice and Identity on wasm equal cpu's", async () =>
       tf.slice(x, [1, 1, 0, 2], [2, 3, 4, 3]),
       tf.slice(x, [0, 1, 1, 0], [3, 4, 3, 6]),
       tf.clone(x),
+      ge.cast("float32"),
+      le.cast("float32"),
+      tf.lessEqual(x, tf.scalar(0.5)).cast("float32"),
+      tf.greaterEqual(tf.scalar(0.5), x).cast("float32"),
+      tf.lessEqual(x, tf.ones([6])).cast("float32"),
+      tf.logicalAnd(ge, le).cast("float32"),
+      tf.logicalAnd(
+        tf.greaterEqual(x.reshape([-1]).slice(0, 7), 0),
+        tf.lessEqual(y.reshape([-1]).slice(0, 7), 0),
+      )
+        .cast("float32"),
+      tf.where(le, x, y),
     ];
-    x.dispose();
+    tf.dispose([x, y, ge, le]);
     return outs;
   };
   const cpu = await on("cpu", run);

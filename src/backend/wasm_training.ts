@@ -4,6 +4,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import { conv2dBackpropFilter, conv2dBackpropInput } from "./_wasm_conv2d_grads.ts";
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from "./_wasm_depthwise_grads.ts";
 import { sharedIdentity } from "./_wasm_identity.ts";
+import { fastComparison, fastLogicalAnd, fastSelect } from "./_wasm_masks.ts";
 import { leadingAxesReduction } from "./_wasm_reductions.ts";
 import { blockSlice } from "./_wasm_slice.ts";
 import { blockTile } from "./_wasm_tile.ts";
@@ -32,13 +33,18 @@ function trainingKernels(): Provided[] {
     { name: tf.DepthwiseConv2dNativeBackpropFilter, kernelFunc: kernel(depthwiseBackpropFilter) },
     // The rest replace stock kernels that are scalar loops or whole-input copies, slow enough to dominate a
     // training step: the conv input gradient, the reductions and tiling in every batch-norm gradient, the
-    // slice that is the gradient of zero padding, and the copy behind every tensor saved for a gradient.
+    // slice that is the gradient of zero padding, the copy behind every tensor saved for a gradient, and
+    // the masks of the ReLU6 gradient.
     { name: tf.Conv2DBackpropInput, kernelFunc: kernel(conv2dBackpropInput) },
     replacing(tf.Sum, (stock) => leadingAxesReduction("Sum", stock)),
     replacing(tf.Mean, (stock) => leadingAxesReduction("Mean", stock)),
     replacing(tf.Tile, blockTile),
     replacing(tf.Slice, blockSlice),
     replacing(tf.Identity, sharedIdentity),
+    replacing(tf.GreaterEqual, (stock) => fastComparison("GreaterEqual", stock)),
+    replacing(tf.LessEqual, (stock) => fastComparison("LessEqual", stock)),
+    replacing(tf.LogicalAnd, fastLogicalAnd),
+    replacing(tf.Select, fastSelect),
   ];
   return provided;
 }
@@ -47,8 +53,9 @@ function trainingKernels(): Provided[] {
  * Registers, for the tfjs `wasm` backend, the convolution gradient kernels it lacks (Conv2DBackpropFilter,
  * DepthwiseConv2dNativeBackpropInput, DepthwiseConv2dNativeBackpropFilter), so `tf.grad`,
  * `tf.variableGrads` and `optimizer.minimize` work through conv2d and depthwiseConv2d layers on wasm,
- * matching the `cpu` backend to float32 rounding. It also replaces six stock wasm kernels that are correct
- * but too slow for training (Conv2DBackpropInput, Sum, Mean, Tile, Slice, Identity) with faster equivalents.
+ * matching the `cpu` backend to float32 rounding. It also replaces stock wasm kernels that are correct but
+ * too slow for training (Conv2DBackpropInput, Sum, Mean, Tile, Slice, Identity, GreaterEqual, LessEqual,
+ * LogicalAnd, Select) with faster equivalents, which hand cases they do not cover back to the stock kernel.
  *
  * The gradients support NHWC, any strides, `same`/`valid`/explicit padding, dilation 1 and depthwise channel
  * multiplier 1; anything else throws an error naming the kernel and the attribute. Safe to call more than
