@@ -179,6 +179,12 @@ export async function adapt(
       tf.dispose([trainFeatures, probe.kernel, probe.bias]);
     }
 
+    // A head step moves the logits by about lr * |f|^2 * gradient, so one head rate cannot suit backbones
+    // whose feature norms differ tenfold (tiny ~50, MobileNetV2 ~240): the integrated methods give lrHead
+    // in units of 1 / mean |f|^2 over the training images, measured here after conversion.
+    const headRate = recipe.headInit === "zeros"
+      ? lrHead / await meanSquaredNorm(backbone.model, trainX, batchSize)
+      : lrHead;
     const headVars = head.trainableWeights.map((w) => w.read() as tf.Variable);
     const backboneVars = recipe.trainBackbone
       ? backbone.model.trainableWeights.map((w) => w.read() as tf.Variable)
@@ -193,7 +199,7 @@ export async function adapt(
       logits: logitsModel,
       headVars,
       backboneVars,
-      headOptimizer: tf.train.momentum(lrHead, momentum),
+      headOptimizer: tf.train.momentum(headRate, momentum),
       backboneOptimizer: tf.train.momentum(lrBackbone, momentum),
       training: recipe.batchNorm === "train",
     };
@@ -205,7 +211,7 @@ export async function adapt(
       for (let epoch = 0; epoch < trainEpochs; epoch++) {
         const epochStarted = performance.now();
         const rates = {
-          lrHead: cosineLearningRate(lrHead, epoch, trainEpochs),
+          lrHead: cosineLearningRate(headRate, epoch, trainEpochs),
           lrBackbone: cosineLearningRate(lrBackbone, epoch, trainEpochs),
         };
         (state.headOptimizer as tf.MomentumOptimizer).setLearningRate(rates.lrHead);
@@ -313,6 +319,19 @@ export async function adapt(
     tf.dispose(owned);
     classifier?.dispose();
   }
+}
+
+async function meanSquaredNorm(
+  model: tf.LayersModel,
+  images: tf.Tensor4D,
+  batchSize: number,
+): Promise<number> {
+  const value = tf.tidy(() =>
+    tf.mean(tf.sum(tf.square(model.predict(images, { batchSize }) as tf.Tensor), 1))
+  );
+  const norm = (await value.data())[0];
+  value.dispose();
+  return Math.max(norm, 1e-6);
 }
 
 // tfjs 4.22's MomentumOptimizer.dispose() frees its accumulators and momentum but not its learning-rate

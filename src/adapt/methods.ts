@@ -11,7 +11,11 @@ export interface MethodRecipe {
   trainBackbone: boolean;
   /** BN behaviour while training: batch statistics ("train") or running statistics ("eval", LP-FT). */
   batchNorm: "train" | "eval";
-  /** Default learning rates (SGD, momentum 0.9, cosine per epoch). Single-rate methods use one for all. */
+  /**
+   * Default learning rates (SGD, momentum 0.9, cosine per epoch). Single-rate methods use one for all. For
+   * a zero-initialised head, lrHead is in units of 1 / mean |feature|^2 (see adapt.ts), so it carries
+   * across backbones.
+   */
   lrHead: number;
   lrBackbone: number;
   description: string;
@@ -33,8 +37,8 @@ export const METHODS: Record<Method, MethodRecipe> = {
     headInit: "zeros",
     trainBackbone: true,
     batchNorm: "train",
-    lrHead: 0.5,
-    lrBackbone: 1e-4,
+    lrHead: 10,
+    lrBackbone: 1e-3,
     description: "BN conversion + integrated LP/FT (zero head, large head rate, small backbone rate)",
   },
   "daft-no-conversion": {
@@ -42,8 +46,8 @@ export const METHODS: Record<Method, MethodRecipe> = {
     headInit: "zeros",
     trainBackbone: true,
     batchNorm: "train",
-    lrHead: 0.5,
-    lrBackbone: 1e-4,
+    lrHead: 10,
+    lrBackbone: 1e-3,
     description: "ablation: integrated LP/FT without BN conversion",
   },
   "conversion-only": {
