@@ -15,8 +15,8 @@ async function openTestApp(flags: string[] = []) {
   const runtime = await openRuntime(loaded.config);
   await runtime.bringUp(backend);
   const app = createApp({ runtime, logRequests: false });
-  const json = (method: string, path: string, body?: unknown) =>
-    app.request(path, {
+  const json = async (method: string, path: string, body?: unknown) =>
+    await app.request(path, {
       method,
       headers: { "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -94,7 +94,11 @@ Deno.test("an adaptation is accepted as queued, streams its events and ends with
   assert.deepEqual(Object.keys(metrics.validation.perClassAccuracy), ["0", "1", "7"]);
   assert.equal(metrics.validation.confusion.length, 3);
   assert.equal(typeof metrics.distortion.cosineMean, "number");
-  assert.equal(metrics.bnConversion.layersConverted, 4, "the BN conversion report covers the tiny net's 4 BN layers");
+  assert.equal(
+    metrics.bnConversion.layersConverted,
+    4,
+    "the BN conversion report covers the tiny net's 4 BN layers",
+  );
   const list = await (await app.request("/v1/adaptations")).json();
   assert.deepEqual(list.adaptations.map((j: { id: string }) => j.id), [job.id]);
 

@@ -16,8 +16,8 @@ async function openTestApp(flags: string[] = []) {
   const runtime = await openRuntime(loaded.config);
   await runtime.bringUp(backend);
   const app = createApp({ runtime, logRequests: false });
-  const json = (method: string, path: string, body?: unknown) =>
-    app.request(path, {
+  const json = async (method: string, path: string, body?: unknown) =>
+    await app.request(path, {
       method,
       headers: { "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
