@@ -4,7 +4,7 @@
  * when the real one cannot be loaded. Backends that fail to start or to train are reported and skipped.
  *
  *   deno run -A bench/wasm_kernels.ts [--backends wasm,cpu,webgpu] [--iters 5] [--batch 16] [--size 96]
- *                                     [--model mobilenetv2|standin]
+ *                                     [--model mobilenetv2|standin] [--verbose]
  *
  * Each backend gets one warm-up step, then `iters` timed steps; a step ends when its loss is read back.
  */
@@ -19,6 +19,7 @@ const { values: flags } = parseArgs({
     batch: { type: "string", default: "16" },
     size: { type: "string", default: "96" },
     model: { type: "string", default: "mobilenetv2" },
+    verbose: { type: "boolean", default: false },
   },
 });
 const iters = Number(flags.iters), batch = Number(flags.batch), size = Number(flags.size);
@@ -131,6 +132,7 @@ async function benchmark(backendName: string): Promise<Result> {
       const start = performance.now();
       await step();
       msPerStep.push(performance.now() - start);
+      if (flags.verbose) console.error(`  ${backendName} step ${i + 1}: ${msPerStep[i].toFixed(0)} ms`);
     }
     return { backend: backendName, model: name, msPerStep };
   } catch (err) {

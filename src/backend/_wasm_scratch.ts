@@ -46,11 +46,8 @@ export class WasmScratch {
       backend: this.backend,
       attrs: attrs as tf.NamedAttrMap,
     });
-    if (Array.isArray(out)) {
-      this.#owned.push(...out);
-      throw new Error(`wasm training: '${name}' returned several outputs where one was expected`);
-    }
-    this.#owned.push(out);
+    this.#owned.push(...(Array.isArray(out) ? out : [out]));
+    if (Array.isArray(out)) throw new Error(`wasm training: '${name}' returned several outputs, not one`);
     return out;
   }
 

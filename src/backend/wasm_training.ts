@@ -24,8 +24,9 @@ function trainingKernels(): Provided[] {
     return { name, kernelFunc: make(stock.kernelFunc), setupFunc: stock.setupFunc };
   };
   const kernel = (f: unknown) => f as tf.KernelFunc;
-  // Each is composed from kernels the wasm backend runs in XNNPACK or its C++ (conv, matmul, pooling, pad),
-  // called directly on the backend: no engine tensors, nothing on a gradient tape.
+  // The gradients are composed from kernels the wasm backend runs in XNNPACK (conv, matmul, multiply,
+  // pooling), called directly on the backend (no engine tensors, nothing on a gradient tape), joined by
+  // single-pass copies on the heap where the stock data-movement kernels are slow.
   provided = [
     // tfjs-backend-wasm has none of these three.
     { name: tf.Conv2DBackpropFilter, kernelFunc: kernel(conv2dBackpropFilter) },
@@ -70,8 +71,8 @@ function trainingKernels(): Provided[] {
  *
  * registerWasmTrainingKernels();
  * await tf.setBackend("wasm");
- * const w = tf.variable(tf.randomNormal([3, 3, 2, 4]));
- * const x = tf.randomNormal([1, 8, 8, 2]);
+ * const w = tf.variable(tf.randomNormal<tf.Rank.R4>([3, 3, 2, 4]));
+ * const x = tf.randomNormal<tf.Rank.R4>([1, 8, 8, 2]);
  * const { grads } = tf.variableGrads(() => tf.conv2d(x, w, 2, "same").square().sum() as tf.Scalar, [w]);
  * console.log(grads[w.name].shape); // [3, 3, 2, 4]
  * ```
