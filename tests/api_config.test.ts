@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { BACKEND_POLICIES } from "../src/backend/init_backend.ts";
+import { CONFIG_ENV_VARS, CONFIG_SETTINGS, configTable, loadConfig } from "../src/config.ts";
+import { RuntimeError } from "../src/errors.ts";
+
+const noEnv = () => undefined;
+const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
+
+function configOf(args: string[], env: (name: string) => string | undefined = noEnv) {
+  const result = loadConfig(args, env);
+  assert.equal(result.help, false);
+  return (result as Extract<typeof result, { help: false }>).config;
+}
+
+function configError(args: string[], env: (name: string) => string | undefined = noEnv) {
+  try {
+    loadConfig(args, env);
+  } catch (err) {
+    assert.ok(err instanceof RuntimeError);
+    assert.equal(err.code, "invalid_config");
+    return err;
+  }
+  assert.fail(`loadConfig(${JSON.stringify(args)}) did not fail`);
+}
+
+Deno.test("the defaults serve out of the box on localhost:8787", () => {
+  const config = configOf([]);
+  assert.equal(config.port, 8787);
+  assert.equal(config.hostname, "127.0.0.1");
+  assert.equal(config.dataDir, "./data");
+  assert.equal(config.backend, "auto");
+  assert.equal(config.apiToken, undefined);
+  assert.equal(config.defaultBackbone, "mobilenetv2-imagenet");
+  assert.equal(config.maxQueuedJobs, 8);
+});
+
+Deno.test("flags win over the environment, which wins over the defaults", () => {
+  const env = envOf({ PORT: "9001", DATA_DIR: "/srv/daft", BACKEND: "cpu", MAX_QUEUED_JOBS: "3" });
+  const config = configOf(["--port", "9002", "--max-image-bytes=1024"], env);
+  assert.equal(config.port, 9002);
+  assert.equal(config.dataDir, "/srv/daft");
+  assert.equal(config.backend, "cpu");
+  assert.equal(config.maxQueuedJobs, 3);
+  assert.equal(config.maxImageBytes, 1024);
+});
+
+Deno.test("every backend policy the backend module lists is accepted, others are not", () => {
+  for (const policy of BACKEND_POLICIES) assert.equal(configOf(["--backend", policy]).backend, policy);
+  const err = configError(["--backend", "tpu"]);
+  assert.match(err.message, /backend \(--backend\)/);
+});
+
+Deno.test("bad values are refused, each named with where it came from", () => {
+  const err = configError(["--port", "http"], envOf({ MAX_BODY_BYTES: "-5" }));
+  const issues = err.details.issues as { setting: string; source: string }[];
+  assert.deepEqual(issues.map((i) => [i.setting, i.source]), [["port", "--port"], [
+    "maxBodyBytes",
+    "MAX_BODY_BYTES",
+  ]]);
+  assert.match(configError(["--no-such-flag"]).message, /no-such-flag/);
+  assert.match(configError(["--api-token", "short"]).message, /apiToken/);
+});
+
+Deno.test("binding beyond localhost needs an API token, and a token opens all interfaces by default", () => {
+  assert.match(configError(["--hostname", "0.0.0.0"]).message, /needs an API token/);
+  const token = "0123456789abcdef0123";
+  assert.equal(configOf(["--api-token", token]).hostname, "0.0.0.0");
+  assert.equal(configOf(["--hostname", "0.0.0.0"], envOf({ API_TOKEN: token })).apiToken, token);
+  assert.equal(configOf(["--hostname", "localhost"]).hostname, "localhost");
+});
+
+Deno.test("--help asks for the settings table, which lists every setting", () => {
+  assert.deepEqual(loadConfig(["--help"], noEnv), { help: true });
+  const table = configTable();
+  for (const s of CONFIG_SETTINGS) {
+    assert.ok(table.includes(`\`${s.flag}\``) && table.includes(`\`${s.env}\``));
+  }
+  assert.ok(CONFIG_ENV_VARS.includes("API_TOKEN") && CONFIG_ENV_VARS.includes("PORT"));
+});
