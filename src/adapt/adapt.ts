@@ -278,7 +278,7 @@ export async function adapt(
     const predicted = await evalLogits(logitsModel, valX, batchSize);
     const adaptedValFeatures = backbone.model.predict(valX, { batchSize }) as tf.Tensor2D;
     owned.push(adaptedValFeatures);
-    const parameterChange = parameterChangeByLayer(backbone.model, backboneVars, initial);
+    const parameterChange = await parameterChangeByLayer(backbone.model, backboneVars, initial);
     const metrics: AdaptationMetrics = {
       valAccuracy: best.accuracy,
       bestEpoch: best.epoch,
@@ -341,7 +341,7 @@ function disposeMomentumOptimizer(optimizer: tf.Optimizer) {
   (optimizer as unknown as { c?: tf.Tensor }).c?.dispose();
 }
 
-function parameterChangeByLayer(model: tf.LayersModel, current: tf.Variable[], initial: tf.Tensor[]) {
+async function parameterChangeByLayer(model: tf.LayersModel, current: tf.Variable[], initial: tf.Tensor[]) {
   const byLayer = new Map<string, { diff: number; base: number }>();
   const owner = new Map<string, string>();
   for (const layer of model.layers) {
@@ -350,8 +350,9 @@ function parameterChangeByLayer(model: tf.LayersModel, current: tf.Variable[], i
   const diffs = tf.tidy(() =>
     current.map((v, i) => tf.stack([tf.sum(tf.square(tf.sub(v, initial[i]))), tf.sum(tf.square(initial[i]))]))
   );
-  diffs.forEach((d, i) => {
-    const [diff, base] = d.dataSync();
+  const values = await Promise.all(diffs.map((d) => d.data()));
+  diffs.forEach((_, i) => {
+    const [diff, base] = values[i];
     const name = owner.get(current[i].name) ?? current[i].name;
     const acc = byLayer.get(name) ?? { diff: 0, base: 0 };
     byLayer.set(name, { diff: acc.diff + diff, base: acc.base + base });

@@ -73,9 +73,9 @@ export interface BnConversionReport {
 
 const ROLES = ["gamma", "beta", "moving_mean", "moving_variance"] as const;
 
-function layerParams(layer: tf.layers.Layer): { params: BatchNormParams; order: string[] } {
+async function layerParams(layer: tf.layers.Layer): Promise<{ params: BatchNormParams; order: string[] }> {
   const order = layer.weights.map((w) => w.originalName.split("/").pop()!);
-  const values = layer.getWeights().map((t) => t.dataSync() as Float32Array);
+  const values = await Promise.all(layer.getWeights().map((t) => t.data() as Promise<Float32Array>));
   const get = (role: string) => values[order.indexOf(role)];
   const channels = get("moving_mean").length;
   return {
@@ -138,8 +138,8 @@ export async function convertBatchNorm(
   const before = await evalOutput(model, images, batchSize);
   const stats = await batchNormInputStatistics(model, layers, images, batchSize);
   const report: BnConversionReport["layers"] = [];
-  layers.forEach((layer, i) => {
-    const { params, order } = layerParams(layer);
+  for (const [i, layer] of layers.entries()) {
+    const { params, order } = await layerParams(layer);
     const epsilon = (layer as unknown as { epsilon: number }).epsilon;
     const converted = convertBatchNormParams(params, stats[i], epsilon);
     setLayerParams(layer, order, converted);
@@ -153,7 +153,7 @@ export async function convertBatchNorm(
       meanShift: shift / params.movingMean.length,
       varianceRatio: ratio / params.movingMean.length,
     });
-  });
+  }
   const after = await evalOutput(model, images, batchSize);
   let maxAbsOutputDiff = 0;
   for (let i = 0; i < before.length; i++) {

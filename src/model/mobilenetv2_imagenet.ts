@@ -30,8 +30,9 @@ function loadSource() {
     const specs = json.weightsManifest.flatMap((g: tf.io.WeightsManifestConfig[number]) => g.weights);
     const decoded = tf.io.decodeWeights(data, specs);
     const weights = new Map<string, { shape: number[]; values: Float32Array }>();
+    // Reads are async: WebGPU under Deno has no synchronous readback.
     for (const [name, t] of Object.entries(decoded)) {
-      weights.set(name, { shape: t.shape, values: t.dataSync() as Float32Array });
+      weights.set(name, { shape: t.shape, values: await t.data() as Float32Array });
       t.dispose();
     }
     return { topology: json.modelTopology, weights };
