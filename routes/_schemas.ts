@@ -74,6 +74,13 @@ export const JobSchema = z.object({
       "distortion (feature distortion), parameterChange, bnConversion (the BN conversion report), classNames",
   }),
   modelId: z.string().optional(),
+  activated: z.boolean().optional(),
+  activationError: z.object({
+    code: z.string(),
+    message: z.string(),
+    details: z.record(z.string(), z.unknown()),
+  })
+    .optional(),
   error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) })
     .optional(),
   retryOf: z.string().optional(),

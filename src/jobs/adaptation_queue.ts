@@ -14,6 +14,7 @@ import {
 import type { JobStore } from "../store/job_store.ts";
 import type { ModelStore } from "../store/model_store.ts";
 import { newResourceId } from "../store/resource_id.ts";
+import { toJobError } from "./job_error.ts";
 import type { AdaptationTask, WorkerCommand, WorkerReport } from "./worker_messages.ts";
 
 /** What a caller submits: the request, with backbone and method optional. */
@@ -331,15 +332,19 @@ export class AdaptationQueue {
               dataset: { id: job.request.dataset, name: job.dataset?.name ?? "" },
             });
             job.modelId = modelId;
+            // The job is done when its model serves, if it asked to: `done` then means "predict now".
+            if (job.request.activate && this.options.activate) {
+              try {
+                await this.options.activate(modelId);
+                job.activated = true;
+              } catch (err) {
+                job.activationError = toJobError(err);
+              }
+            }
           } else {
             await this.options.models.discard(modelId);
           }
           await this.#finish(job, status, error);
-          if (status === "succeeded" && job.request.activate) {
-            await this.options.activate?.(modelId).catch((err) => {
-              console.error(`[jobs] job ${job.id}: activating model ${modelId} failed:`, err);
-            });
-          }
           resolve();
         } catch (err) {
           reject(err);

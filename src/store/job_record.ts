@@ -65,6 +65,10 @@ export interface JobRecord {
   dataset?: { id: string; name: string; counts: Record<string, number> };
   metrics?: JobMetrics;
   modelId?: string;
+  /** Set when the request asked for `activate` and the new model became the active one. */
+  activated?: boolean;
+  /** Why a model the request asked to activate could not be (the job still succeeded). */
+  activationError?: JobError;
   error?: JobError;
   /** The job this one retries, if any. */
   retryOf?: string;
