@@ -77,7 +77,7 @@ const SETTINGS = {
     env: "BACKEND",
     default: "auto",
     schema: z.enum(BACKEND_POLICIES as [BackendPolicy, ...BackendPolicy[]]),
-    doc: `tfjs backend policy: ${BACKEND_POLICIES.join(" | ")}`,
+    doc: `tfjs backend policy, one of ${BACKEND_POLICIES.join(", ")}`,
   },
   apiToken: {
     env: "API_TOKEN",
@@ -184,8 +184,9 @@ export const CONFIG_ENV_VARS: readonly string[] = CONFIG_SETTINGS.map((s) => s.e
  * ```
  */
 export function configTable(): string {
+  const cell = (text: string) => text.replaceAll("|", "\\|");
   const rows = CONFIG_SETTINGS.map((s) =>
-    `| \`${s.flag}\` | \`${s.env}\` | ${s.default ? `\`${s.default}\`` : "—"} | ${s.description} |`
+    `| \`${s.flag}\` | \`${s.env}\` | ${s.default ? `\`${s.default}\`` : "—"} | ${cell(s.description)} |`
   );
   return ["| flag | environment | default | meaning |", "| --- | --- | --- | --- |", ...rows].join("\n");
 }
