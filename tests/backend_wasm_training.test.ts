@@ -209,6 +209,17 @@ Deno.test("Sum, Mean, Tile, Slice, Identity, comparisons, logicalAnd and where o
   cpu.forEach((expected, i) => assert.ok(relativeError(wasm[i], expected) < 1e-6, `output ${i}`));
 });
 
+Deno.test("Sum and Mean over leading axes on wasm count exactly", async () => {
+  assert.ok(await tf.setBackend("wasm"));
+  const ones = tf.ones([16, 48, 48, 3]);
+  const mask = tf.greaterEqual(random([16, 49, 5], 13), 0).cast("float32");
+  const expectedCount = Array.from(await mask.data()).reduce((a, b) => a + b, 0);
+  assert.deepEqual(Array.from(await tf.sum(ones, [0, 1, 2]).data()), [36864, 36864, 36864]);
+  assert.deepEqual(Array.from(await tf.mean(ones, [0, 1, 2]).data()), [1, 1, 1]);
+  assert.equal((await tf.sum(mask.reshape([-1, 5]), 0).sum().data())[0], expectedCount);
+  tf.dispose([ones, mask]);
+});
+
 /** A small MobileNetV2-like net: every layer kind whose gradient training needs. */
 function smallBnCnn(): tf.LayersModel {
   const input = tf.input({ shape: [16, 16, 3] });

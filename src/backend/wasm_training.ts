@@ -18,11 +18,16 @@ function trainingKernels(): Provided[] {
   if (provided) return provided;
   // A replacement falls back to the stock kernel for what it does not handle, and keeps its setup (which the
   // engine runs each time the backend is set).
-  const replacing = (name: string, make: (stock: tf.KernelFunc) => tf.KernelFunc): Provided => {
-    const stock = tf.getKernel(name, "wasm");
-    if (!stock) throw new Error(`wasm training: tfjs-backend-wasm registered no '${name}' kernel`);
-    return { name, kernelFunc: make(stock.kernelFunc), setupFunc: stock.setupFunc };
+  const stock = (name: string) => {
+    const config = tf.getKernel(name, "wasm");
+    if (!config) throw new Error(`wasm training: tfjs-backend-wasm registered no '${name}' kernel`);
+    return config;
   };
+  const replacing = (name: string, make: (stock: tf.KernelFunc) => tf.KernelFunc): Provided => {
+    const { kernelFunc, setupFunc } = stock(name);
+    return { name, kernelFunc: make(kernelFunc), setupFunc };
+  };
+  const stockSum = stock(tf.Sum).kernelFunc;
   const kernel = (f: unknown) => f as tf.KernelFunc;
   // The gradients are composed from kernels the wasm backend runs in XNNPACK (conv, matmul, multiply,
   // pooling), called directly on the backend (no engine tensors, nothing on a gradient tape), joined by
@@ -37,8 +42,8 @@ function trainingKernels(): Provided[] {
     // slice that is the gradient of zero padding, the copy behind every tensor saved for a gradient, and
     // the masks of the ReLU6 gradient.
     { name: tf.Conv2DBackpropInput, kernelFunc: kernel(conv2dBackpropInput) },
-    replacing(tf.Sum, (stock) => leadingAxesReduction("Sum", stock)),
-    replacing(tf.Mean, (stock) => leadingAxesReduction("Mean", stock)),
+    replacing(tf.Sum, (sum) => leadingAxesReduction("Sum", sum, stockSum)),
+    replacing(tf.Mean, (mean) => leadingAxesReduction("Mean", mean, stockSum)),
     replacing(tf.Tile, blockTile),
     replacing(tf.Slice, blockSlice),
     replacing(tf.Identity, sharedIdentity),
