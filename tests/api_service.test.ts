@@ -65,6 +65,8 @@ Deno.test("readyz names the part that failed to come up", async () => {
   assert.equal(report.backend.ready, true);
   assert.equal(report.defaultBackbone.ready, false);
   assert.match(report.defaultBackbone.error, /no backbone named 'no-such-net'/);
+  const predict = await app.request("/v1/models/active/predict?image=iVBORw0KGgo");
+  assert.equal((await errorOf(predict)).code, "no_active_model", "predictions only need the backend");
   await close();
 });
 
@@ -129,6 +131,15 @@ Deno.test("the OpenAPI document covers every endpoint, and /docs serves Swagger 
   assert.ok((await bundle.text()).length > 100_000);
   assert.equal((await app.request("/docs/swagger-ui.css")).status, 200);
   assert.match(await (await app.request("/docs/init.js")).text(), /\/openapi\.json/);
+  await close();
+});
+
+Deno.test("the browser console is served at /", async () => {
+  const { app, close } = await openTestApp();
+  const res = await app.request("/");
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get("content-type")!, /text\/html/);
+  assert.match(await res.text(), /daft-edge console/);
   await close();
 });
 

@@ -41,8 +41,9 @@ export interface Runtime {
   predictions: PredictionService;
   readiness: Readiness;
   /**
-   * Brings up the compute backend (or takes `backend` when the caller already did), checks that the default
-   * backbone loads, restores the active model and starts the queue. Until it is done, `readiness` says so.
+   * Brings up the compute backend (or takes `backend` when the caller already did), restores the active
+   * model, starts the queue, and checks that the default backbone loads. `readiness` says how far it got;
+   * predictions work once the backend is up.
    */
   bringUp(backend?: BackendInfo): Promise<void>;
   info(): RuntimeInfo;
@@ -69,7 +70,12 @@ export interface Runtime {
 export async function openRuntime(config: Config): Promise<Runtime> {
   const stores = await openStores(config.dataDir, { maxSamplesPerDataset: config.maxSamplesPerDataset });
   const readiness = new Readiness(config.defaultBackbone);
-  const predictions = new PredictionService(stores.models, { ...config, isReady: () => readiness.ready });
+  // Predictions need the backend, not the default backbone: a model that exists can serve even if the
+  // default backbone cannot be loaded.
+  const predictions = new PredictionService(stores.models, {
+    ...config,
+    isReady: () => readiness.backend !== undefined,
+  });
   const queue = await AdaptationQueue.open({
     ...stores,
     ...config,
@@ -83,6 +89,8 @@ export async function openRuntime(config: Config): Promise<Runtime> {
       readiness.backendError = (err as Error).message;
       throw err;
     }
+    await predictions.restore();
+    queue.start();
     try {
       const backbone = await loadBackbone({ name: config.defaultBackbone });
       backbone.model.dispose();
@@ -91,8 +99,6 @@ export async function openRuntime(config: Config): Promise<Runtime> {
       readiness.backboneError = (err as Error).message;
       throw err;
     }
-    await predictions.restore();
-    queue.start();
   }
 
   function info(): RuntimeInfo {

@@ -153,9 +153,6 @@ export class PredictionService {
         },
       );
     }
-    const decoded = images.map((bytes, index) =>
-      decodeUploadedImage(bytes, { list: "images", index }, this.options)
-    );
     const entry = modelRef === ACTIVE_MODEL ? this.#active : this.#acquire(modelRef);
     if (!entry) {
       throw new RuntimeError(
@@ -167,6 +164,9 @@ export class PredictionService {
     }
     if (modelRef === ACTIVE_MODEL) entry.users++;
     try {
+      const decoded = images.map((bytes, index) =>
+        decodeUploadedImage(bytes, { list: "images", index }, this.options)
+      );
       const model = await entry.model;
       const x = imagesToTensor(decoded, model.metadata.input);
       try {
