@@ -83,6 +83,21 @@ export async function samplesFromMultipart(c: Context): Promise<SampleUpload[]> 
   }));
 }
 
+/**
+ * The samples of a JSON upload, `{samples: [{label, image: base64}]}` (already validated in shape). A body
+ * without `samples` (no content type at all) is refused as neither JSON nor multipart.
+ */
+export function samplesFromJson(body: { samples?: { label: string; image: string }[] }): SampleUpload[] {
+  if (!body.samples) {
+    throw new RuntimeError(
+      "unsupported",
+      "unsupported_media_type",
+      "send the samples as multipart/form-data or as JSON {samples: [...]}",
+    );
+  }
+  return body.samples.map((s, i) => ({ label: s.label, bytes: bytesFromBase64(s.image, "samples", i) }));
+}
+
 /** The images of a multipart prediction request (repeated `image` file fields) and its optional `topK`. */
 export async function imagesFromMultipart(c: Context): Promise<{ images: Uint8Array[]; topK?: number }> {
   const images: Uint8Array[] = [];

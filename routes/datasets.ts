@@ -1,8 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { RuntimeError } from "../src/errors.ts";
 import type { Runtime } from "../src/serve/open_runtime.ts";
+import { countLabels } from "../src/store/dataset_store.ts";
 import { validateSamples } from "../src/store/validate_samples.ts";
-import { bytesFromBase64, isMultipart, samplesFromMultipart } from "./_image_input.ts";
+import { isMultipart, samplesFromJson, samplesFromMultipart } from "./_image_input.ts";
 import { newRouter } from "./_router.ts";
 import {
   Base64Image,
@@ -128,23 +129,16 @@ export function datasetRoutes(runtime: Runtime) {
     .openapi(addSamples, async (c) => {
       const { id } = c.req.valid("param");
       await datasets.get(id);
-      const uploads = isMultipart(c) ? await samplesFromMultipart(c) : (() => {
-        // Typed loosely: the multipart half of this route's body is a plain schema, not zod.
-        const body = c.req.valid("json" as never) as Partial<z.infer<typeof SamplesJson>>;
-        if (!body.samples) throw missingBody();
-        return body.samples.map((s, i) => ({
-          label: s.label,
-          bytes: bytesFromBase64(s.image, "samples", i),
-        }));
-      })();
+      // The multipart half of this route's body is a plain schema, so the JSON half is typed loosely.
+      const uploads = isMultipart(c)
+        ? await samplesFromMultipart(c)
+        : samplesFromJson(c.req.valid("json" as never) as { samples?: { label: string; image: string }[] });
       const valid = validateSamples(uploads, config);
       const dataset = await datasets.add(id, valid);
-      const addedCounts: Record<string, number> = {};
-      for (const s of valid) addedCounts[s.label] = (addedCounts[s.label] ?? 0) + 1;
       return c.json({
         id,
         added: valid.length,
-        addedCounts,
+        addedCounts: countLabels(valid.map((s) => s.label)),
         sampleCount: dataset.sampleCount,
         counts: dataset.counts,
       }, 201);
@@ -157,13 +151,5 @@ function conflict(id: string) {
     "dataset_in_use",
     `dataset ${id} is used by a queued or running adaptation`,
     { id },
-  );
-}
-
-function missingBody() {
-  return new RuntimeError(
-    "unsupported",
-    "unsupported_media_type",
-    "send the samples as multipart/form-data or as JSON {samples: [...]}",
   );
 }
