@@ -34,8 +34,10 @@ export function leadingAxesReduction(
     const rest = tf.util.sizeFromShape(x.shape.slice(k));
     const shape = args.attrs.keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k);
     return composed(args.backend, (s) => {
-      const blockMeans = s.run(tf.AvgPool, { x: view(x, [1, rows / block, block, rest]) }, {
-        filterSize: [1, block],
+      // Each block as one square-ish image of the batch, pooled whole (a long 1-D window pools slower).
+      const height = 2 ** Math.floor(Math.log2(block) / 2);
+      const blockMeans = s.run(tf.AvgPool, { x: view(x, [rows / block, height, block / height, rest]) }, {
+        filterSize: [height, block / height],
         strides: [1, 1],
         pad: "valid",
       });
