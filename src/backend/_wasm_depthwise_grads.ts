@@ -50,13 +50,22 @@ export function depthwiseBackpropFilter(
   const info = convGeometry(kernel, x.shape, filterShape, args.attrs, true);
   checkDy(kernel, dy, info);
   const [kh, kw, c] = filterShape;
-  const n = x.shape[0];
+  const [n, h, w] = x.shape;
   const { strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo, padInfo } = info;
   // The phase grid: every output position plus the farthest shift a tap needs.
   const hq = ho + Math.floor((kh - 1) / sh), wq = wo + Math.floor((kw - 1) / sw);
   const phaseSize = (n + 1) * hq * wq * c;
   return composed(args.backend, (s) => {
-    const phases = s.own(strideSplit(s.backend, x, sh, sw, padInfo.top, padInfo.left, hq, wq));
+    // Stride 1 has one phase, the padded input itself (plus the zero image): XNNPACK pads faster than a copy.
+    const phases = sh === 1 && sw === 1
+      ? s.run(tf.PadV2, { x }, {
+        paddings: [[0, 1], [padInfo.top, hq - h - padInfo.top], [padInfo.left, wq - w - padInfo.left], [
+          0,
+          0,
+        ]],
+        constantValue: 0,
+      })
+      : s.own(strideSplit(s.backend, x, sh, sw, padInfo.top, padInfo.left, hq, wq));
     const dyOnGrid = hq === ho && wq === wo ? dy : s.run(tf.PadV2, { x: dy }, {
       paddings: [[0, 0], [0, hq - ho], [0, wq - wo], [0, 0]],
       constantValue: 0,
