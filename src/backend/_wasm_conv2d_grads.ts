@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { convGeometry, type ConvGradAttrs, transposedConv } from "./_wasm_conv_geometry.ts";
+import { checkDy, convGeometry, type ConvGradAttrs, transposedConv } from "./_wasm_conv_geometry.ts";
 import { channelMajorWindow, heap, interleavePhases, transpose2d } from "./_wasm_heap_copy.ts";
 import { composed, view, type WasmBackend, type WasmScratch } from "./_wasm_scratch.ts";
 
@@ -143,14 +143,4 @@ function matmul(s: WasmScratch, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorIn
     transposeB: false,
   });
   return view(out, [p, q]);
-}
-
-/** Checks `dy` against the output shape of the forward convolution. */
-export function checkDy(kernel: string, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void {
-  const want = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
-  if (dy.shape.length !== 4 || dy.shape.some((d, i) => d !== want[i])) {
-    throw new Error(
-      `${kernel} (wasm training): dy must be [${want}] for this convolution, got [${dy.shape}]`,
-    );
-  }
 }

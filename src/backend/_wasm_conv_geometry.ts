@@ -64,6 +64,16 @@ export function convGeometry(
   return info;
 }
 
+/** Checks `dy` against the output shape of the forward convolution. */
+export function checkDy(kernel: string, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void {
+  const want = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
+  if (dy.shape.length !== 4 || dy.shape.some((d, i) => d !== want[i])) {
+    throw new Error(
+      `${kernel} (wasm training): dy must be [${want}] for this convolution, got [${dy.shape}]`,
+    );
+  }
+}
+
 /**
  * `dy` `[N, Ho, Wo, C]` with `sh - 1` zero rows after every row and `sw - 1` zero columns after every
  * column: `[N, Ho*sh, Wo*sw, C]`. A strided convolution's input gradient is a stride-1 convolution over it.

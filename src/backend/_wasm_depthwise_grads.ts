@@ -1,6 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { checkDy } from "./_wasm_conv2d_grads.ts";
-import { convGeometry, type ConvGradAttrs, transposedConv } from "./_wasm_conv_geometry.ts";
+import { checkDy, convGeometry, type ConvGradAttrs, transposedConv } from "./_wasm_conv_geometry.ts";
 import { strideSplit } from "./_wasm_heap_copy.ts";
 import { composed, view, type WasmBackend } from "./_wasm_scratch.ts";
 
@@ -57,15 +56,13 @@ export function depthwiseBackpropFilter(
   const phaseSize = (n + 1) * hq * wq * c;
   return composed(args.backend, (s) => {
     // Stride 1 has one phase, the padded input itself (plus the zero image): XNNPACK pads faster than a copy.
+    const [top, left] = [padInfo.top, padInfo.left];
     const phases = sh === 1 && sw === 1
       ? s.run(tf.PadV2, { x }, {
-        paddings: [[0, 1], [padInfo.top, hq - h - padInfo.top], [padInfo.left, wq - w - padInfo.left], [
-          0,
-          0,
-        ]],
+        paddings: [[0, 1], [top, hq - h - top], [left, wq - w - left], [0, 0]],
         constantValue: 0,
       })
-      : s.own(strideSplit(s.backend, x, sh, sw, padInfo.top, padInfo.left, hq, wq));
+      : s.own(strideSplit(s.backend, x, sh, sw, top, left, hq, wq));
     const dyOnGrid = hq === ho && wq === wo ? dy : s.run(tf.PadV2, { x: dy }, {
       paddings: [[0, 0], [0, hq - ho], [0, wq - wo], [0, 0]],
       constantValue: 0,
