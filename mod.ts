@@ -5,10 +5,10 @@
  *
  * @example
  * ```ts
- * import { adapt, imagesToTensor, initBackend, loadBackbone, readImageFolder } from "./mod.ts";
+ * import { adapt, imagesToTensor, initBackend, loadBackbone, readImageFolder, takePerClass } from "./mod.ts";
  * await initBackend("auto");
  * const backbone = await loadBackbone({ name: "tiny" });
- * const data = await readImageFolder("fixtures/digits");
+ * const data = takePerClass(await readImageFolder("fixtures/digits"), 5, 1);
  * const images = imagesToTensor(data.images, backbone.input);
  * const model = await adapt(backbone, { images, labels: data.labels, classNames: data.classNames }, { epochs: 1 });
  * console.log(model.metadata.metrics.valAccuracy);

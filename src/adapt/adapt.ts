@@ -99,11 +99,14 @@ const accuracyOf = (predicted: ArrayLike<number>, labels: number[]) =>
  * @example
  * ```ts
  * import { adapt } from "./adapt.ts";
+ * import { initBackend } from "../backend/init_backend.ts";
+ * await initBackend("auto");
  * import { tinyBackbone } from "../model/tiny.ts";
  * import { imagesToTensor } from "../data/input_spec.ts";
  * import { readImageFolder } from "../data/folder.ts";
+ * import { takePerClass } from "../data/take_per_class.ts";
  * const backbone = await tinyBackbone();
- * const data = await readImageFolder("fixtures/digits");
+ * const data = takePerClass(await readImageFolder("fixtures/digits"), 5, 1);
  * const images = imagesToTensor(data.images, backbone.input);
  * const model = await adapt(backbone, { images, labels: data.labels, classNames: data.classNames }, { epochs: 2 });
  * console.log(model.metadata.metrics.valAccuracy);

@@ -42,11 +42,18 @@ export interface Prediction {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { adapt } from "./adapt.ts";
+ * import { initBackend } from "../backend/init_backend.ts";
+ * await initBackend("auto");
  * import { AdaptedModel } from "./adapted_model.ts";
- * const model = await AdaptedModel.load("fixtures/models/tiny-digits");
- * const [p] = await model.predict(tf.zeros([1, 28, 28, 1]), 3);
+ * import { tinyBackbone } from "../model/tiny.ts";
+ * const images = tf.randomUniform([8, 28, 28, 1]) as tf.Tensor4D;
+ * const trained = await adapt(await tinyBackbone(), { images, labels: [0, 1, 0, 1, 0, 1, 0, 1], classNames: ["a", "b"] }, { epochs: 1 });
+ * const dir = await Deno.makeTempDir();
+ * await trained.save(dir);
+ * const model = await AdaptedModel.load(dir);
+ * const [p] = await model.predict(images.slice(0, 1), 2);
  * console.log(p.label, p.score, p.topK.length);
- * model.dispose();
  * ```
  */
 export class AdaptedModel {

@@ -28,6 +28,8 @@ export interface StepResult {
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { trainingStep } from "./training_step.ts";
+ * import { initBackend } from "../backend/init_backend.ts";
+ * await initBackend("auto");
  * import { attachHead } from "./classifier_head.ts";
  * import { tinyBackbone } from "../model/tiny.ts";
  * const backbone = await tinyBackbone();
