@@ -1,0 +1,877 @@
+/**
+ * Real-data evidence for DAFT against FT, LP, LP-FT and DAFT's two ablations, in distribution and out of
+ * it, at edge scale: for each ID -> OOD shift of `src/data/shifts.ts` and each few-shot regime, every method
+ * adapts a fresh pretrained backbone to `shots` ID images per class, with hyperparameters chosen on ID
+ * validation images only, and is scored on held-out ID and OOD test images; feature distortion is measured
+ * between the pretrained and the adapted backbone on the OOD test images.
+ *
+ *   deno task bench:methods [--quick] [--shifts mnist-optdigits,...] [--regimes 5,10,50,200]
+ *                           [--seeds 3 | --seeds 0,1,2] [--methods daft,ft,...] [--no-grid]
+ *                           [--out docs/BENCHMARKS-methods.md] [--svg docs/methods-ood-vs-distortion.svg]
+ *                           [--json results.json]
+ *
+ * The full default run (no flags) writes `docs/BENCHMARKS-methods.md` and the SVG; a run with any subset
+ * flag prints its tables and writes files only where `--out`, `--svg` or `--json` say.
+ *
+ * Protocol, per shift and regime: the grid of each method (`GRIDS`) is run on the first seed; the point
+ * with the best ID-validation accuracy wins (ties: the earlier point) and is run on the other seeds. Seeds draw the training images (`takePerClass(pool, shots, seed)`), the
+ * engine's split, batch order and head initialisation; test and validation images are fixed per shift.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import { adapt } from "../src/adapt/adapt.ts";
+import type { AdaptedModel } from "../src/adapt/adapted_model.ts";
+import { type FeatureDistortion, featureDistortion } from "../src/adapt/feature_distortion.ts";
+import { type Method, METHOD_NAMES, METHODS } from "../src/adapt/methods.ts";
+import { backendInfo, initBackend } from "../src/backend/init_backend.ts";
+import { imagesToTensor } from "../src/data/input_spec.ts";
+import type { LabeledImages } from "../src/data/labeled_images.ts";
+import { type ShiftName, SHIFTS, type ShiftSplits } from "../src/data/shifts.ts";
+import { takePerClass } from "../src/data/take_per_class.ts";
+import { RuntimeError } from "../src/errors.ts";
+import type { Backbone } from "../src/model/backbone.ts";
+import { loadBackbone } from "../src/model/registry.ts";
+import { scatterSvg } from "./_plot_svg.ts";
+
+/** A training regime: images per class, and the training budget that goes with it. */
+export interface Regime {
+  shots: number;
+  epochs: number;
+  batchSize: number;
+}
+
+/**
+ * The regimes by name. Epochs shrink as the set grows so that every run costs at most about a hundred
+ * steps (the machine is two shared cores); the large regime uses batch 32.
+ */
+export const REGIMES: Record<string, Regime> = {
+  "5": { shots: 5, epochs: 12, batchSize: 16 },
+  "10": { shots: 10, epochs: 10, batchSize: 16 },
+  "50": { shots: 50, epochs: 5, batchSize: 16 },
+  "200": { shots: 200, epochs: 2, batchSize: 32 },
+};
+
+/** One shift on one backbone, with its regimes and test-set sizes. */
+export interface ShiftPlan {
+  shift: ShiftName;
+  backbone: "tiny" | "mobilenetv2-imagenet";
+  /** MobileNetV2's input side (a multiple of 16). */
+  inputSize?: number;
+  regimes: string[];
+  /** ID and OOD test images per class, each. */
+  testPerClass: number;
+  /** ID validation images per class, for choosing hyperparameters. */
+  validationPerClass: number;
+}
+
+/**
+ * Every shift the benchmark knows, on its backbone. Fashion-MNIST goes on ImageNet MobileNetV2 (on `tiny`,
+ * pretrained on Fashion-MNIST, it would be the pretraining domain). Digits go on MobileNetV2 too, except
+ * `mnist-corrupted`, which runs on `tiny` (clothing -> digits is a new domain for it) and carries the
+ * larger regimes, which only `tiny` is cheap enough for. MobileNetV2 runs at 32x32 (2x2 maps at block_10)
+ * to fit the time budget: one training step there costs about as much as ten on `tiny`.
+ */
+export const PLANS: ShiftPlan[] = [
+  {
+    shift: "fashion-corrupted",
+    backbone: "mobilenetv2-imagenet",
+    inputSize: 32,
+    regimes: ["5", "10"],
+    testPerClass: 50,
+    validationPerClass: 10,
+  },
+  {
+    shift: "mnist-optdigits",
+    backbone: "mobilenetv2-imagenet",
+    inputSize: 32,
+    regimes: ["10"],
+    testPerClass: 50,
+    validationPerClass: 10,
+  },
+  {
+    shift: "mnist-corrupted",
+    backbone: "tiny",
+    regimes: ["10", "50", "200"],
+    testPerClass: 100,
+    validationPerClass: 20,
+  },
+  {
+    shift: "mnist-mnistm",
+    backbone: "mobilenetv2-imagenet",
+    inputSize: 32,
+    regimes: ["10"],
+    testPerClass: 50,
+    validationPerClass: 10,
+  },
+];
+
+/** The shifts a run without `--shifts` covers: three shifts, sized to finish well under an hour here. */
+export const DEFAULT_SHIFTS: ShiftName[] = ["fashion-corrupted", "mnist-optdigits", "mnist-corrupted"];
+
+/** Learning rates of one run (SGD with momentum 0.9, cosine per epoch; see `adapt`). */
+export interface Hyperparameters {
+  lrHead: number;
+  lrBackbone: number;
+}
+
+/**
+ * Each method's grid, two points each (LP has none: its L2 strength is chosen on the engine's validation
+ * split). Single-rate methods (FT, conversion-only, LP-FT) use one rate for head and backbone, the engine's
+ * default first. The integrated methods (DAFT, DAFT without conversion) give the head rate in the
+ * engine's units (1 / mean |f|^2): the engine's default of 0.5 is left out because pilot runs scored it far
+ * below LP on ID validation (the zero head barely moves in a hundred steps); the two points are the pilot
+ * runs' ID-validation winners on `tiny` and on MobileNetV2.
+ */
+export const GRIDS: Record<Method, Hyperparameters[]> = {
+  "daft": [{ lrHead: 32, lrBackbone: 1e-2 }, { lrHead: 100, lrBackbone: 1e-3 }],
+  "daft-no-conversion": [{ lrHead: 32, lrBackbone: 1e-2 }, { lrHead: 100, lrBackbone: 1e-3 }],
+  "conversion-only": [{ lrHead: 1e-2, lrBackbone: 1e-2 }, { lrHead: 3e-2, lrBackbone: 3e-2 }],
+  "ft": [{ lrHead: 1e-2, lrBackbone: 1e-2 }, { lrHead: 3e-2, lrBackbone: 3e-2 }],
+  "lp": [{ lrHead: 0, lrBackbone: 0 }],
+  "lp-ft": [{ lrHead: 1e-3, lrBackbone: 1e-3 }, { lrHead: 1e-2, lrBackbone: 1e-2 }],
+};
+
+/** The order methods are run and listed in. */
+export const BENCH_METHODS: Method[] = ["lp", "ft", "lp-ft", "daft", "daft-no-conversion", "conversion-only"];
+
+/** Everything one adaptation measured. */
+export interface RunRecord {
+  shift: ShiftName;
+  backbone: string;
+  shots: number;
+  method: Method;
+  seed: number;
+  hyperparameters: Hyperparameters;
+  /** Whether this run used the hyperparameters chosen for its method and regime (false: a losing grid point). */
+  selected: boolean;
+  /** Accuracy on the ID validation images (what the grid is chosen on). */
+  idValidationAccuracy: number;
+  idAccuracy: number;
+  oodAccuracy: number;
+  /** OOD accuracy per sub-domain, when the OOD set mixes several. */
+  oodByGroup?: Record<string, number>;
+  /** Pretrained vs adapted features on the OOD and the ID test images. */
+  oodDistortion: FeatureDistortion;
+  idDistortion: FeatureDistortion;
+  /** The engine's own numbers, on its validation split of the training images. */
+  engine: { valAccuracy: number; bestEpoch: number; distortion: FeatureDistortion; trainSamples: number };
+  /** Wall seconds of `adapt`, and of scoring the three evaluation sets. */
+  adaptSeconds: number;
+  evalSeconds: number;
+  /** Set when training diverged (the engine's `diverged` error); the scores are then NaN. */
+  diverged?: string;
+}
+
+const NO_DISTORTION: FeatureDistortion = {
+  cosineMean: NaN,
+  cosineStd: NaN,
+  l2Mean: NaN,
+  l2Std: NaN,
+  samples: 0,
+};
+const DIVERGED = {
+  idValidationAccuracy: NaN,
+  idAccuracy: NaN,
+  oodAccuracy: NaN,
+  oodDistortion: NO_DISTORTION,
+  idDistortion: NO_DISTORTION,
+  engine: { valAccuracy: NaN, bestEpoch: -1, distortion: NO_DISTORTION, trainSamples: 0 },
+  evalSeconds: 0,
+};
+
+/** What {@linkcode runMethodsBenchmark} takes. */
+export interface BenchOptions {
+  plans: ShiftPlan[];
+  /** Regime definitions by name (default {@linkcode REGIMES}). */
+  regimes?: Record<string, Regime>;
+  seeds: number[];
+  methods: Method[];
+  /** Search each method's grid (default true); false runs the first point only. */
+  grid?: boolean;
+  /** Called with every finished run, in order. */
+  onRecord?: (record: RunRecord) => void | Promise<void>;
+  log?: (line: string) => void;
+}
+
+/** The scoring sets of one shift, as tensors for its backbone. */
+interface EvalSets {
+  idValidation: { x: tf.Tensor4D; labels: number[] };
+  idTest: { x: tf.Tensor4D; labels: number[]; pretrained: tf.Tensor2D };
+  oodTest: { x: tf.Tensor4D; labels: number[]; pretrained: tf.Tensor2D; groups?: string[] };
+}
+
+function backboneFor(plan: ShiftPlan): Promise<Backbone> {
+  return loadBackbone({ name: plan.backbone, inputSize: plan.inputSize });
+}
+
+async function evalSets(plan: ShiftPlan, splits: ShiftSplits): Promise<EvalSets> {
+  const backbone = await backboneFor(plan);
+  const tensor = (ds: LabeledImages) => imagesToTensor(ds.images, backbone.input);
+  // Pretrained features in eval mode, once per shift: every adapted model is compared with these.
+  const features = (x: tf.Tensor4D) => backbone.model.predict(x, { batchSize: 64 }) as tf.Tensor2D;
+  const idX = tensor(splits.idTest), oodX = tensor(splits.oodTest);
+  const sets = {
+    idValidation: { x: tensor(splits.idValidation), labels: splits.idValidation.labels },
+    idTest: { x: idX, labels: splits.idTest.labels, pretrained: features(idX) },
+    oodTest: { x: oodX, labels: splits.oodTest.labels, pretrained: features(oodX), groups: splits.oodGroups },
+  };
+  backbone.model.dispose();
+  return sets;
+}
+
+function disposeEvalSets(sets: EvalSets) {
+  tf.dispose([
+    sets.idValidation.x,
+    sets.idTest.x,
+    sets.idTest.pretrained,
+    sets.oodTest.x,
+    sets.oodTest.pretrained,
+  ]);
+}
+
+/**
+ * Scores an adapted model on images `[N, H, W, C]`: the classifier's predictions (argmax of its
+ * probabilities) and, in the same pass, its backbone features `[N, D]` (the caller disposes them).
+ */
+export function scoreAndFeatures(
+  model: AdaptedModel,
+  x: tf.Tensor4D,
+): { predicted: Int32Array; features: tf.Tensor2D } {
+  const { classifier, metadata } = model;
+  // A second view of the classifier's own layers (no copied weights), so one forward pass gives both.
+  const view = tf.model({
+    inputs: classifier.inputs,
+    outputs: [classifier.getLayer(metadata.featureLayer).output as tf.SymbolicTensor, classifier.outputs[0]],
+  });
+  const [features, probabilities] = view.predict(x, { batchSize: 64 }) as tf.Tensor[];
+  const argMax = tf.argMax(probabilities, 1);
+  const predicted = argMax.dataSync() as Int32Array;
+  tf.dispose([argMax, probabilities]);
+  return { predicted, features: features as tf.Tensor2D };
+}
+
+const accuracy = (
+  predicted: ArrayLike<number>,
+  labels: number[],
+  keep: (i: number) => boolean = () => true,
+) => {
+  let hits = 0, n = 0;
+  labels.forEach((y, i) => {
+    if (!keep(i)) return;
+    n++;
+    if (predicted[i] === y) hits++;
+  });
+  return n ? hits / n : NaN;
+};
+
+async function evaluate(model: AdaptedModel, sets: EvalSets) {
+  const started = performance.now();
+  const val = scoreAndFeatures(model, sets.idValidation.x);
+  val.features.dispose();
+  const id = scoreAndFeatures(model, sets.idTest.x);
+  const ood = scoreAndFeatures(model, sets.oodTest.x);
+  const idDistortion = await featureDistortion(sets.idTest.pretrained, id.features);
+  const oodDistortion = await featureDistortion(sets.oodTest.pretrained, ood.features);
+  tf.dispose([id.features, ood.features]);
+  const groups = sets.oodTest.groups;
+  const oodByGroup = groups
+    ? Object.fromEntries(
+      [...new Set(groups)].map((g) => [
+        g,
+        accuracy(ood.predicted, sets.oodTest.labels, (i) => groups[i] === g),
+      ]),
+    )
+    : undefined;
+  return {
+    idValidationAccuracy: accuracy(val.predicted, sets.idValidation.labels),
+    idAccuracy: accuracy(id.predicted, sets.idTest.labels),
+    oodAccuracy: accuracy(ood.predicted, sets.oodTest.labels),
+    oodByGroup,
+    idDistortion,
+    oodDistortion,
+    evalSeconds: (performance.now() - started) / 1000,
+  };
+}
+
+async function runOne(
+  plan: ShiftPlan,
+  splits: ShiftSplits,
+  sets: EvalSets,
+  regime: Regime,
+  method: Method,
+  seed: number,
+  hyperparameters: Hyperparameters,
+): Promise<Omit<RunRecord, "selected">> {
+  const train = takePerClass(splits.trainPool, regime.shots, seed);
+  const backbone = await backboneFor(plan);
+  const images = imagesToTensor(train.images, backbone.input);
+  const rates = method === "lp" ? {} : hyperparameters;
+  const run = {
+    shift: plan.shift,
+    backbone: plan.backbone + (plan.inputSize ? `@${plan.inputSize}` : ""),
+    shots: regime.shots,
+    method,
+    seed,
+    hyperparameters,
+  };
+  const started = performance.now();
+  let model: AdaptedModel;
+  try {
+    model = await adapt(backbone, { images, labels: train.labels, classNames: train.classNames }, {
+      method,
+      epochs: regime.epochs,
+      batchSize: regime.batchSize,
+      seed,
+      ...rates,
+    });
+  } catch (err) {
+    // A diverged run is a result (the rate was too high), not a crash: it loses any grid comparison.
+    if (!(err instanceof RuntimeError && err.code === "diverged")) throw err;
+    backbone.model.dispose();
+    return { ...run, ...DIVERGED, adaptSeconds: (performance.now() - started) / 1000, diverged: err.message };
+  } finally {
+    images.dispose();
+  }
+  try {
+    const m = model.metadata.metrics;
+    return {
+      ...run,
+      ...await evaluate(model, sets),
+      engine: {
+        valAccuracy: m.valAccuracy,
+        bestEpoch: m.bestEpoch,
+        distortion: m.distortion,
+        trainSamples: m.trainSamples,
+      },
+      adaptSeconds: m.seconds,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * Runs the plans: per shift, regime and method, the grid on the first seed, then the winner on the other
+ * seeds. Returns every run, losing grid points included (`selected: false`). Tensors are disposed.
+ */
+export async function runMethodsBenchmark(options: BenchOptions): Promise<RunRecord[]> {
+  const regimes = options.regimes ?? REGIMES;
+  const log = options.log ?? (() => {});
+  const records: RunRecord[] = [];
+  const emit = async (record: RunRecord) => {
+    records.push(record);
+    log(
+      `${record.shift} ${record.shots}-shot ${record.method} seed ${record.seed} ` +
+        `lr ${record.hyperparameters.lrHead}/${record.hyperparameters.lrBackbone}${
+          record.selected ? "" : " (grid)"
+        }: ` +
+        `idVal ${pct(record.idValidationAccuracy)} id ${pct(record.idAccuracy)} ood ${
+          pct(record.oodAccuracy)
+        } ` +
+        `cos ${record.oodDistortion.cosineMean.toFixed(3)} ${record.adaptSeconds.toFixed(1)}s+${
+          record.evalSeconds.toFixed(1)
+        }s`,
+    );
+    await options.onRecord?.(record);
+  };
+  for (const plan of options.plans) {
+    const largest = Math.max(...plan.regimes.map((r) => regimes[r].shots));
+    const splits = await SHIFTS[plan.shift].load({
+      poolPerClass: largest,
+      validationPerClass: plan.validationPerClass,
+      testPerClass: plan.testPerClass,
+    });
+    const sets = await evalSets(plan, splits);
+    try {
+      for (const name of plan.regimes) {
+        const regime = regimes[name];
+        for (const method of options.methods) {
+          const grid = options.grid === false ? GRIDS[method].slice(0, 1) : GRIDS[method];
+          const [first, ...rest] = options.seeds;
+          const tried: Omit<RunRecord, "selected">[] = [];
+          for (const hp of grid) tried.push(await runOne(plan, splits, sets, regime, method, first, hp));
+          // NaN (diverged) never wins: `>` is false both ways.
+          const best = tried.reduce((a, b) =>
+            !(a.idValidationAccuracy >= 0) || b.idValidationAccuracy > a.idValidationAccuracy ? b : a
+          );
+          for (const run of tried) await emit({ ...run, selected: run === best });
+          for (const seed of rest) {
+            await emit({
+              ...await runOne(plan, splits, sets, regime, method, seed, best.hyperparameters),
+              selected: true,
+            });
+          }
+        }
+      }
+    } finally {
+      disposeEvalSets(sets);
+    }
+  }
+  return records;
+}
+
+/** Mean and sample standard deviation (0 for one value). */
+export function meanStd(values: number[]): { mean: number; std: number; n: number } {
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / Math.max(n, 1);
+  const std = n > 1 ? Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, std, n };
+}
+
+type Stat = ReturnType<typeof meanStd>;
+
+/** One table cell group: a method in one regime of one shift, over its selected runs. */
+export interface CellSummary {
+  shift: ShiftName;
+  backbone: string;
+  shots: number;
+  method: Method;
+  hyperparameters: Hyperparameters;
+  seeds: number[];
+  /** Runs that diverged; the statistics are over the others. */
+  diverged: number;
+  idAccuracy: Stat;
+  oodAccuracy: Stat;
+  oodCosine: Stat;
+  oodL2: Stat;
+  idCosine: Stat;
+  valCosine: Stat;
+  valL2: Stat;
+  engineValAccuracy: Stat;
+  idValidationAccuracy: Stat;
+  seconds: Stat;
+  oodByGroup?: Record<string, Stat>;
+  /** Per seed, for paired comparisons. */
+  oodBySeed: Map<number, number>;
+}
+
+/** Groups the selected runs by shift, regime and method, in the order they were run. */
+export function summarise(records: RunRecord[]): CellSummary[] {
+  const cells = new Map<string, RunRecord[]>();
+  for (const r of records.filter((r) => r.selected)) {
+    const key = `${r.shift}|${r.shots}|${r.method}`;
+    cells.set(key, [...(cells.get(key) ?? []), r]);
+  }
+  return [...cells.values()].map((all) => {
+    const finished = all.filter((r) => !r.diverged);
+    const runs = finished.length ? finished : all;
+    const stat = (f: (r: RunRecord) => number) => meanStd(runs.map(f));
+    const groups = runs[0].oodByGroup ? Object.keys(runs[0].oodByGroup) : undefined;
+    return {
+      shift: runs[0].shift,
+      backbone: runs[0].backbone,
+      shots: runs[0].shots,
+      method: runs[0].method,
+      hyperparameters: runs[0].hyperparameters,
+      seeds: runs.map((r) => r.seed),
+      diverged: all.length - finished.length,
+      idAccuracy: stat((r) => r.idAccuracy),
+      oodAccuracy: stat((r) => r.oodAccuracy),
+      oodCosine: stat((r) => r.oodDistortion.cosineMean),
+      oodL2: stat((r) => r.oodDistortion.l2Mean),
+      idCosine: stat((r) => r.idDistortion.cosineMean),
+      valCosine: stat((r) => r.engine.distortion.cosineMean),
+      valL2: stat((r) => r.engine.distortion.l2Mean),
+      engineValAccuracy: stat((r) => r.engine.valAccuracy),
+      idValidationAccuracy: stat((r) => r.idValidationAccuracy),
+      seconds: stat((r) => r.adaptSeconds + r.evalSeconds),
+      oodByGroup: groups && Object.fromEntries(groups.map((g) => [g, stat((r) => r.oodByGroup![g])])),
+      oodBySeed: new Map(runs.map((r) => [r.seed, r.oodAccuracy])),
+    };
+  });
+}
+
+const pct = (v: number) => (100 * v).toFixed(1);
+const pm = (s: Stat, f: (v: number) => string) => s.n > 1 ? `${f(s.mean)} ± ${f(s.std)}` : f(s.mean);
+const fixed = (d: number) => (v: number) => v.toFixed(d);
+
+/** Methods that train the backbone: the field the paper's claim is about. */
+const TRAINS_BACKBONE = (m: Method) => METHODS[m].trainBackbone;
+
+/** OOD difference of `a` over `b`, paired by seed (same training images): mean and std of the differences. */
+function pairedDifference(a: CellSummary, b: CellSummary): Stat | undefined {
+  const diffs = [...a.oodBySeed].filter(([s]) => b.oodBySeed.has(s)).map(([s, v]) => v - b.oodBySeed.get(s)!);
+  return diffs.length ? meanStd(diffs) : undefined;
+}
+
+/** A verdict per shift and regime on the paper's claim, from the summaries. */
+export interface ClaimCheck {
+  shift: ShiftName;
+  shots: number;
+  bestOod: Method;
+  leastDistortion: Method;
+  daftVsLpFt?: Stat;
+  daftVsFt?: Stat;
+  daftVsLp?: Stat;
+}
+
+/** For each shift and regime with a DAFT cell: which backbone-training method is best OOD, least distorted. */
+export function checkClaim(cells: CellSummary[]): ClaimCheck[] {
+  const groups = new Map<string, CellSummary[]>();
+  for (const c of cells) {
+    groups.set(`${c.shift}|${c.shots}`, [...(groups.get(`${c.shift}|${c.shots}`) ?? []), c]);
+  }
+  const checks: ClaimCheck[] = [];
+  for (const group of groups.values()) {
+    const daft = group.find((c) => c.method === "daft");
+    const trained = group.filter((c) => TRAINS_BACKBONE(c.method));
+    if (!daft || trained.length < 2) continue;
+    const by = (m: Method) => group.find((c) => c.method === m);
+    const other = (m: Method) => by(m) && pairedDifference(daft, by(m)!);
+    checks.push({
+      shift: daft.shift,
+      shots: daft.shots,
+      bestOod: trained.reduce((a, b) => b.oodAccuracy.mean > a.oodAccuracy.mean ? b : a).method,
+      leastDistortion: trained.reduce((a, b) => b.oodCosine.mean > a.oodCosine.mean ? b : a).method,
+      daftVsLpFt: other("lp-ft"),
+      daftVsFt: other("ft"),
+      daftVsLp: other("lp"),
+    });
+  }
+  return checks;
+}
+
+const METHOD_COLOURS: Record<Method, string> = {
+  "lp": "#7f7f7f",
+  "ft": "#d62728",
+  "lp-ft": "#ff7f0e",
+  "daft": "#1f77b4",
+  "daft-no-conversion": "#17becf",
+  "conversion-only": "#9467bd",
+};
+
+/** The picture: OOD accuracy against OOD feature distortion (1 - cosine), one panel per shift. */
+export function renderPlot(cells: CellSummary[]): string {
+  const methods = BENCH_METHODS.filter((m) => cells.some((c) => c.method === m));
+  return scatterSvg({
+    title: "OOD accuracy against feature distortion (mean ± std over seeds; labels: shots per class)",
+    xLabel: "feature distortion on OOD test images, 1 − cosine",
+    yLabel: "OOD test accuracy",
+    points: cells.map((c) => ({
+      panel: c.shift,
+      series: c.method,
+      x: 1 - c.oodCosine.mean,
+      xErr: c.oodCosine.std,
+      y: c.oodAccuracy.mean,
+      yErr: c.oodAccuracy.std,
+      label: String(c.shots),
+    })),
+    series: methods.map((m) => ({ name: m, colour: METHOD_COLOURS[m] })),
+    panelTitles: Object.fromEntries(
+      cells.map((
+        c,
+      ) => [c.shift, `${c.shift} on ${c.backbone}\n${SHIFTS[c.shift].id} → ${SHIFTS[c.shift].ood}`]),
+    ),
+  });
+}
+
+/** Facts about the run for the report's header. */
+export interface RunInfo {
+  command: string;
+  machine: string;
+  backend: string;
+  deno: string;
+  commit: string;
+  startedAt: string;
+  wallSeconds: number;
+  loadAverage: { start: number[]; end: number[] };
+  seeds: number[];
+  grid: boolean;
+  plans: ShiftPlan[];
+  regimes: Record<string, Regime>;
+}
+
+const ANALYSIS_START = "<!-- analysis:start (hand-written; kept when the benchmark rewrites this file) -->";
+const ANALYSIS_END = "<!-- analysis:end -->";
+
+/** The hand-written analysis section of an existing report, to carry into a rewrite. */
+export function extractAnalysis(existing: string | undefined): string | undefined {
+  if (!existing) return undefined;
+  const start = existing.indexOf(ANALYSIS_START), end = existing.indexOf(ANALYSIS_END);
+  return start >= 0 && end > start ? existing.slice(start + ANALYSIS_START.length, end).trim() : undefined;
+}
+
+const fmtRate = (v: number) => v === 0 ? "–" : v.toExponential(0).replace("e-", "e-");
+const hpText = (m: Method, hp: Hyperparameters) =>
+  m === "lp"
+    ? "L2 on val"
+    : hp.lrHead === hp.lrBackbone
+    ? fmtRate(hp.lrHead)
+    : `${hp.lrHead} / ${fmtRate(hp.lrBackbone)}`;
+const signed = (s: Stat | undefined) =>
+  s ? `${s.mean >= 0 ? "+" : "−"}${pct(Math.abs(s.mean))}${s.n > 1 ? ` ± ${pct(s.std)}` : ""}` : "n/a";
+
+/** The markdown report: header, protocol, per-shift tables, the claim check, the analysis, raw grid. */
+export function renderReport(
+  records: RunRecord[],
+  info: RunInfo,
+  analysis?: string,
+  svgPath?: string,
+): string {
+  const cells = summarise(records);
+  const lines: string[] = [];
+  const push = (...l: string[]) => lines.push(...l);
+  const minutes = (info.wallSeconds / 60).toFixed(1);
+  push(
+    "# Benchmark: DAFT against FT, LP and LP-FT, in distribution and out of it",
+    "",
+    "Generated by `bench/methods.ts`; do not edit by hand except between the analysis markers.",
+    "",
+    `- Command: \`${info.command}\``,
+    `- Machine: ${info.machine}; tfjs backend \`${info.backend}\`; Deno ${info.deno}; commit \`${info.commit}\``,
+    `- Started ${info.startedAt}; **wall time ${minutes} min** (${
+      info.wallSeconds.toFixed(0)
+    } s); load average ` +
+      `${info.loadAverage.start.map((v) => v.toFixed(1)).join("/")} at the start, ` +
+      `${info.loadAverage.end.map((v) => v.toFixed(1)).join("/")} at the end (other jobs shared the cores)`,
+    `- Seeds ${info.seeds.join(", ")}; hyperparameter grid ${
+      info.grid ? "searched on the first seed" : "off (defaults)"
+    }`,
+    "",
+    "## Protocol",
+    "",
+    "- Shifts (`src/data/shifts.ts`), all real data from installed packages, nothing fetched at run time:",
+    ...info.plans.map((p) => {
+      const s = SHIFTS[p.shift];
+      return `  - \`${p.shift}\` on \`${p.backbone}${
+        p.inputSize ? ` @ ${p.inputSize}x${p.inputSize}` : ""
+      }\`: ${s.id} → ${s.ood}; ${s.description}. ` +
+        `Regimes: ${p.regimes.map((r) => `${info.regimes[r].shots}`).join(", ")} images per class; ` +
+        `${p.testPerClass * 10} ID and ${p.testPerClass * 10} OOD test images, ${
+          p.validationPerClass * 10
+        } ID validation images.`;
+    }),
+    "- Regimes (images per class: epochs, batch): " +
+      Object.entries(info.regimes).map(([n, r]) => `${n}: ${r.epochs} epochs, batch ${r.batchSize}`).join(
+        "; ",
+      ) +
+      ". The engine holds out 20% of each training set for its own best-epoch choice and reports its numbers on it.",
+    "- Every run adapts a fresh pretrained backbone with `adapt()`; seeds draw the training images " +
+      "(`takePerClass`), the engine's split, batch order and head initialisation. Test and validation images are fixed per shift.",
+    "- Hyperparameters: each method's grid runs on the first seed of every shift and regime; the best **ID validation** " +
+      "accuracy wins (ties: the earlier point) and runs on the other seeds. OOD test data never chooses anything. " +
+      "Grids (`GRIDS`; lr head / lr backbone, one number for single-rate methods): " +
+      BENCH_METHODS.filter((m) => m !== "lp").map((m) =>
+        `${m} {${GRIDS[m].map((hp) => hpText(m, hp)).join(", ")}}`
+      ).join("; ") +
+      ". DAFT's head rate is in the engine's units, 1 / mean |f|²; its default (0.5) is not in the grid, see the analysis.",
+    "- Accuracy: argmax of the adapted classifier's probabilities. Distortion: per-image cosine similarity and L2 " +
+      "distance between the pretrained backbone's features and the adapted one's (both in eval mode) on the OOD test " +
+      "images (`OOD cos`, `OOD L2`), and the engine's own `metrics.distortion` on its validation split (`val cos`, `val L2`).",
+    "- Numbers are mean ± sample standard deviation over seeds; accuracies in %. `s/run` is adapt + scoring wall time.",
+    "",
+  );
+  if (svgPath) push(`![OOD accuracy against feature distortion](${svgPath})`, "");
+  push(
+    "## Does DAFT have the best OOD accuracy and the least distortion among methods that train the backbone?",
+    "",
+  );
+  push(
+    "Differences are paired by seed (same training images): mean ± std of the per-seed differences, in points of accuracy.",
+    "",
+    "| shift | shots | best OOD (backbone trained) | least OOD distortion | DAFT − LP-FT | DAFT − FT | DAFT − LP |",
+    "| --- | ---: | --- | --- | ---: | ---: | ---: |",
+  );
+  for (const c of checkClaim(cells)) {
+    const mark = (m: Method) => m === "daft" ? `**${m}**` : m;
+    push(
+      `| ${c.shift} | ${c.shots} | ${mark(c.bestOod)} | ${mark(c.leastDistortion)} | ${
+        signed(c.daftVsLpFt)
+      } | ${signed(c.daftVsFt)} | ${signed(c.daftVsLp)} |`,
+    );
+  }
+  push("", "## Analysis", "", ANALYSIS_START, analysis ?? "_Not written yet._", ANALYSIS_END, "");
+  for (const plan of info.plans) {
+    const shiftCells = cells.filter((c) => c.shift === plan.shift);
+    if (!shiftCells.length) continue;
+    const s = SHIFTS[plan.shift];
+    push(`## ${plan.shift}: ${s.id} → ${s.ood}, on ${shiftCells[0].backbone}`, "");
+    push(
+      "| shots | method | lr head / backbone | ID acc | OOD acc | OOD cos | OOD L2 | ID cos | val cos | val L2 | engine val acc | s/run |",
+      "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    );
+    for (const shots of [...new Set(shiftCells.map((c) => c.shots))]) {
+      const row = shiftCells.filter((c) => c.shots === shots);
+      const bestOod = Math.max(...row.map((c) => c.oodAccuracy.mean));
+      const bestId = Math.max(...row.map((c) => c.idAccuracy.mean));
+      for (const c of row) {
+        const bold = (v: number, best: number, text: string) => v === best ? `**${text}**` : text;
+        push(
+          `| ${shots} | ${c.method}${c.diverged ? ` (${c.diverged} diverged)` : ""} | ${
+            hpText(c.method, c.hyperparameters)
+          } | ${bold(c.idAccuracy.mean, bestId, pm(c.idAccuracy, pct))} | ${
+            bold(c.oodAccuracy.mean, bestOod, pm(c.oodAccuracy, pct))
+          } | ${pm(c.oodCosine, fixed(3))} | ${pm(c.oodL2, fixed(2))} | ${pm(c.idCosine, fixed(3))} | ${
+            pm(c.valCosine, fixed(3))
+          } | ${pm(c.valL2, fixed(2))} | ${pm(c.engineValAccuracy, pct)} | ${c.seconds.mean.toFixed(1)} |`,
+        );
+      }
+    }
+    push("");
+    const grouped = shiftCells.filter((c) => c.oodByGroup);
+    if (grouped.length) {
+      const groups = Object.keys(grouped[0].oodByGroup!);
+      push(
+        "OOD accuracy by corruption (mean over seeds, %):",
+        "",
+        `| shots | method | ${groups.join(" | ")} |`,
+        `| ---: | --- | ${groups.map(() => "---:").join(" | ")} |`,
+        ...grouped.map((c) =>
+          `| ${c.shots} | ${c.method} | ${groups.map((g) => pct(c.oodByGroup![g].mean)).join(" | ")} |`
+        ),
+        "",
+      );
+    }
+  }
+  push(
+    "## Hyperparameter selection (first seed)",
+    "",
+    "ID validation accuracy of every grid point; the chosen one is marked. OOD accuracy is not shown here on purpose: it played no part.",
+    "",
+    "| shift | shots | method | grid point: ID val acc |",
+    "| --- | ---: | --- | --- |",
+  );
+  const firstSeed = info.seeds[0];
+  const gridRuns = records.filter((r) => r.seed === firstSeed);
+  const keys = [...new Set(gridRuns.map((r) => `${r.shift}|${r.shots}|${r.method}`))];
+  for (const key of keys) {
+    const runs = gridRuns.filter((r) => `${r.shift}|${r.shots}|${r.method}` === key);
+    push(
+      `| ${runs[0].shift} | ${runs[0].shots} | ${runs[0].method} | ${
+        runs.map((r) =>
+          `${r.selected ? "**" : ""}${hpText(r.method, r.hyperparameters)}: ${pct(r.idValidationAccuracy)}${
+            r.selected ? "**" : ""
+          }`
+        ).join("; ")
+      } |`,
+    );
+  }
+  push("");
+  return lines.join("\n");
+}
+
+async function gitCommit(): Promise<string> {
+  try {
+    const out = await new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"], stderr: "null" })
+      .output();
+    return new TextDecoder().decode(out.stdout).trim() || "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+async function machine(): Promise<string> {
+  let cpu = "unknown CPU";
+  try {
+    const info = await Deno.readTextFile("/proc/cpuinfo");
+    cpu = info.match(/model name\s*:\s*(.+)/)?.[1]?.trim() ?? cpu;
+  } catch { /* not Linux */ }
+  return `${cpu}, ${navigator.hardwareConcurrency} cores, ${Deno.build.os}/${Deno.build.arch}`;
+}
+
+/** The quick smoke run: each shift's first regime, one seed, no grid, small test sets. */
+const QUICK = { seeds: [0], testPerClass: 20, validationPerClass: 5 };
+
+async function main() {
+  const { values: flags } = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      shifts: { type: "string" },
+      regimes: { type: "string" },
+      seeds: { type: "string" },
+      methods: { type: "string" },
+      "no-grid": { type: "boolean", default: false },
+      out: { type: "string" },
+      svg: { type: "string" },
+      json: { type: "string" },
+    },
+  });
+  const subset = flags.quick || flags.shifts || flags.regimes || flags.seeds || flags.methods ||
+    flags["no-grid"];
+  const list = (s: string | undefined) => s?.split(",").map((v) => v.trim()).filter(Boolean);
+  const shifts = list(flags.shifts);
+  const regimes = list(flags.regimes);
+  for (const r of regimes ?? []) {
+    if (!REGIMES[r]) throw new Error(`unknown regime '${r}'; have ${Object.keys(REGIMES)}`);
+  }
+  for (const s of shifts ?? []) {
+    if (!PLANS.some((p) => p.shift === s)) throw new Error(`unknown shift '${s}'`);
+  }
+  const plans = PLANS.filter((p) => (shifts ?? DEFAULT_SHIFTS).includes(p.shift)).map((p) => ({
+    ...p,
+    // A regime asked for runs on every chosen shift, even one whose default plan leaves it out.
+    regimes: regimes ?? (flags.quick ? p.regimes.slice(0, 1) : p.regimes),
+    ...(flags.quick
+      ? { testPerClass: QUICK.testPerClass, validationPerClass: QUICK.validationPerClass }
+      : {}),
+  })).filter((p) => p.regimes.length);
+  const seedList = list(flags.seeds);
+  const seeds = seedList
+    ? (seedList.length === 1
+      ? Array.from({ length: Number(seedList[0]) }, (_, i) => i)
+      : seedList.map(Number))
+    : flags.quick
+    ? QUICK.seeds
+    : [0, 1, 2];
+  const methods = (list(flags.methods) ?? BENCH_METHODS) as Method[];
+  for (const m of methods) if (!METHOD_NAMES.includes(m)) throw new Error(`unknown method '${m}'`);
+  const grid = !flags["no-grid"] && !flags.quick;
+  const out = flags.out ?? (subset ? undefined : "docs/BENCHMARKS-methods.md");
+  const svg = flags.svg ?? (subset ? undefined : "docs/methods-ood-vs-distortion.svg");
+
+  await initBackend("auto");
+  const startedAt = new Date().toISOString();
+  const loadStart = Deno.loadavg();
+  const started = performance.now();
+  const partial: RunRecord[] = [];
+  const records = await runMethodsBenchmark({
+    plans,
+    seeds,
+    methods,
+    grid,
+    log: (line) => console.error(`[${((performance.now() - started) / 1000).toFixed(0)}s] ${line}`),
+    // Saved after every run, so a long run that dies leaves its results behind.
+    onRecord: (record) => {
+      partial.push(record);
+      if (flags.json) return Deno.writeTextFile(flags.json, JSON.stringify({ records: partial }, null, 1));
+    },
+  });
+  const info: RunInfo = {
+    command: ["deno task bench:methods", ...Deno.args].join(" "),
+    machine: await machine(),
+    backend: backendInfo()?.name ?? "unknown",
+    deno: Deno.version.deno,
+    commit: await gitCommit(),
+    startedAt,
+    wallSeconds: (performance.now() - started) / 1000,
+    loadAverage: { start: loadStart, end: Deno.loadavg() },
+    seeds,
+    grid,
+    plans,
+    regimes: Object.fromEntries(
+      [...new Set(plans.flatMap((p) => p.regimes))].map((r) => [r, REGIMES[r]]),
+    ),
+  };
+  if (flags.json) await Deno.writeTextFile(flags.json, JSON.stringify({ info, records }, null, 1));
+  let existing: string | undefined;
+  try {
+    existing = out ? await Deno.readTextFile(out) : undefined;
+  } catch { /* first run */ }
+  const svgRef = svg && out ? relativeTo(out, svg) : undefined;
+  const report = renderReport(records, info, extractAnalysis(existing), svgRef);
+  if (out) await Deno.writeTextFile(out, report);
+  else console.log(report);
+  if (svg) await Deno.writeTextFile(svg, renderPlot(summarise(records)));
+  console.error(
+    `done in ${(info.wallSeconds / 60).toFixed(1)} min${out ? `; wrote ${out}` : ""}${
+      svg ? ` and ${svg}` : ""
+    }`,
+  );
+}
+
+function relativeTo(from: string, to: string): string {
+  const dir = from.includes("/") ? from.slice(0, from.lastIndexOf("/") + 1) : "";
+  return to.startsWith(dir) ? to.slice(dir.length) : to;
+}
+
+if (import.meta.main) await main();
