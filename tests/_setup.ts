@@ -3,6 +3,8 @@
 import { type BackendInfo, initBackend } from "../src/backend/init_backend.ts";
 import { readImageFolder } from "../src/data/folder.ts";
 import type { LabeledImages } from "../src/data/labeled_images.ts";
+import { RuntimeError } from "../src/errors.ts";
+import assert from "node:assert/strict";
 
 let ready: Promise<BackendInfo> | undefined;
 
@@ -29,4 +31,17 @@ export async function photoFixtures() {
     }
   }
   return images;
+}
+
+/** Awaits `promise`, asserts it fails with a RuntimeError of this code (and kind, if given), returns it. */
+export async function rejects(promise: Promise<unknown>, code: string, kind?: string): Promise<RuntimeError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof RuntimeError, `expected a RuntimeError, got ${err}`);
+    assert.equal(err.code, code, err.message);
+    if (kind !== undefined) assert.equal(err.kind, kind);
+    return err;
+  }
+  assert.fail(`expected ${code}`);
 }

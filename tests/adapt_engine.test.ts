@@ -6,9 +6,9 @@ import { attachHead } from "../src/adapt/classifier_head.ts";
 import { METHOD_NAMES } from "../src/adapt/methods.ts";
 import { trainingStep } from "../src/adapt/training_step.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
-import { RuntimeError } from "../src/errors.ts";
 import { tinyBackbone } from "../src/model/tiny.ts";
 import { digitFixtures, testBackend } from "./_setup.ts";
+import { rejects } from "./_setup.ts";
 
 await testBackend();
 
@@ -25,17 +25,6 @@ async function digits(): Promise<TrainingSet & { dispose(): void }> {
     classNames: CLASSES,
     dispose: () => images.dispose(),
   };
-}
-
-async function rejects(promise: Promise<unknown>, code: string): Promise<RuntimeError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof RuntimeError, `expected RuntimeError, got ${err}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
 }
 
 Deno.test("with a zero head the backbone's gradient is zero at the first step and grows after", async () => {

@@ -1,33 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
+import type { createApp } from "../routes/app.ts";
 import assert from "node:assert/strict";
-import { createApp } from "../routes/app.ts";
-import { loadConfig } from "../src/config.ts";
-import { openRuntime } from "../src/serve/open_runtime.ts";
-import { FIXTURES, testBackend } from "./_setup.ts";
-
-async function openTestApp(flags: string[] = []) {
-  const backend = await testBackend();
-  const dataDir = await Deno.makeTempDir({ prefix: "daft-api-" });
-  const loaded = loadConfig(
-    ["--data-dir", dataDir, "--default-backbone", "tiny", "--backend", backend.policy, ...flags],
-    () => undefined,
-  );
-  if (loaded.help) throw new Error("unreachable");
-  const runtime = await openRuntime(loaded.config);
-  await runtime.bringUp(backend);
-  const app = createApp({ runtime, logRequests: false });
-  const json = async (method: string, path: string, body?: unknown) =>
-    await app.request(path, {
-      method,
-      headers: { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  const close = async () => {
-    await runtime.close();
-    await Deno.remove(dataDir, { recursive: true });
-  };
-  return { app, runtime, json, close };
-}
+import { FIXTURES } from "./_setup.ts";
+import { openTestApp } from "./_api.ts";
 
 const DIGITS = [0, 1, 7];
 const digitFiles = (d: number) => [...Deno.readDirSync(`${FIXTURES}digits/${d}`)].map((e) => e.name).sort();

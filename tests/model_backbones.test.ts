@@ -2,23 +2,12 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { batchNormInputStatistics } from "../src/adapt/target_statistics.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
-import { RuntimeError } from "../src/errors.ts";
 import { listBackbones, loadBackbone } from "../src/model/registry.ts";
 import { mobilenetV2ImageNet } from "../src/model/mobilenetv2_imagenet.ts";
 import { FIXTURES, photoFixtures, testBackend } from "./_setup.ts";
+import { rejects } from "./_setup.ts";
 
 await testBackend();
-
-async function rejects(promise: Promise<unknown>, code: string): Promise<RuntimeError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof RuntimeError, `expected RuntimeError, got ${err}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 Deno.test("the registry lists the default MobileNetV2 and the tiny backbone", () => {
   const names = listBackbones().map((b) => b.name);
