@@ -269,6 +269,45 @@ Deno.test("one training step of a BN CNN gives the same weights on wasm as on cp
   cpu.forEach((expected, i) => assert.ok(relativeError(wasm[i], expected) < 1e-4, `weight ${i - 1}`));
 });
 
+// The real backbone, when its module loads (it belongs to the model registry, not to this file).
+const mobilenet = await import("../src/model/mobilenetv2_imagenet.ts").catch(() => undefined);
+
+/** Gradients of every MobileNetV2 weight for one small training batch. */
+async function mobilenetGrads(): Promise<Float32Array[]> {
+  const { model } = await mobilenet!.mobilenetV2ImageNet({ inputSize: 32 });
+  const x = random([2, 32, 32, 3], 21);
+  const target = random([2, model.outputs[0].shape[1] as number], 22);
+  const { value, grads } = tf.variableGrads(() =>
+    tf.losses.meanSquaredError(target, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar
+  );
+  const names = model.trainableWeights.map((w) => (w.read() as tf.Variable).name);
+  const values = await Promise.all(
+    [value, ...names.map((n) => grads[n])].map((t) => t.data() as Promise<Float32Array>),
+  );
+  tf.dispose([x, target, value, Object.values(grads)]);
+  model.dispose();
+  return values;
+}
+
+Deno.test({
+  name: "MobileNetV2 gradients on wasm equal cpu's",
+  ignore: mobilenet === undefined,
+  fn: async () => {
+    assert.ok(await tf.setBackend("cpu"));
+    const cpu = await mobilenetGrads();
+    assert.ok(await tf.setBackend("wasm"));
+    const wasm = await mobilenetGrads();
+    assert.equal(wasm.length, cpu.length);
+    cpu.forEach((expected, i) => {
+      // A project BN's beta feeds the next block's training-mode BN, which subtracts it right back out: its
+      // gradient is zero but for rounding (~1e-9) on both backends, where a relative error means nothing.
+      const zero = expected.every((v) => Math.abs(v) < 1e-6);
+      if (zero) assert.ok(wasm[i].every((v) => Math.abs(v) < 1e-6), `gradient ${i - 1} should be ~0`);
+      else assert.ok(relativeError(wasm[i], expected) < 1e-4, `gradient ${i - 1}`);
+    });
+  },
+});
+
 Deno.test("gradients on wasm leak no tensors and no wasm buffers", async () => {
   assert.ok(await tf.setBackend("wasm"));
   const model = smallBnCnn();
