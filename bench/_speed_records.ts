@@ -1,0 +1,171 @@
+// The records a benchmark row reports, one JSON line each, in the same shape from the tfjs worker
+// (`_speed_row.ts`) and the PyTorch peer (`peer_torch.py`).
+
+/** Prefix of every record line on a row's stdout; other lines (library chatter) are ignored. */
+export const RECORD_PREFIX = "@@speed ";
+
+/** Training throughput at one batch size: a step is forward (train mode) + backward + SGD-momentum update. */
+export interface TrainRecord {
+  kind: "train";
+  batch: number;
+  /** Wall time of each timed step, after the warm-up steps. */
+  stepMs: number[];
+  /** `batch / median(stepMs)`. */
+  samplesPerSec: number;
+}
+
+/** Single-image inference latency of the served classifier (backbone + head + softmax), read back. */
+export interface LatencyRecord {
+  kind: "latency";
+  runs: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** Batched inference throughput of the served classifier. */
+export interface ThroughputRecord {
+  kind: "throughput";
+  batch: number;
+  batchMs: number[];
+  samplesPerSec: number;
+}
+
+/** A whole adaptation job: `classes x shots` images, DAFT defaults, `adapt()` (or the peer's equivalent). */
+export interface AdaptRecord {
+  kind: "adapt";
+  seconds: number;
+  /** Of which the training epochs (steps and per-epoch validation). */
+  trainingSeconds: number;
+  classes: number;
+  shots: number;
+  epochs: number;
+  steps: number;
+  valAccuracy: number;
+}
+
+/** Where one profiled training step's time goes, by kernel (tfjs) or operator (PyTorch). */
+export interface ProfileRecord {
+  kind: "profile";
+  batch: number;
+  /** Wall time of the profiled step (profiling adds a little per kernel). */
+  stepMs: number;
+  /** Sum of the kernels' own times. */
+  kernelMs: number;
+  kernels: { name: string; ms: number; calls: number }[];
+}
+
+/** Memory so far in the row's process. */
+export interface MemoryRecord {
+  kind: "memory";
+  /** Resident set now, and the largest sample taken after each step. */
+  rssMiB: number;
+  peakRssMiB: number;
+  /** The kernel's high-water mark of the resident set (VmHWM / ru_maxrss), where readable. */
+  hwmMiB?: number;
+  /** Peak bytes of live tensors during one training step at the largest batch (`tf.profile`). */
+  tensorPeakMiB?: number;
+  numTensors?: number;
+}
+
+/** What identifies the row: backend as resolved, model size, versions. */
+export interface InfoRecord {
+  kind: "info";
+  side: "ours" | "pytorch";
+  /** tfjs backend actually in use, or `cpu`/`cuda` for PyTorch. */
+  backend: string;
+  /** Adapter, device or thread configuration, in words. */
+  detail: string;
+  backbone: string;
+  /** Trainable parameters of backbone + head. */
+  parameters: number;
+  batchNormLayers: number;
+  inputShape: number[];
+  featureDim: number;
+  versions: Record<string, string>;
+}
+
+/** One sample of the memory soak. */
+export interface SoakSample {
+  job: number;
+  rssMiB: number;
+  numTensors: number;
+}
+
+/** Consecutive small `adapt()` jobs: memory at the start, after the first job and at the end. */
+export interface SoakRecord {
+  kind: "soak";
+  jobs: number;
+  samplesPerJob: number;
+  epochs: number;
+  seconds: number;
+  samples: SoakSample[];
+}
+
+/** A measurement that did not run, and why. */
+export interface SkippedRecord {
+  kind: "skipped";
+  what: string;
+  reason: string;
+}
+
+/** Any record a row reports. */
+export type RowRecord =
+  | InfoRecord
+  | TrainRecord
+  | LatencyRecord
+  | ThroughputRecord
+  | AdaptRecord
+  | ProfileRecord
+  | MemoryRecord
+  | SoakRecord
+  | SkippedRecord;
+
+/** The median of a non-empty list. */
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** The nearest-rank percentile `p` (0..100) of a non-empty list. */
+export function percentile(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+/** Everything one row process reported, and how it ended. */
+export interface RowResult {
+  side: "ours" | "pytorch";
+  /** What was asked for: a backend policy (`auto`, `wasm`, `cpu`, `webgpu`) or a PyTorch device. */
+  requested: string;
+  /** PyTorch's CPU threads (`torch.set_num_threads`), for its CPU rows. */
+  threads?: number;
+  backbone: string;
+  /** `row` for the figures, `soak` for the memory soak. */
+  task: "row" | "soak";
+  records: RowRecord[];
+  /** Why the row ended before its last figure (killed at its budget, crashed, could not start). */
+  stopped?: string;
+  seconds: number;
+  /** One-minute load average when the row started and ended. */
+  load: [number, number];
+}
+
+/** The first record of a kind in a row, if any. */
+export function recordOf<K extends RowRecord["kind"]>(
+  row: RowResult,
+  kind: K,
+  match: (r: Extract<RowRecord, { kind: K }>) => boolean = () => true,
+): Extract<RowRecord, { kind: K }> | undefined {
+  return row.records.find((r) => r.kind === kind && match(r as Extract<RowRecord, { kind: K }>)) as
+    | Extract<RowRecord, { kind: K }>
+    | undefined;
+}
+
+/** The last record of a kind in a row (memory records accumulate; the last has the peaks). */
+export function lastRecordOf<K extends RowRecord["kind"]>(
+  row: RowResult,
+  kind: K,
+): Extract<RowRecord, { kind: K }> | undefined {
+  return row.records.findLast((r) => r.kind === kind) as Extract<RowRecord, { kind: K }> | undefined;
+}

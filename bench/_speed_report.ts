@@ -1,0 +1,433 @@
+// The speed benchmark's Markdown report: the goals, one table per backbone with the ratio to PyTorch, where
+// a training step goes, the memory soak, how figures are taken, and a run log with the load average.
+import { BACKBONE_TITLES, type SpeedBackbone } from "./_speed_models.ts";
+import {
+  type InfoRecord,
+  lastRecordOf,
+  median,
+  type ProfileRecord,
+  recordOf,
+  type RowResult,
+} from "./_speed_records.ts";
+import type { SpeedRun } from "./speed.ts";
+
+const ANALYSIS_START = "<!-- analysis:start (hand-written; kept when the benchmark rewrites this file) -->";
+const ANALYSIS_END = "<!-- analysis:end -->";
+
+/** The hand-written analysis between the markers of an earlier report, if there is one. */
+export function extractAnalysis(existing: string | undefined): string | undefined {
+  if (!existing) return undefined;
+  const start = existing.indexOf(ANALYSIS_START), end = existing.indexOf(ANALYSIS_END);
+  return start >= 0 && end > start ? existing.slice(start + ANALYSIS_START.length, end).trim() : undefined;
+}
+
+/** One figure of a row: a number, or why there is none. */
+export type Figure = { value: number } | { missing: string };
+
+/** The figures of a table row, in column order. */
+export const FIGURES = [
+  { key: "train16", title: "train b16 (samples/s)", better: "higher" },
+  { key: "train32", title: "train b32 (samples/s)", better: "higher" },
+  { key: "p50", title: "latency p50 (ms)", better: "lower" },
+  { key: "p99", title: "latency p99 (ms)", better: "lower" },
+  { key: "infer32", title: "infer b32 (samples/s)", better: "higher" },
+  { key: "adapt", title: "adapt job (s)", better: "lower" },
+  { key: "rss", title: "peak RSS (MiB)", better: "lower" },
+  { key: "tensors", title: "tensor peak (MiB)", better: "lower" },
+] as const;
+
+/** A figure's key. */
+export type FigureKey = (typeof FIGURES)[number]["key"];
+
+function why(row: RowResult, what: string): string {
+  const skipped = row.records.find((r) => r.kind === "skipped" && (r.what === what || r.what === "all"));
+  if (skipped?.kind === "skipped") return `skipped: ${skipped.reason}`;
+  return row.stopped ? `not reached: ${row.stopped}` : "not measured";
+}
+
+/** Every figure of a row, by key. */
+export function rowFigures(row: RowResult): Record<FigureKey, Figure> {
+  const has = (value: number | undefined, what: string): Figure =>
+    value === undefined || !Number.isFinite(value) ? { missing: why(row, what) } : { value };
+  const memory = lastRecordOf(row, "memory");
+  const train = (batch: number) => recordOf(row, "train", (r) => r.batch === batch)?.samplesPerSec;
+  const batches = row.records.filter((r) => r.kind === "train").map((r) => r.kind === "train" ? r.batch : 0);
+  return {
+    train16: has(train(16) ?? (batches[0] === undefined ? undefined : train(batches[0])), "train b16"),
+    train32: has(train(32) ?? (batches[1] === undefined ? undefined : train(batches[1])), "train b32"),
+    p50: has(recordOf(row, "latency")?.p50Ms, "latency"),
+    p99: has(recordOf(row, "latency")?.p99Ms, "latency"),
+    infer32: has(recordOf(row, "throughput")?.samplesPerSec, "throughput"),
+    adapt: has(recordOf(row, "adapt")?.seconds, "adapt"),
+    rss: has(memory?.hwmMiB ?? memory?.peakRssMiB, "memory"),
+    tensors: has(memory?.tensorPeakMiB, "tensor peak"),
+  };
+}
+
+function format(value: number): string {
+  if (value >= 100) return value.toFixed(0);
+  if (value >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+}
+
+function rowName(row: RowResult): string {
+  const info = recordOf(row, "info");
+  if (row.side === "pytorch") {
+    if (row.requested === "cpu") {
+      return `PyTorch CPU, ${row.threads ?? info?.versions.threads ?? "default"} thread${
+        row.threads === 1 ? "" : "s"
+      }`;
+    }
+    return `PyTorch ${row.requested}${info ? ` (${info.detail})` : ""}`;
+  }
+  const actual = info?.backend;
+  const label = actual && actual !== row.requested ? `${row.requested} = ${actual}` : row.requested;
+  return `ours tfjs ${label}${
+    info && actual === "webgpu" ? ` (${info.detail.replace(/^WebGPU adapter: /, "")})` : ""
+  }`;
+}
+
+/** ours/PyTorch for a figure, when both exist. */
+export function ratio(ours: Figure, peer: Figure): number | undefined {
+  return "value" in ours && "value" in peer && peer.value > 0 ? ours.value / peer.value : undefined;
+}
+
+/**
+ * The PyTorch rows each of our rows is compared with: the first backend (the headline) with every PyTorch
+ * CPU row, and WebGPU with PyTorch CUDA when both ran.
+ */
+export function comparisons(rows: RowResult[], backbone: string): { ours: RowResult; peer: RowResult }[] {
+  const here = rows.filter((r) => r.backbone === backbone && r.task === "row");
+  const peers = here.filter((r) => r.side === "pytorch" && recordOf(r, "info"));
+  const ourRows = here.filter((r) => r.side === "ours");
+  const pairs: { ours: RowResult; peer: RowResult }[] = [];
+  if (ourRows[0]) {
+    for (const peer of peers.filter((p) => p.requested === "cpu")) pairs.push({ ours: ourRows[0], peer });
+  }
+  const cudaPeer = peers.find((p) => p.requested === "cuda");
+  const webgpu = ourRows.find((r) => recordOf(r, "info")?.backend === "webgpu");
+  if (cudaPeer && webgpu) pairs.push({ ours: webgpu, peer: cudaPeer });
+  return pairs;
+}
+
+function isSoftwareAdapter(info: InfoRecord | undefined) {
+  return !info || /llvmpipe|lavapipe|swiftshader|software|microsoft basic/i.test(info.detail);
+}
+
+/** One goal, judged against PyTorch's best CPU configuration for that figure. */
+export interface GoalResult {
+  goal: string;
+  ours?: number;
+  /** PyTorch's best value and the row it came from. */
+  peer?: number;
+  peerRow?: string;
+  ratio?: number;
+  met?: boolean;
+}
+
+/**
+ * The team's goals on the default backbone, against the best PyTorch CPU configuration per figure: training
+ * at least 0.5x (aim 1x), inference at least 1x (latency at most PyTorch's, batch throughput at least).
+ */
+export function goals(run: SpeedRun): GoalResult[] {
+  const pairs = comparisons(run.rows, "mobilenetv2").filter((p) => p.peer.requested === "cpu");
+  if (!pairs.length) return [];
+  const o = rowFigures(pairs[0].ours);
+  const line = (goal: string, key: FigureKey, test: (r: number) => boolean): GoalResult => {
+    const better = FIGURES.find((f) => f.key === key)!.better;
+    let best: { value: number; row: RowResult } | undefined;
+    for (const { peer } of pairs) {
+      const f = rowFigures(peer)[key];
+      if (!("value" in f)) continue;
+      if (!best || (better === "higher" ? f.value > best.value : f.value < best.value)) {
+        best = { value: f.value, row: peer };
+      }
+    }
+    const ours = "value" in o[key] ? o[key].value : undefined;
+    const r = best && ours !== undefined ? ours / best.value : undefined;
+    return {
+      goal,
+      ours,
+      peer: best?.value,
+      peerRow: best && rowName(best.row),
+      ratio: r,
+      met: r === undefined ? undefined : test(r),
+    };
+  };
+  return [
+    line("training b16: at least 0.5x PyTorch (aim 1x)", "train16", (r) => r >= 0.5),
+    line("training b32: at least 0.5x PyTorch (aim 1x)", "train32", (r) => r >= 0.5),
+    line("single-image latency p50: at most 1x PyTorch's", "p50", (r) => r <= 1),
+    line("batch-32 inference: at least 1x PyTorch", "infer32", (r) => r >= 1),
+  ];
+}
+
+function profileTable(profile: ProfileRecord, top = 10): string[] {
+  const lines = [
+    `Step wall time ${profile.stepMs.toFixed(0)} ms (profiled); sum of ${
+      profile.kernels.reduce((n, k) => n + k.calls, 0)
+    } kernel/operator calls ${profile.kernelMs.toFixed(0)} ms.`,
+    "",
+    "| kernel | calls | ms | share of kernel time |",
+    "| --- | ---: | ---: | ---: |",
+  ];
+  let rest = profile.kernelMs;
+  for (const k of profile.kernels.slice(0, top)) {
+    rest -= k.ms;
+    lines.push(
+      `| ${k.name} | ${k.calls} | ${k.ms.toFixed(1)} | ${(100 * k.ms / profile.kernelMs).toFixed(1)}% |`,
+    );
+  }
+  if (profile.kernels.length > top) {
+    lines.push(
+      `| ${profile.kernels.length - top} others | ${
+        profile.kernels.slice(top).reduce((n, k) => n + k.calls, 0)
+      } | ${rest.toFixed(1)} | ${(100 * rest / profile.kernelMs).toFixed(1)}% |`,
+    );
+  }
+  return lines;
+}
+
+/** The whole report as Markdown; `analysis` is kept from an earlier report. */
+export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
+  const { info, rows } = run;
+  const m = info.machine;
+  const out: string[] = [];
+  const push = (...lines: string[]) => out.push(...lines);
+  const peerInfo = rows.map((r) => recordOf(r, "info")).find((i) => i?.side === "pytorch");
+  const load = (l: number[]) => l.map((v) => v.toFixed(2)).join(" / ");
+
+  push(
+    "# Benchmarks: compute speed, side by side with PyTorch",
+    "",
+    "Written by `deno task bench` (`bench/speed.ts`; PyTorch peer `bench/peer_torch.py`). Rerunning it rewrites",
+    "this file and keeps the hand-written analysis at the end.",
+    "",
+    `- Command: \`${info.command}\`${
+      info.quick ? " (quick: fewer repetitions, a 2-epoch job, fewer soak jobs)" : ""
+    }`,
+    `- Started ${info.startedAt}, took ${(info.wallSeconds / 60).toFixed(1)} min`,
+    `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB.toFixed(1)} GiB, ${m.os}`,
+    `- Load average (1 / 5 / 15 min): ${load(info.load.start)} at the start, ${
+      load(info.load.end)
+    } at the end (per row in the run log); the cores are shared with other work`,
+    `- Ours: Deno ${m.deno} (V8 ${m.v8}, TypeScript ${m.typescript}), TensorFlow.js ${m.tfjs}, commit ${m.commit}`,
+    peerInfo
+      ? `- Peer: Python ${peerInfo.versions.python}, PyTorch ${peerInfo.versions.torch}, torchvision ${peerInfo.versions.torchvision}, CPU rows at ${
+        info.config.peerThreads.join(" and ")
+      } threads (\`torch.set_num_threads\`), run with \`${info.config.python}\``
+      : `- Peer: not run${
+        info.config.peerDevices.length ? " (PyTorch unavailable; see the run log)" : " (--skip-peer)"
+      }`,
+    "",
+  );
+
+  const goalRows = goals(run);
+  push("## Goals", "");
+  if (goalRows.length) {
+    const [pair] = comparisons(rows, "mobilenetv2");
+    push(
+      `Default backbone, ${rowName(pair.ours)} against the best PyTorch CPU configuration for each figure.`,
+      "",
+      "| goal | ours | PyTorch (best) | ours/PyTorch | met |",
+      "| --- | ---: | ---: | ---: | --- |",
+      ...goalRows.map((g) =>
+        `| ${g.goal} | ${g.ours === undefined ? "—" : format(g.ours)} | ${
+          g.peer === undefined ? "—" : `${format(g.peer)} (${g.peerRow!.replace(/^PyTorch /, "")})`
+        } | ${g.ratio === undefined ? "—" : `${g.ratio.toFixed(2)}x`} | ${
+          g.met === undefined ? "not measured" : g.met ? "**yes**" : "**no**"
+        } |`
+      ),
+      "",
+    );
+  } else {
+    push("_Not judged: this run has no default-backbone comparison with PyTorch._", "");
+  }
+
+  const notes: string[] = [];
+  const note = (text: string) => {
+    const i = notes.indexOf(text);
+    if (i >= 0) return `[${i + 1}]`;
+    notes.push(text);
+    return `[${notes.length}]`;
+  };
+  for (const backbone of info.config.backbones) {
+    const here = rows.filter((r) => r.backbone === backbone && r.task === "row");
+    if (!here.length) continue;
+    push(
+      `## ${BACKBONE_TITLES[backbone as SpeedBackbone] ?? backbone}`,
+      "",
+      `| row | ${FIGURES.map((f) => f.title).join(" | ")} |`,
+      `| --- | ${FIGURES.map(() => "---:").join(" | ")} |`,
+    );
+    for (const row of here) {
+      const figures = rowFigures(row);
+      const cells = FIGURES.map((f) => {
+        const fig = figures[f.key];
+        return "value" in fig ? format(fig.value) : `— ${note(fig.missing)}`;
+      });
+      push(`| ${rowName(row)} | ${cells.join(" | ")} |`);
+    }
+    for (const { ours, peer } of comparisons(rows, backbone)) {
+      const o = rowFigures(ours), p = rowFigures(peer);
+      const cells = FIGURES.map((f) => {
+        const r = ratio(o[f.key], p[f.key]);
+        return r === undefined ? "—" : `${r.toFixed(2)}x`;
+      });
+      push(`| **ours ${ours.requested} / ${rowName(peer)}** | ${cells.join(" | ")} |`);
+    }
+    push("");
+  }
+  if (notes.length) {
+    push("Notes:", "", ...notes.map((n, i) => `${i + 1}. ${n}`), "");
+  }
+  push(
+    "Higher is better for samples/s; lower is better for ms, s and MiB. A ratio above 1 on a samples/s",
+    "column, or below 1 on the others, means ours is ahead.",
+    "",
+  );
+
+  const profiled = rows.filter((r) => r.task === "row" && recordOf(r, "profile"));
+  if (profiled.length) {
+    push("## Where a training step goes", "");
+    for (const row of profiled) {
+      const p = recordOf(row, "profile")!;
+      push(`### ${row.backbone}, ${rowName(row)}, batch ${p.batch}`, "", ...profileTable(p), "");
+    }
+    push(
+      "tfjs: `tf.profile` over one step, time per kernel as the backend measures it (the gradient kernels",
+      "are the backward pass). PyTorch: `torch.autograd.profiler`, self CPU time per operator.",
+      "",
+    );
+  }
+
+  const soakRow = rows.find((r) => r.task === "soak");
+  const soak = soakRow && recordOf(soakRow, "soak");
+  push("## Memory over consecutive jobs", "");
+  if (soak && soak.samples.length >= 2) {
+    const first = soak.samples[0], last = soak.samples[soak.samples.length - 1];
+    const warm = soak.samples.find((s) => s.job === 1) ?? first;
+    const perJob = last.job > warm.job ? (last.rssMiB - warm.rssMiB) / (last.job - warm.job) : 0;
+    push(
+      `${soak.jobs} \`adapt()\` jobs back to back in one process (${
+        rowName(soakRow)
+      }), tiny backbone, ${soak.samplesPerJob} images,`,
+      `${soak.epochs} epoch each, ${soak.seconds.toFixed(0)} s in all; garbage collected before each sample.`,
+      "",
+      "| after job | RSS (MiB) | tf.memory().numTensors |",
+      "| ---: | ---: | ---: |",
+      ...soak.samples.map((s) => `| ${s.job} | ${s.rssMiB.toFixed(1)} | ${s.numTensors} |`),
+      "",
+      `Live tensors: ${first.numTensors} at the start, ${last.numTensors} at the end (${
+        last.numTensors === first.numTensors ? "**flat**" : `**${last.numTensors - first.numTensors} leaked**`
+      }). RSS: ${first.rssMiB.toFixed(1)} MiB at the start, ${warm.rssMiB.toFixed(1)} after the first job, ${
+        last.rssMiB.toFixed(1)
+      } at the end: ${perJob >= 0 ? "+" : ""}${perJob.toFixed(2)} MiB per job after the first.`,
+      "",
+    );
+  } else {
+    push(`_Not run${soakRow?.stopped ? `: ${soakRow.stopped}` : ""}._`, "");
+  }
+
+  const gpuRows = rows.filter((r) => {
+    const i = recordOf(r, "info");
+    return i && (i.backend === "cuda" || (i.backend === "webgpu" && !isSoftwareAdapter(i)));
+  });
+  push("## GPU", "");
+  if (gpuRows.length) {
+    push(`This run measured on a GPU: ${gpuRows.map(rowName).join("; ")}.`, "");
+  } else {
+    push(
+      "**The GPU figures are not yet measured.** The webgpu rows above run on a software adapter (the CPU).",
+      "`bench/gpu.sh --prepare` builds a self-contained copy of this benchmark (one bundled JS file, the Deno",
+      "binary xz-compressed, the Vulkan loader from Debian's `libvulkan1`) under `bench/out/`;",
+      "`bench/gpu.sh --run` on an NVIDIA machine runs it with `--backends webgpu,wasm`, WebGPU on the NVIDIA",
+      "Vulkan driver, against PyTorch CUDA and CPU where that machine has PyTorch, and writes its own report.",
+      "",
+    );
+  }
+
+  push("## How the figures are taken", "");
+  push(
+    "- Each row is one process: a tfjs backend (`auto` is the runtime's own choice) or a PyTorch device, on",
+    "  one backbone with a new 10-class dense head. Weights: MobileNetV2 has the ImageNet weights the",
+    "  runtime ships (PyTorch: random, the same shapes); tiny is `buildTinyNet` untrained. Inputs are random",
+    "  images; speed does not depend on the values.",
+    "- Training (samples/s): `batch / median step time`. A step is the runtime's `trainingStep`",
+    "  (`src/adapt/training_step.ts`): forward in train mode (batch-statistics BN), softmax cross-entropy,",
+    "  backward, global gradient norm, momentum-SGD update of every weight (head and backbone), loss and",
+    "  hits read back. PyTorch does the same in `Classifier.step`. Warm-up steps are not timed.",
+    "- Latency: the served classifier (backbone + head + softmax) on one image, read back, p50 and p99 over",
+    "  the timed runs (nearest rank). Batch inference: the same on a batch of 32.",
+    `- Adapt job: \`adapt()\` with DAFT defaults on ${info.config.job.classes} classes x ${info.config.job.shots} shots` +
+      ` (${info.config.job.epochs ?? 10} epochs, batch 16, 20% held out), synthetic images (a`,
+    "  fixed pattern per class plus noise); a fresh backbone, timed from the call to the adapted model.",
+    "  PyTorch runs the same computation written directly (`adapt_job`: pretrained validation features, BN",
+    "  conversion with its statistics pass, zero head, cosine momentum SGD, a validation pass per epoch,",
+    "  best-epoch restore, final evaluation).",
+    "- Memory: peak RSS is the kernel's high-water mark for the row's process (`VmHWM`; PyTorch",
+    "  `ru_maxrss`), falling back to the largest `Deno.memoryUsage().rss` sampled after each step. Tensor",
+    "  peak: `tf.profile`'s `peakBytes` over one training step at the largest batch (PyTorch: on CUDA only,",
+    "  `torch.cuda.max_memory_allocated`).",
+    `- Repetitions: ${info.config.effort.warmupSteps} warm-up steps, then ${info.config.effort.minSteps} to ${info.config.effort.maxSteps} timed` +
+      ` steps per batch; up to ${info.config.effort.latencyRuns} single-image runs;`,
+    `  up to ${info.config.effort.inferRuns} batch runs. Budgets: ${info.config.headlineBudgetS} s for the first backend,` +
+      ` PyTorch and the soak; ${info.config.budgetS} s for the other rows.`,
+    "",
+  );
+
+  const infos = rows.filter((r) => r.task === "row").map((r) => recordOf(r, "info"))
+    .filter((i): i is InfoRecord => !!i);
+  if (infos.length) {
+    push(
+      "## The same architectures",
+      "",
+      "| backbone | side | trainable parameters (with head) | BN layers | input (HxWxC) | features |",
+      "| --- | --- | ---: | ---: | --- | ---: |",
+    );
+    const seen = new Set<string>();
+    for (const i of infos) {
+      const key = `${i.backbone}/${i.side}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      push(
+        `| ${i.backbone} | ${i.side === "ours" ? "tfjs" : "PyTorch"} | ${
+          i.parameters.toLocaleString("en")
+        } | ${i.batchNormLayers} | ${i.inputShape.join("x")} | ${i.featureDim} |`,
+      );
+    }
+    push(
+      "",
+      "Keras `block_10` is torchvision `features[11]` (Keras counts `expanded_conv` as block 0 after the",
+      "stem), so the cut at `block_10_project_BN` is `features[:12]`; equal counts above confirm it.",
+      "",
+    );
+  }
+
+  push(
+    "## Run log",
+    "",
+    "| row | task | seconds | load (1 min) at start / end | ended |",
+    "| --- | --- | ---: | --- | --- |",
+    ...rows.map((r) =>
+      `| ${r.backbone}: ${rowName(r)} | ${r.task} | ${r.seconds.toFixed(0)} | ${r.load[0].toFixed(2)} / ${
+        r.load[1].toFixed(2)
+      } | ${r.stopped ?? "complete"} |`
+    ),
+    "",
+  );
+
+  const steps = rows.flatMap((r) => r.records).filter((r) => r.kind === "train");
+  if (steps.length) {
+    const spread = steps.map((s) => s.kind === "train" ? Math.max(...s.stepMs) / median(s.stepMs) : 1);
+    push(
+      `Largest step time over the median, per training figure: up to ${
+        Math.max(...spread).toFixed(2)
+      }x (the noise a shared machine adds).`,
+      "",
+    );
+  }
+
+  push("## Analysis", "", ANALYSIS_START, analysis ?? "_Not written yet._", ANALYSIS_END, "");
+  return out.join("\n");
+}

@@ -1,0 +1,372 @@
+/**
+ * Compute speed of the runtime, side by side with PyTorch: training throughput, inference latency and
+ * throughput, time to an adapted model and peak memory, for the default backbone (MobileNetV2 to block_10,
+ * 96x96) and the tiny one, on each tfjs backend asked for, and the same figures from PyTorch
+ * (`bench/peer_torch.py`) on the same architectures; then 50 small `adapt()` jobs back to back to see
+ * whether memory stays flat.
+ *
+ *   deno task bench [--quick] [--backends auto,cpu,webgpu] [--backbones mobilenetv2,tiny] [--skip-peer]
+ *                   [--peer-devices cpu] [--peer-threads 1,2] [--python /usr/bin/python3]
+ *                   [--budget 180] [--headline-budget 480] [--soak-jobs 50]
+ *                   [--out docs/BENCHMARKS.md] [--json results.json] [--verbose]
+ *
+ * PyTorch comes from Debian: `apt-get install -y python3-torch python3-torchvision`; without it the peer
+ * rows are reported as not run.
+ *
+ * Each row (a backend or PyTorch device, on one backbone) runs in its own process, so its peak memory is
+ * its own and a row that outlives its time budget is stopped: the first backend and PyTorch get
+ * `--headline-budget` seconds, the others `--budget`; figures that would not fit are marked skipped. The
+ * full run (no `--quick`, default backends and backbones) writes `docs/BENCHMARKS.md`, keeping its
+ * hand-written analysis; other runs print the report and write only where `--out` or `--json` say.
+ * `bench/gpu.sh` runs this file bundled, on a GPU machine without Deno installed.
+ *
+ * @module
+ */
+import "./_speed_wasm_dir.ts";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import type { BackendPolicy } from "../src/backend/init_backend.ts";
+import { loadAverage, type MachineInfo, machineInfo } from "./_speed_machine.ts";
+import { SPEED_BACKBONES, type SpeedBackbone } from "./_speed_models.ts";
+import { RECORD_PREFIX, type RowRecord, type RowResult } from "./_speed_records.ts";
+import { extractAnalysis, renderSpeedReport } from "./_speed_report.ts";
+import {
+  type Effort,
+  FULL_EFFORT,
+  type JobSpec,
+  QUICK_EFFORT,
+  type RowSpec,
+  runRow,
+  runSoak,
+  type SoakSpec,
+} from "./_speed_row.ts";
+
+export { type Effort, FULL_EFFORT, QUICK_EFFORT } from "./_speed_row.ts";
+
+/** What a run measures and how long each row may take. */
+export interface SpeedConfig {
+  backbones: SpeedBackbone[];
+  /** tfjs backend policies, one row each per backbone; the first is the headline compared with PyTorch. */
+  backends: BackendPolicy[];
+  /** PyTorch devices (`cpu`, `cuda`); empty to skip the peer. */
+  peerDevices: string[];
+  python: string;
+  peerScript: string;
+  /** PyTorch CPU rows, one per thread count (one thread is tfjs wasm's like for like; all cores is the
+   *  usual best on a quiet machine). */
+  peerThreads: number[];
+  trainBatches: number[];
+  inferBatch: number;
+  effort: Effort;
+  job: JobSpec;
+  soak: Omit<SoakSpec, "backend" | "deadline"> | null;
+  /** Seconds per row; the headline rows (first backend, PyTorch) and the soak get `headlineBudgetS`. */
+  budgetS: number;
+  headlineBudgetS: number;
+  /** Extra seconds a row gets past its budget to finish the figure it is on before it is killed. */
+  graceS: number;
+  verbose: boolean;
+}
+
+/** The full run's configuration. */
+export const DEFAULT_CONFIG: SpeedConfig = {
+  backbones: [...SPEED_BACKBONES],
+  backends: ["auto", "cpu", "webgpu"],
+  peerDevices: ["cpu"],
+  peerThreads: [...new Set([1, navigator.hardwareConcurrency])],
+  python: "/usr/bin/python3",
+  peerScript: fileURLToPath(new URL("./peer_torch.py", import.meta.url)),
+  trainBatches: [16, 32],
+  inferBatch: 32,
+  effort: FULL_EFFORT,
+  job: { classes: 10, shots: 10 },
+  soak: { jobs: 50, classes: 5, shots: 4, epochs: 1, batchSize: 8 },
+  budgetS: 180,
+  headlineBudgetS: 480,
+  graceS: 30,
+  verbose: false,
+};
+
+/** How a run was started, where, and what the machine was doing meanwhile. */
+export interface RunInfo {
+  command: string;
+  machine: MachineInfo;
+  startedAt: string;
+  wallSeconds: number;
+  load: { start: number[]; end: number[] };
+  quick: boolean;
+  config: SpeedConfig;
+}
+
+/** A whole run: its circumstances and every row. */
+export interface SpeedRun {
+  info: RunInfo;
+  rows: RowResult[];
+}
+
+// This module, bundled or not: row processes run it again with --row or --soak.
+const SELF = import.meta.url;
+const BUNDLED = SELF.endsWith(".js");
+
+async function runProcess(
+  command: string,
+  args: string[],
+  budgetS: number,
+  graceS: number,
+  verbose: boolean,
+): Promise<{ records: RowRecord[]; stopped?: string }> {
+  const records: RowRecord[] = [];
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(command, { args, stdout: "piped", stderr: "piped", stdin: "null" }).spawn();
+  } catch (err) {
+    return { records, stopped: `could not start ${command}: ${(err as Error).message}` };
+  }
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, (budgetS + graceS) * 1000);
+  let stderrTail = "";
+  const readStdout = (async () => {
+    let buffer = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk;
+      let newline;
+      while ((newline = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        if (line.startsWith(RECORD_PREFIX)) {
+          const record = JSON.parse(line.slice(RECORD_PREFIX.length)) as RowRecord;
+          records.push(record);
+          if (verbose) console.error(`  ${line.slice(RECORD_PREFIX.length, 200)}`);
+        }
+      }
+    }
+  })();
+  const readStderr = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderrTail = (stderrTail + chunk).slice(-4000);
+      if (verbose) await Deno.stderr.write(new TextEncoder().encode(chunk));
+    }
+  })();
+  const status = await child.status;
+  clearTimeout(timer);
+  await Promise.all([readStdout, readStderr]);
+  if (killed) return { records, stopped: `stopped at its ${budgetS} s budget` };
+  if (!status.success) {
+    const why = stderrTail.split("\n").map((l) => l.trim()).filter((l) => l && !/XDG_RUNTIME_DIR/.test(l))
+      .slice(-3).join(" / ");
+    return { records, stopped: `exited with code ${status.code}: ${why}` };
+  }
+  const gaveUp = records.find((r) => r.kind === "skipped" && r.what === "all");
+  return gaveUp?.kind === "skipped" ? { records, stopped: gaveUp.reason } : { records };
+}
+
+function denoArgs(mode: "--row" | "--soak", spec: RowSpec | SoakSpec): string[] {
+  return [
+    "run",
+    "--allow-all",
+    "--v8-flags=--expose-gc",
+    ...(BUNDLED ? ["--no-config"] : []),
+    SELF,
+    mode,
+    JSON.stringify(spec),
+  ];
+}
+
+/** Runs every row of `config` in turn, reporting progress through `log`. */
+export async function runSpeedBenchmark(
+  config: SpeedConfig,
+  options: { command?: string; quick?: boolean; log?: (line: string) => void } = {},
+): Promise<SpeedRun> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const startedAt = new Date().toISOString();
+  const started = performance.now();
+  const loadStart = loadAverage();
+  const rows: RowResult[] = [];
+
+  const run = async (
+    row: Omit<RowResult, "records" | "seconds" | "load" | "stopped">,
+    budgetS: number,
+    start: (deadline: number) => [string, string[]],
+  ) => {
+    const t = performance.now();
+    const load0 = loadAverage()[0];
+    const [command, args] = start(Date.now() + budgetS * 1000);
+    log(`[speed] ${row.backbone} ${row.side} ${row.requested} ${row.task} (budget ${budgetS} s) ...`);
+    const result = await runProcess(command, args, budgetS, config.graceS, config.verbose);
+    const done: RowResult = {
+      ...row,
+      ...result,
+      seconds: (performance.now() - t) / 1000,
+      load: [load0, loadAverage()[0]],
+    };
+    rows.push(done);
+    log(`[speed]   ${done.seconds.toFixed(0)} s${done.stopped ? `; ${done.stopped}` : ""}`);
+  };
+
+  for (const backbone of config.backbones) {
+    const ours = (backend: BackendPolicy, headline: boolean) => {
+      const budgetS = headline ? config.headlineBudgetS : config.budgetS;
+      return run(
+        { side: "ours", requested: backend, backbone, task: "row" },
+        budgetS,
+        (deadline) => {
+          const spec: RowSpec = {
+            backend,
+            backbone,
+            trainBatches: config.trainBatches,
+            inferBatch: config.inferBatch,
+            effort: config.effort,
+            job: config.job,
+            profile: headline,
+            deadline,
+          };
+          return [Deno.execPath(), denoArgs("--row", spec)];
+        },
+      );
+    };
+    const peer = (device: string, threads?: number) =>
+      run(
+        { side: "pytorch", requested: device, threads, backbone, task: "row" },
+        config.headlineBudgetS,
+        (deadline) => [config.python, [
+          config.peerScript,
+          "--backbone",
+          backbone,
+          "--device",
+          device,
+          ...(threads ? ["--threads", String(threads)] : []),
+          "--train-batches",
+          config.trainBatches.join(","),
+          "--infer-batch",
+          String(config.inferBatch),
+          "--effort",
+          JSON.stringify(config.effort),
+          "--job",
+          [config.job.classes, config.job.shots, config.job.epochs ?? 10].join(","),
+          "--deadline",
+          String(deadline),
+          "--profile",
+        ]],
+      );
+    // The headline pair back to back, so that both see the same machine.
+    const [first, ...others] = config.backends;
+    if (first) await ours(first, true);
+    for (const device of config.peerDevices) {
+      if (device !== "cpu") await peer(device);
+      else for (const threads of config.peerThreads) await peer(device, threads);
+    }
+    for (const backend of others) await ours(backend, false);
+  }
+
+  if (config.soak && config.soak.jobs > 0 && config.backends.length) {
+    const soak = config.soak;
+    await run(
+      { side: "ours", requested: config.backends[0], backbone: "tiny", task: "soak" },
+      config.headlineBudgetS,
+      (deadline) => [Deno.execPath(), denoArgs("--soak", { ...soak, backend: config.backends[0], deadline })],
+    );
+  }
+
+  return {
+    info: {
+      command: options.command ?? "runSpeedBenchmark()",
+      machine: await machineInfo(),
+      startedAt,
+      wallSeconds: (performance.now() - started) / 1000,
+      load: { start: loadStart, end: loadAverage() },
+      quick: options.quick ?? false,
+      config,
+    },
+    rows,
+  };
+}
+
+function emitRecord(record: RowRecord) {
+  console.log(RECORD_PREFIX + JSON.stringify(record));
+}
+
+async function main() {
+  const { values: flags } = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      backends: { type: "string" },
+      backbones: { type: "string" },
+      "skip-peer": { type: "boolean", default: false },
+      "peer-devices": { type: "string" },
+      "peer-threads": { type: "string" },
+      python: { type: "string" },
+      "peer-script": { type: "string" },
+      budget: { type: "string" },
+      "headline-budget": { type: "string" },
+      "soak-jobs": { type: "string" },
+      out: { type: "string" },
+      json: { type: "string" },
+      command: { type: "string" },
+      verbose: { type: "boolean", default: false },
+      row: { type: "string" },
+      soak: { type: "string" },
+    },
+  });
+  if (flags.row) return await runRow(JSON.parse(flags.row), emitRecord);
+  if (flags.soak) return await runSoak(JSON.parse(flags.soak), emitRecord);
+
+  const list = (s: string | undefined) => s?.split(",").map((v) => v.trim()).filter(Boolean);
+  const number = (s: string | undefined, fallback: number) => {
+    if (s === undefined) return fallback;
+    const n = Number(s);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`expected a non-negative number, got '${s}'`);
+    return n;
+  };
+  const backends = list(flags.backends) as BackendPolicy[] | undefined;
+  for (const b of backends ?? []) {
+    if (!["auto", "wasm", "cpu", "webgpu"].includes(b)) throw new Error(`unknown backend '${b}'`);
+  }
+  const backbones = list(flags.backbones) as SpeedBackbone[] | undefined;
+  for (const b of backbones ?? []) {
+    if (!SPEED_BACKBONES.includes(b)) throw new Error(`unknown backbone '${b}'; have ${SPEED_BACKBONES}`);
+  }
+  const quick = flags.quick!;
+  const base = DEFAULT_CONFIG;
+  const config: SpeedConfig = {
+    ...base,
+    backends: backends ?? base.backends,
+    backbones: backbones ?? base.backbones,
+    peerDevices: flags["skip-peer"] ? [] : list(flags["peer-devices"]) ?? base.peerDevices,
+    peerThreads: list(flags["peer-threads"])?.map((t) => number(t, 1)) ?? base.peerThreads,
+    python: flags.python ?? base.python,
+    peerScript: flags["peer-script"] ?? base.peerScript,
+    effort: quick ? QUICK_EFFORT : FULL_EFFORT,
+    job: quick ? { ...base.job, epochs: 2 } : base.job,
+    soak: { ...base.soak!, jobs: number(flags["soak-jobs"], quick ? 10 : base.soak!.jobs) },
+    budgetS: number(flags.budget, quick ? 60 : base.budgetS),
+    headlineBudgetS: number(flags["headline-budget"], quick ? 150 : base.headlineBudgetS),
+    verbose: flags.verbose!,
+  };
+  const shown = Deno.args.filter((a) => a !== "--verbose").join(" ");
+  const command = flags.command ??
+    (BUNDLED ? `deno run -A --no-config ${SELF.split("/").pop()} ${shown}` : `deno task bench ${shown}`)
+      .trim();
+  const run = await runSpeedBenchmark(config, { command, quick });
+
+  const full = !quick && !backends && !backbones && !flags["skip-peer"] && !flags["peer-devices"] &&
+    !flags["soak-jobs"] && !flags.budget && !flags["headline-budget"];
+  const out = flags.out ?? (full ? "docs/BENCHMARKS.md" : undefined);
+  let existing: string | undefined;
+  try {
+    existing = out ? await Deno.readTextFile(out) : undefined;
+  } catch { /* a new file */ }
+  const report = renderSpeedReport(run, extractAnalysis(existing));
+  console.log(report);
+  if (out) {
+    await Deno.writeTextFile(out, report);
+    console.error(`[speed] wrote ${out}`);
+  }
+  if (flags.json) await Deno.writeTextFile(flags.json, JSON.stringify(run, null, 2) + "\n");
+}
+
+if (import.meta.main) await main();
