@@ -162,11 +162,37 @@ export function goals(run: SpeedRun): GoalResult[] {
   ];
 }
 
+/** Kinds of kernel, by name, tfjs and PyTorch alike; the first that matches wins. */
+export const KERNEL_KINDS: [string, RegExp][] = [
+  ["convolution gradients", /Backprop|convolution_backward/],
+  [
+    "convolution forward",
+    /^(Conv2D|FusedConv2D|DepthwiseConv2dNative|FusedDepthwiseConv2D)$|aten::.*convolution/,
+  ],
+  ["batch norm (fused kernels)", /BatchNorm|batch_norm/],
+  ["everything else (elementwise, reductions, copies, updates)", /./],
+];
+
+/** A profile's kernel time by kind, in ms. */
+export function kernelKinds(profile: ProfileRecord): { kind: string; ms: number }[] {
+  const totals = new Map(KERNEL_KINDS.map(([kind]) => [kind, 0]));
+  for (const k of profile.kernels) {
+    const [kind] = KERNEL_KINDS.find(([, re]) => re.test(k.name))!;
+    totals.set(kind, totals.get(kind)! + k.ms);
+  }
+  return [...totals].map(([kind, ms]) => ({ kind, ms }));
+}
+
 function profileTable(profile: ProfileRecord, top = 10): string[] {
+  const share = (ms: number) => `${(100 * ms / profile.stepMs).toFixed(0)}%`;
+  const kinds = kernelKinds(profile).map((k) => `${k.kind} ${share(k.ms)}`);
   const lines = [
-    `Step wall time ${profile.stepMs.toFixed(0)} ms (profiled); sum of ${
+    `Step wall time ${profile.stepMs.toFixed(0)} ms (profiled); ${
       profile.kernels.reduce((n, k) => n + k.calls, 0)
-    } kernel/operator calls ${profile.kernelMs.toFixed(0)} ms.`,
+    } kernel/operator calls take ${profile.kernelMs.toFixed(0)} ms of it. Of the step: ${
+      kinds.join(", ")
+    }, ` +
+    `outside kernels ${share(Math.max(0, profile.stepMs - profile.kernelMs))}.`,
     "",
     "| kernel | calls | ms | share of kernel time |",
     "| --- | ---: | ---: | ---: |",
