@@ -10,9 +10,11 @@
 #                                 quick), and WebGPU through the extracted loader on the software Vulkan
 #                                 driver (lavapipe) when it is installed: the --run path without the GPU
 #   bench/gpu.sh --run [FLAGS]    on the device: unpack Deno, find the NVIDIA Vulkan ICD (or write one for
-#                                 libGLX_nvidia.so.0), point VK_DRIVER_FILES at it, and run the benchmark
-#                                 with --backends webgpu,wasm and PyTorch on cuda and cpu; FLAGS go to
-#                                 speed.ts (e.g. --quick). Results: $OUT if set, else bench/out/gpu-results/
+#                                 libGLX_nvidia.so.0), point VK_DRIVER_FILES at it, and run the benchmark:
+#                                 tfjs webgpu against PyTorch CUDA, budgets sized for a 10-minute slot.
+#                                 FLAGS go to speed.ts and win (e.g. --quick, or --backends webgpu,wasm
+#                                 --peer-devices cuda,cpu for CPU rows on that machine too).
+#                                 Results: $OUT if set, else bench/out/gpu-results/
 #
 # Environment for --run: VK_DRIVER_FILES (use this ICD), PYTHON (a python3 with PyTorch; default: the
 # first of python3, /usr/bin/python3 that imports torch).
@@ -91,7 +93,9 @@ run() {
   py=$(pick_python)
   echo "deno $("$deno" --version | head -1); ICD $VK_DRIVER_FILES; python $py" >&2
   command -v nvidia-smi >/dev/null && nvidia-smi -L >&2 || true
-  "$deno" run --allow-all --no-config "$BUNDLE" --backends webgpu,wasm --peer-devices cuda,cpu \
+  # Defaults sized for a 10-minute device slot; later flags (the caller's) win.
+  "$deno" run --allow-all --no-config "$BUNDLE" --backends webgpu --peer-devices cuda \
+    --budget 90 --headline-budget 150 --soak-jobs 20 \
     --python "$py" --peer-script bench/peer_torch.py --command "bench/gpu.sh --run $*" \
     --out "$results/BENCHMARKS-gpu.md" --json "$results/speed-gpu.json" "$@"
 }
@@ -119,5 +123,5 @@ case "${1:-}" in
 --prepare) prepare ;;
 --check) check ;;
 --run) shift; run "$@" ;;
-*) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 64 ;;
+*) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 64 ;;
 esac
