@@ -24,6 +24,8 @@ export interface ScatterPlot {
   points: ScatterPoint[];
   /** Series in legend order, each with its colour. */
   series: { name: string; colour: string }[];
+  /** Lowest x the data can take (e.g. 0 for a distortion): the axis and the error bars stop there. */
+  xFloor?: number;
   /** Panel titles by panel key (lines split at "\n", the first in bold); default: the key. */
   panelTitles?: Record<string, string>;
 }
@@ -64,10 +66,10 @@ export function scatterSvg(plot: ScatterPlot): string {
   ];
   panels.forEach((panel, k) => {
     const points = plot.points.filter((p) => p.panel === panel);
-    const xs = points.flatMap((p) => [p.x - (p.xErr ?? 0), p.x + (p.xErr ?? 0)]);
+    const floor = plot.xFloor ?? -Infinity;
+    const xs = points.flatMap((p) => [Math.max(floor, p.x - (p.xErr ?? 0)), p.x + (p.xErr ?? 0)]);
     const ys = points.flatMap((p) => [p.y - (p.yErr ?? 0), p.y + (p.yErr ?? 0)]);
-    // Rounding can put a frozen backbone's distortion a hair below 0; the axis starts at 0 regardless.
-    const xAxis = niceAxis(Math.min(0, ...xs.filter((x) => x < -1e-3)), Math.max(...xs));
+    const xAxis = niceAxis(Math.max(floor, Math.min(...xs)), Math.max(...xs));
     const yAxis = niceAxis(Math.max(0, Math.min(...ys)), Math.min(1, Math.max(...ys)));
     const ox = k * PANEL.width + PANEL.left, oy = 30 + PANEL.top;
     const w = PANEL.width - PANEL.left - PANEL.right, h = PANEL.height - PANEL.top - PANEL.bottom;
@@ -104,7 +106,7 @@ export function scatterSvg(plot: ScatterPlot): string {
       const [px, py] = [sx(p.x), sy(p.y)];
       if (p.xErr) {
         out.push(
-          `<line x1="${sx(p.x - p.xErr)}" y1="${py}" x2="${
+          `<line x1="${sx(Math.max(floor, p.x - p.xErr))}" y1="${py}" x2="${
             sx(p.x + p.xErr)
           }" y2="${py}" stroke="${c}" stroke-opacity="0.5"/>`,
         );

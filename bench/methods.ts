@@ -574,6 +574,7 @@ export function renderPlot(cells: CellSummary[]): string {
       label: String(c.shots),
     })),
     series: methods.map((m) => ({ name: m, colour: METHOD_COLOURS[m] })),
+    xFloor: 0,
     panelTitles: Object.fromEntries(
       cells.map((
         c,
@@ -898,8 +899,11 @@ async function writeOutputs(records: RunRecord[], info: RunInfo, out?: string, s
   } catch { /* first run */ }
   const svgRef = svg && out ? relativeTo(out, svg) : undefined;
   const report = renderReport(records, info, extractAnalysis(existing), svgRef);
-  if (out) await Deno.writeTextFile(out, report);
-  else console.log(report);
+  if (out) {
+    await Deno.writeTextFile(out, report);
+    // The repository's formatter owns markdown layout (line width, table padding): let it have the last word.
+    await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", out] }).output().catch(() => {});
+  } else console.log(report);
   if (svg) await Deno.writeTextFile(svg, renderPlot(summarise(records)));
   console.error(
     `run of ${(info.wallSeconds / 60).toFixed(1)} min; wrote ${out ?? "the report to stdout"}${
