@@ -14,7 +14,8 @@ export interface MethodRecipe {
   /**
    * Default learning rates (SGD, momentum 0.9, cosine per epoch). Single-rate methods use one for all. For
    * a zero-initialised head, lrHead is in units of 1 / mean |feature|^2 (see adapt.ts), so it carries
-   * across backbones.
+   * across backbones. The integrated methods' defaults (32 / 1e-2) are the pair that won on ID validation in
+   * 6 of 7 cells of docs/BENCHMARKS-methods.md.
    */
   lrHead: number;
   lrBackbone: number;
@@ -37,8 +38,8 @@ export const METHODS: Record<Method, MethodRecipe> = {
     headInit: "zeros",
     trainBackbone: true,
     batchNorm: "train",
-    lrHead: 10,
-    lrBackbone: 1e-3,
+    lrHead: 32,
+    lrBackbone: 1e-2,
     description: "BN conversion + integrated LP/FT (zero head, large head rate, small backbone rate)",
   },
   "daft-no-conversion": {
@@ -46,8 +47,8 @@ export const METHODS: Record<Method, MethodRecipe> = {
     headInit: "zeros",
     trainBackbone: true,
     batchNorm: "train",
-    lrHead: 10,
-    lrBackbone: 1e-3,
+    lrHead: 32,
+    lrBackbone: 1e-2,
     description: "ablation: integrated LP/FT without BN conversion",
   },
   "conversion-only": {
