@@ -41,6 +41,8 @@ export interface AdaptRecord {
   epochs: number;
   steps: number;
   valAccuracy: number;
+  /** The loss went non-finite (the peer carries on, so the time is still a whole job's). */
+  diverged?: boolean;
 }
 
 /** Where one profiled training step's time goes, by kernel (tfjs) or operator (PyTorch). */
@@ -88,6 +90,10 @@ export interface InfoRecord {
 export interface SoakSample {
   job: number;
   rssMiB: number;
+  /** V8's heap in use, after a collection. */
+  heapMiB: number;
+  /** The wasm backend's linear memory (it grows and never shrinks), when that is the backend. */
+  wasmMiB?: number;
   numTensors: number;
 }
 

@@ -290,7 +290,11 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
       const figures = rowFigures(row);
       const cells = FIGURES.map((f) => {
         const fig = figures[f.key];
-        return "value" in fig ? format(fig.value) : `— ${note(fig.missing)}`;
+        if (!("value" in fig)) return `— ${note(fig.missing)}`;
+        const diverged = f.key === "adapt" && recordOf(row, "adapt")?.diverged;
+        return diverged
+          ? `${format(fig.value)} ${note("the loss went non-finite; the job ran to the end")}`
+          : format(fig.value);
       });
       push(`| ${rowName(row)} | ${cells.join(" | ")} |`);
     }
@@ -333,22 +337,35 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
   if (soak && soak.samples.length >= 2) {
     const first = soak.samples[0], last = soak.samples[soak.samples.length - 1];
     const warm = soak.samples.find((s) => s.job === 1) ?? first;
-    const perJob = last.job > warm.job ? (last.rssMiB - warm.rssMiB) / (last.job - warm.job) : 0;
+    // The allocators settle over the first tens of jobs; a leak keeps growing in the second half.
+    const half = soak.samples.find((s) => s.job >= last.job / 2) ?? first;
+    const slope = (key: "rssMiB" | "heapMiB") =>
+      last.job > half.job ? (last[key] - half[key]) / (last.job - half.job) : 0;
+    const perJob = (key: "rssMiB" | "heapMiB") => {
+      const v = slope(key) * 1024;
+      return `${v >= 0 ? "+" : ""}${v.toFixed(0)} KiB`;
+    };
     push(
       `${soak.jobs} \`adapt()\` jobs back to back in one process (${
         rowName(soakRow)
       }), tiny backbone, ${soak.samplesPerJob} images,`,
       `${soak.epochs} epoch each, ${soak.seconds.toFixed(0)} s in all; garbage collected before each sample.`,
       "",
-      "| after job | RSS (MiB) | tf.memory().numTensors |",
-      "| ---: | ---: | ---: |",
-      ...soak.samples.map((s) => `| ${s.job} | ${s.rssMiB.toFixed(1)} | ${s.numTensors} |`),
+      "| after job | RSS (MiB) | V8 heap used (MiB) | wasm memory (MiB) | tf.memory().numTensors |",
+      "| ---: | ---: | ---: | ---: | ---: |",
+      ...soak.samples.map((s) =>
+        `| ${s.job} | ${s.rssMiB.toFixed(1)} | ${s.heapMiB.toFixed(1)} | ${
+          s.wasmMiB?.toFixed(0) ?? "—"
+        } | ${s.numTensors} |`
+      ),
       "",
       `Live tensors: ${first.numTensors} at the start, ${last.numTensors} at the end (${
         last.numTensors === first.numTensors ? "**flat**" : `**${last.numTensors - first.numTensors} leaked**`
       }). RSS: ${first.rssMiB.toFixed(1)} MiB at the start, ${warm.rssMiB.toFixed(1)} after the first job, ${
         last.rssMiB.toFixed(1)
-      } at the end: ${perJob >= 0 ? "+" : ""}${perJob.toFixed(2)} MiB per job after the first.`,
+      } at the end. Over the second half (jobs ${half.job} to ${last.job}): RSS ${
+        perJob("rssMiB")
+      } per job, V8 heap ${perJob("heapMiB")} per job.`,
       "",
     );
   } else {

@@ -8,7 +8,7 @@ import { type StepState, trainingStep } from "../src/adapt/training_step.ts";
 import { type BackendInfo, type BackendPolicy, initBackend } from "../src/backend/init_backend.ts";
 import type { Backbone } from "../src/model/backbone.ts";
 import { type SpeedBackbone, speedBackbone, syntheticJob, trainableParameters } from "./_speed_models.ts";
-import { median, percentile, type RowRecord } from "./_speed_records.ts";
+import { median, percentile, type RowRecord, type SoakSample } from "./_speed_records.ts";
 
 /** How many repetitions each figure gets: a figure stops at `max*` runs, or at `min*` once its seconds are up. */
 export interface Effort {
@@ -107,6 +107,7 @@ function infoRecord(
 }
 
 const MiB = 1024 * 1024;
+const SLOW_RUN_MS = 10_000;
 
 // The kernel's high-water mark of this process's resident set; Deno.memoryUsage() has only the current.
 function highWaterMiB(): number | undefined {
@@ -145,7 +146,12 @@ async function timeRuns(
   fn: () => Promise<void>,
   opts: { warmup: number; min: number; max: number; seconds: number; deadline: number },
 ): Promise<number[]> {
-  for (let i = 0; i < opts.warmup; i++) await fn();
+  for (let i = 0; i < opts.warmup; i++) {
+    const t = performance.now();
+    await fn();
+    // On a slow backend one warm-up (the first run's kernel set-up) is enough.
+    if (performance.now() - t > SLOW_RUN_MS) break;
+  }
   const times: number[] = [];
   const started = performance.now();
   while (times.length < opts.max) {
@@ -195,70 +201,7 @@ export async function runRow(spec: RowSpec, emit: Emit): Promise<void> {
     watch.sample();
   };
 
-  const stepMsAt = new Map<number, number>();
-  for (const batch of spec.trainBatches) {
-    const { x, y } = batchOf(batch);
-    try {
-      const estimate = stepMsAt.size
-        ? Math.max(...stepMsAt.values()) * batch / Math.min(...stepMsAt.keys())
-        : 0;
-      if (estimate * (spec.effort.warmupSteps + spec.effort.minSteps) > remainingMs(spec.deadline)) {
-        emit({ kind: "skipped", what: `train b${batch}`, reason: "would not fit the row's time budget" });
-        continue;
-      }
-      const stepMs = await timeRuns(step(x, y), {
-        warmup: spec.effort.warmupSteps,
-        min: spec.effort.minSteps,
-        max: spec.effort.maxSteps,
-        seconds: spec.effort.stepSeconds,
-        deadline: spec.deadline,
-      });
-      stepMsAt.set(batch, median(stepMs));
-      emit({ kind: "train", batch, stepMs, samplesPerSec: batch / median(stepMs) * 1000 });
-      emit(watch.record());
-    } finally {
-      tf.dispose([x, y]);
-    }
-  }
-
-  // Peak tensor memory of one step at the largest batch; profiling keeps a list of every kernel it runs.
-  const largest = Math.max(...stepMsAt.keys());
-  if (Number.isFinite(largest)) {
-    const { x, y } = batchOf(largest);
-    try {
-      const profile = await tf.profile(step(x, y));
-      watch.tensorPeak = profile.peakBytes;
-    } catch (err) {
-      emit({ kind: "skipped", what: "tensor peak", reason: (err as Error).message });
-    } finally {
-      tf.dispose([x, y]);
-    }
-  }
-
-  if (spec.profile && info.name !== "webgpu" && stepMsAt.has(spec.trainBatches[0])) {
-    const batch = spec.trainBatches[0];
-    const { x, y } = batchOf(batch);
-    try {
-      const started = performance.now();
-      const profile = await tf.profile(step(x, y));
-      const stepMs = performance.now() - started;
-      const byName = new Map<string, { ms: number; calls: number }>();
-      let kernelMs = 0;
-      for (const k of profile.kernels) {
-        // `name__op` entries are ops with custom gradients: scopes around kernels listed on their own.
-        if (k.name.endsWith("__op")) continue;
-        const ms = Number(await k.kernelTimeMs) || 0;
-        kernelMs += ms;
-        const acc = byName.get(k.name) ?? { ms: 0, calls: 0 };
-        byName.set(k.name, { ms: acc.ms + ms, calls: acc.calls + 1 });
-      }
-      const kernels = [...byName].map(([name, v]) => ({ name, ...v })).sort((a, b) => b.ms - a.ms);
-      emit({ kind: "profile", batch, stepMs, kernelMs, kernels });
-    } finally {
-      tf.dispose([x, y]);
-    }
-  }
-
+  // Inference first: it is cheap, so a slow backend that runs out of budget in training still has it.
   const oneImage = tf.randomUniform([1, height, width, channels], 0, 1, "float32", 3);
   const predictOne = async () => {
     const p = headed.probabilities.predict(oneImage) as tf.Tensor;
@@ -300,6 +243,73 @@ export async function runRow(spec: RowSpec, emit: Emit): Promise<void> {
     batchMs,
     samplesPerSec: spec.inferBatch / median(batchMs) * 1000,
   });
+  emit(watch.record());
+
+  const stepMsAt = new Map<number, number>();
+  for (const batch of spec.trainBatches) {
+    const { x, y } = batchOf(batch);
+    try {
+      const estimate = stepMsAt.size
+        ? Math.max(...stepMsAt.values()) * batch / Math.min(...stepMsAt.keys())
+        : 0;
+      if (estimate * (spec.effort.warmupSteps + spec.effort.minSteps) > remainingMs(spec.deadline)) {
+        emit({ kind: "skipped", what: `train b${batch}`, reason: "would not fit the row's time budget" });
+        continue;
+      }
+      const stepMs = await timeRuns(step(x, y), {
+        warmup: spec.effort.warmupSteps,
+        min: spec.effort.minSteps,
+        max: spec.effort.maxSteps,
+        seconds: spec.effort.stepSeconds,
+        deadline: spec.deadline,
+      });
+      stepMsAt.set(batch, median(stepMs));
+      emit({ kind: "train", batch, stepMs, samplesPerSec: batch / median(stepMs) * 1000 });
+      emit(watch.record());
+    } finally {
+      tf.dispose([x, y]);
+    }
+  }
+
+  // Peak tensor memory of one step at the largest batch; profiling keeps a list of every kernel it runs.
+  const largest = Math.max(...stepMsAt.keys());
+  const fits = (batch: number) => 2 * (stepMsAt.get(batch) ?? Infinity) < remainingMs(spec.deadline);
+  if (Number.isFinite(largest) && fits(largest)) {
+    const { x, y } = batchOf(largest);
+    try {
+      const profile = await tf.profile(step(x, y));
+      watch.tensorPeak = profile.peakBytes;
+    } catch (err) {
+      emit({ kind: "skipped", what: "tensor peak", reason: (err as Error).message });
+    } finally {
+      tf.dispose([x, y]);
+    }
+  }
+
+  if (spec.profile && info.name !== "webgpu" && fits(spec.trainBatches[0])) {
+    const batch = spec.trainBatches[0];
+    const { x, y } = batchOf(batch);
+    try {
+      const started = performance.now();
+      const profile = await tf.profile(step(x, y));
+      const stepMs = performance.now() - started;
+      const byName = new Map<string, { ms: number; calls: number }>();
+      let kernelMs = 0;
+      for (const k of profile.kernels) {
+        // `name__op` entries are ops with custom gradients: scopes around kernels listed on their own.
+        if (k.name.endsWith("__op")) continue;
+        const ms = Number(await k.kernelTimeMs) || 0;
+        kernelMs += ms;
+        const acc = byName.get(k.name) ?? { ms: 0, calls: 0 };
+        byName.set(k.name, { ms: acc.ms + ms, calls: acc.calls + 1 });
+      }
+      const kernels = [...byName].map(([name, v]) => ({ name, ...v })).sort((a, b) => b.ms - a.ms);
+      emit({ kind: "profile", batch, stepMs, kernelMs, kernels });
+    } finally {
+      tf.dispose([x, y]);
+    }
+  }
+
   emit(watch.record());
   state.headOptimizer.dispose();
   state.backboneOptimizer.dispose();
@@ -358,9 +368,19 @@ export async function runSoak(spec: SoakSpec, emit: Emit): Promise<void> {
   emit(infoRecord(info, "tiny", probe, trainableParameters(probe.model)));
   probe.model.dispose();
   const gc = (globalThis as { gc?: () => void }).gc;
-  const sample = (job: number) => {
+  const wasmHeap = () =>
+    (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength;
+  const sample = (job: number): SoakSample => {
     gc?.();
-    return { job, rssMiB: Deno.memoryUsage().rss / MiB, numTensors: tf.memory().numTensors };
+    const usage = Deno.memoryUsage();
+    const wasm = wasmHeap();
+    return {
+      job,
+      rssMiB: usage.rss / MiB,
+      heapMiB: usage.heapUsed / MiB,
+      wasmMiB: wasm === undefined ? undefined : wasm / MiB,
+      numTensors: tf.memory().numTensors,
+    };
   };
   const samples = [sample(0)];
   const started = performance.now();
