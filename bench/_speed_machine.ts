@@ -70,3 +70,54 @@ export function loadAverage(): number[] {
     return [0, 0, 0];
   }
 }
+
+/** Busy and total CPU time of the whole machine so far, in seconds summed over cores (Linux /proc/stat). */
+export function machineCpuSeconds(): { busy: number; total: number } | undefined {
+  try {
+    const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(
+      Number,
+    );
+    // user nice system idle iowait irq softirq steal: idle and iowait are the idle part; ticks are 1/100 s.
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = fields[3] + (fields[4] ?? 0);
+    return { busy: (total - idle) / 100, total: total / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** This process's CPU time (user + system, all threads) in seconds, where /proc is readable. */
+export function processCpuSeconds(): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime
+  } catch {
+    return undefined;
+  }
+}
+
+/** Cores busy over the next `seconds`, from /proc/stat; undefined where it cannot be read. */
+export async function busyCores(seconds = 2): Promise<number | undefined> {
+  const a = machineCpuSeconds();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const b = machineCpuSeconds();
+  return a && b ? (b.busy - a.busy) / seconds : undefined;
+}
+
+/**
+ * Waits until other work keeps less than `threshold` cores busy (measured over 2 s), at most `maxSeconds`;
+ * returns the seconds waited and the last measurement.
+ */
+export async function waitForQuiet(
+  threshold: number,
+  maxSeconds: number,
+): Promise<{ waitedS: number; busy?: number }> {
+  const started = performance.now();
+  let busy = await busyCores();
+  while (busy !== undefined && busy >= threshold && (performance.now() - started) / 1000 < maxSeconds) {
+    await new Promise((r) => setTimeout(r, 3000));
+    busy = await busyCores();
+  }
+  return { waitedS: (performance.now() - started) / 1000, busy };
+}

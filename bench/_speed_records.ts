@@ -107,6 +107,12 @@ export interface SoakRecord {
   samples: SoakSample[];
 }
 
+/** The CPU time the row's process used (user + system, all threads), its last record. */
+export interface CpuRecord {
+  kind: "cpu";
+  seconds: number;
+}
+
 /** A measurement that did not run, and why. */
 export interface SkippedRecord {
   kind: "skipped";
@@ -124,6 +130,7 @@ export type RowRecord =
   | ProfileRecord
   | MemoryRecord
   | SoakRecord
+  | CpuRecord
   | SkippedRecord;
 
 /** The median of a non-empty list. */
@@ -155,6 +162,15 @@ export interface RowResult {
   seconds: number;
   /** One-minute load average when the row started and ended. */
   load: [number, number];
+  /**
+   * Cores kept busy by other work while the row ran: the machine's busy time less the row's own CPU time,
+   * over the row's wall time. Absent where /proc/stat or the row's CPU record is missing.
+   */
+  otherCores?: number;
+  /** Seconds spent waiting for the machine to go quiet before the row, and how busy it was then (cores). */
+  waitedS?: number;
+  /** Attempts made (a row run while other work took half a core or more is run again, once). */
+  attempts?: number;
 }
 
 /** The first record of a kind in a row, if any. */

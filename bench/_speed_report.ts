@@ -450,13 +450,18 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
   push(
     "## Run log",
     "",
-    "| row | task | seconds | load (1 min) at start / end | ended |",
-    "| --- | --- | ---: | --- | --- |",
+    "| row | task | seconds | attempt | waited for quiet (s) | other work beside it (cores) | load (1 min) at start / end | ended |",
+    "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
     ...rows.map((r) =>
-      `| ${r.backbone}: ${rowName(r)} | ${r.task} | ${r.seconds.toFixed(0)} | ${r.load[0].toFixed(2)} / ${
-        r.load[1].toFixed(2)
-      } | ${r.stopped ?? "complete"} |`
+      `| ${r.backbone}: ${rowName(r)} | ${r.task} | ${r.seconds.toFixed(0)} | ${r.attempts ?? 1} | ${
+        r.waitedS?.toFixed(0) ?? "—"
+      } | ${r.otherCores?.toFixed(2) ?? "—"} | ${r.load[0].toFixed(2)} / ${r.load[1].toFixed(2)} | ${
+        r.stopped ?? "complete"
+      } |`
     ),
+    "",
+    "Other work: the machine's busy CPU time during the row (/proc/stat) less the row's own, over the row's",
+    "wall time. The one-minute load average counts the row itself (one runnable thread for tfjs wasm).",
     "",
   );
 

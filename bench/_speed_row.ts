@@ -8,6 +8,7 @@ import { type StepState, trainingStep } from "../src/adapt/training_step.ts";
 import { type BackendInfo, type BackendPolicy, initBackend } from "../src/backend/init_backend.ts";
 import type { Backbone } from "../src/model/backbone.ts";
 import { type SpeedBackbone, speedBackbone, syntheticJob, trainableParameters } from "./_speed_models.ts";
+import { processCpuSeconds } from "./_speed_machine.ts";
 import { median, percentile, type RowRecord, type SoakSample } from "./_speed_records.ts";
 
 /** How many repetitions each figure gets: a figure stops at `max*` runs, or at `min*` once its seconds are up. */
@@ -316,6 +317,12 @@ export async function runRow(spec: RowSpec, emit: Emit): Promise<void> {
   headed.probabilities.dispose();
 
   if (spec.job) await timeJob(spec, stepMsAt, watch, emit);
+  emitCpu(emit);
+}
+
+function emitCpu(emit: Emit) {
+  const seconds = processCpuSeconds();
+  if (seconds !== undefined) emit({ kind: "cpu", seconds });
 }
 
 async function timeJob(spec: RowSpec, stepMsAt: Map<number, number>, watch: MemoryWatch, emit: Emit) {
@@ -411,4 +418,5 @@ export async function runSoak(spec: SoakSpec, emit: Emit): Promise<void> {
     seconds: (performance.now() - started) / 1000,
     samples,
   });
+  emitCpu(emit);
 }

@@ -77,6 +77,7 @@ Deno.test("a toy run yields well-formed rows for tfjs, PyTorch and the soak, and
     soak: { jobs: 2, classes: 3, shots: 3, epochs: 1, batchSize: 4 },
     budgetS: 90,
     headlineBudgetS: 90,
+    quiet: null,
   }, { command: "test", log: () => {} });
 
   assert.deepEqual(run.rows.map((r) => [r.side, r.task]), [["ours", "row"], ["pytorch", "row"], [
