@@ -2,7 +2,7 @@
 // outlives its budget can be killed): bring up a backend, build a backbone, time training steps, inference
 // and a whole `adapt()` job, and report each figure as a record the moment it is measured.
 import * as tf from "@tensorflow/tfjs";
-import { adapt } from "../src/adapt/adapt.ts";
+import { adapt, ADAPT_DEFAULTS } from "../src/adapt/adapt.ts";
 import { attachHead } from "../src/adapt/classifier_head.ts";
 import { type StepState, trainingStep } from "../src/adapt/training_step.ts";
 import { type BackendInfo, type BackendPolicy, initBackend } from "../src/backend/init_backend.ts";
@@ -47,11 +47,11 @@ export const QUICK_EFFORT: Effort = {
   inferSeconds: 4,
 };
 
-/** The adaptation job timed end to end: `classes x shots` images, `adapt()`'s defaults (DAFT, 10 epochs). */
+/** The adaptation job timed end to end: `classes x shots` images, `adapt()`'s defaults (DAFT). */
 export interface JobSpec {
   classes: number;
   shots: number;
-  /** Default: `adapt()`'s own (10). */
+  /** Default: `adapt()`'s own. */
   epochs?: number;
 }
 
@@ -327,8 +327,8 @@ function emitCpu(emit: Emit) {
 
 async function timeJob(spec: RowSpec, stepMsAt: Map<number, number>, watch: MemoryWatch, emit: Emit) {
   const job = spec.job!;
-  const epochs = job.epochs ?? 10;
-  const batchSize = 16;
+  const epochs = job.epochs ?? ADAPT_DEFAULTS.epochs;
+  const batchSize = ADAPT_DEFAULTS.batchSize;
   const trainPerClass = job.shots - Math.max(1, Math.round(job.shots * 0.2));
   const steps = epochs * Math.ceil(job.classes * trainPerClass / batchSize);
   // Steps, plus about one forward pass over the set per epoch and five more around the training.

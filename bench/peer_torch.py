@@ -2,7 +2,8 @@
 batches, the same training step, inference and adaptation job, reported as the same JSON records.
 
     /usr/bin/python3 bench/peer_torch.py --backbone mobilenetv2|tiny [--device cpu|cuda] [--threads N]
-        [--train-batches 16,32] [--infer-batch 32] [--effort JSON] [--job CLASSES,SHOTS,EPOCHS]
+        [--train-batches 16,32] [--infer-batch 32] [--effort JSON]
+        [--job CLASSES,SHOTS,EPOCHS,BATCH,LR_HEAD,LR_BACKBONE,VAL_FRACTION]
         [--deadline EPOCH_MS] [--profile] [--describe]
 
 Architectures
@@ -217,7 +218,7 @@ def convert_batch_norm(model, images, batch):
             m.running_var.copy_(var)
 
 
-def adapt_job(name, device, classes, shots, epochs, batch=16, seed=0):
+def adapt_job(name, device, classes, shots, epochs, batch, lr_head, lr_backbone, val_fraction, seed=0):
     """The compute of `adapt()` with DAFT defaults, written directly: split, pretrained validation features,
     BN conversion (eval before, statistics pass, eval after), zero head with the rate scaled by mean |f|^2,
     `epochs` of momentum SGD with a cosine schedule and a validation pass per epoch, best-epoch restore,
@@ -229,7 +230,7 @@ def adapt_job(name, device, classes, shots, epochs, batch=16, seed=0):
     train_idx, val_idx = [], []
     for c in range(classes):
         idx = rng.permutation(np.nonzero(labels.numpy() == c)[0])
-        n_val = min(len(idx) - 1, max(1, round(len(idx) * 0.2)))
+        n_val = min(len(idx) - 1, max(1, round(len(idx) * val_fraction)))
         val_idx += list(idx[:n_val])
         train_idx += list(idx[n_val:])
     started = time.perf_counter()
@@ -240,7 +241,7 @@ def adapt_job(name, device, classes, shots, epochs, batch=16, seed=0):
     convert_batch_norm(clf.backbone, train_x, batch)
     after = clf.features(train_x, batch)
     assert before.shape == after.shape
-    head_rate = 10.0 / max(float((clf.features(train_x, batch) ** 2).sum(1).mean()), 1e-6)
+    head_rate = lr_head / max(float((clf.features(train_x, batch) ** 2).sum(1).mean()), 1e-6)
     initial = [p.detach().clone() for p in clf.backbone.parameters()]
     best_acc, best_state = -1.0, None
     steps, training_seconds, diverged = 0, 0.0, False
@@ -250,7 +251,7 @@ def adapt_job(name, device, classes, shots, epochs, batch=16, seed=0):
         for g in clf.head_opt.param_groups:
             g["lr"] = head_rate * scale
         for g in clf.backbone_opt.param_groups:
-            g["lr"] = 1e-3 * scale
+            g["lr"] = lr_backbone * scale
         order = torch.from_numpy(rng.permutation(len(train_idx)))
         chunks = [order[i : i + batch] for i in range(0, len(order), batch)]
         if len(chunks) > 1 and len(chunks[-1]) < 2:
@@ -315,7 +316,9 @@ def main():
     p.add_argument("--train-batches", default="16,32")
     p.add_argument("--infer-batch", type=int, default=32)
     p.add_argument("--effort", default="{}")
-    p.add_argument("--job", default="10,10,10")
+    p.add_argument(
+        "--job", default="10,10,10,16,32,0.01,0.2", help="classes,shots,epochs,batch,lrHead,lrBackbone,valFraction"
+    )
     p.add_argument("--deadline", type=float, default=time.time() * 1000 + 3600e3)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--describe", action="store_true", help="report the architecture only, then exit")
@@ -416,11 +419,13 @@ def main():
     if args.profile and first in step_ms_at:
         emit(profile_step(clf, *batch_of(first), first))
 
-    classes, shots, epochs = [int(v) for v in args.job.split(",")]
-    train_per_class = shots - max(1, round(shots * 0.2))
-    steps = epochs * math.ceil(classes * train_per_class / 16)
+    job = args.job.split(",")
+    classes, shots, epochs, batch = [int(v) for v in job[:4]]
+    lr_head, lr_backbone, val_fraction = [float(v) for v in job[4:7]]
+    train_per_class = shots - max(1, round(shots * val_fraction))
+    steps = epochs * math.ceil(classes * train_per_class / batch)
     step16 = step_ms_at.get(16, max(step_ms_at.values(), default=0))
-    estimate = step16 * (steps + (epochs + 5) * classes * shots / 16 / 3)
+    estimate = step16 * (steps + (epochs + 5) * classes * shots / batch / 3)
     left = args.deadline - time.time() * 1000
     if estimate > left:
         emit({
@@ -430,7 +435,7 @@ def main():
         })
     else:
         del clf, probabilities
-        emit(adapt_job(args.backbone, device, classes, shots, epochs))
+        emit(adapt_job(args.backbone, device, classes, shots, epochs, batch, lr_head, lr_backbone, val_fraction))
     emit(memory.record())
 
 

@@ -29,6 +29,8 @@
 import "./_speed_wasm_dir.ts";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
+import { ADAPT_DEFAULTS } from "../src/adapt/adapt.ts";
+import { METHODS } from "../src/adapt/methods.ts";
 import type { BackendPolicy } from "../src/backend/init_backend.ts";
 import {
   loadAverage,
@@ -290,7 +292,15 @@ export async function runSpeedBenchmark(
           "--effort",
           JSON.stringify(config.effort),
           "--job",
-          [config.job.classes, config.job.shots, config.job.epochs ?? 10].join(","),
+          [
+            config.job.classes,
+            config.job.shots,
+            config.job.epochs ?? ADAPT_DEFAULTS.epochs,
+            ADAPT_DEFAULTS.batchSize,
+            METHODS.daft.lrHead,
+            METHODS.daft.lrBackbone,
+            ADAPT_DEFAULTS.valFraction,
+          ].join(","),
           "--deadline",
           String(deadline),
           "--profile",
