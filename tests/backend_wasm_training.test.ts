@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
+import { batchNormTraining, relu6 } from "../src/backend/training_ops.ts";
 import { registerWasmTrainingKernels } from "../src/backend/wasm_training.ts";
+import { useFusedTrainingOps } from "../src/model/fused_training_layers.ts";
 
 registerWasmTrainingKernels();
 
@@ -50,6 +52,8 @@ interface ConvCase {
   kernel: number;
   stride: number | [number, number];
   pad: Padding;
+  /** conv2d output channels (default 5). */
+  outChannels?: number;
 }
 
 const EXPLICIT: Padding = [[0, 0], [1, 2], [0, 1], [0, 0]];
@@ -71,7 +75,7 @@ function convGrads(c: ConvCase): () => tf.Tensor[] {
   return () => {
     const channels = c.input[3];
     const filterShape = c.kind === "conv2d"
-      ? [c.kernel, c.kernel + 1, channels, 5]
+      ? [c.kernel, c.kernel + 1, channels, c.outChannels ?? 5]
       : [c.kernel, c.kernel, channels, 1];
     const x = random(c.input, 1);
     const w = random(filterShape, 2);
@@ -128,6 +132,15 @@ Deno.test("conv2d gradients on wasm equal cpu's for MobileNet-like shapes", asyn
     { kind: "conv2d", input: [2, 12, 12, 40], kernel: 1, stride: 1, pad: "valid" },
     { kind: "depthwise", input: [2, 13, 13, 24], kernel: 3, stride: 2, pad: "valid" },
     { kind: "depthwise", input: [2, 12, 12, 40], kernel: 3, stride: 1, pad: "same" },
+  ]);
+});
+
+Deno.test("conv2d filter gradients on wasm equal cpu's with wide layers: full register blocks and their remainders", async () => {
+  await assertGradsMatchCpu([
+    { kind: "conv2d", input: [3, 9, 9, 16], kernel: 1, stride: 1, pad: "valid", outChannels: 24 },
+    { kind: "conv2d", input: [2, 9, 10, 18], kernel: 1, stride: 1, pad: "same", outChannels: 21 },
+    { kind: "conv2d", input: [2, 9, 9, 8], kernel: 3, stride: 2, pad: "same", outChannels: 16 },
+    { kind: "conv2d", input: [2, 11, 11, 3], kernel: 3, stride: 2, pad: EXPLICIT, outChannels: 32 },
   ]);
 });
 
@@ -243,9 +256,13 @@ function smallBnCnn(): tf.LayersModel {
   return tf.model({ inputs: input, outputs: apply(tf.layers.dense({ units: 5 }), x) });
 }
 
-/** Builds the net with fixed weights, takes one SGD step, returns the loss and every weight after it. */
-function trainOneStep(): tf.Tensor[] {
+/**
+ * Builds the net with fixed weights, takes one SGD step, returns the loss and every weight after it (the BN
+ * running statistics included). `fused`: with this project's fused BN and ReLU6 training ops.
+ */
+function trainOneStep(fused = false): tf.Tensor[] {
   const model = smallBnCnn();
+  if (fused) assert.equal(useFusedTrainingOps(model), 11); // 6 BN, 5 ReLU6
   model.setWeights(model.weights.map((w, i) => random(w.shape as number[], 100 + i)));
   const x = random([4, 16, 16, 3], 11);
   const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3], "int32"), 5);
@@ -262,19 +279,69 @@ function trainOneStep(): tf.Tensor[] {
 }
 
 Deno.test("one training step of a BN CNN gives the same weights on wasm as on cpu", async () => {
-  const cpu = await on("cpu", trainOneStep);
-  const wasm = await on("wasm", trainOneStep);
-  assert.equal(wasm.length, cpu.length);
-  assert.ok(relativeError(wasm[0], cpu[0]) < 1e-5, "loss");
-  cpu.forEach((expected, i) => assert.ok(relativeError(wasm[i], expected) < 1e-4, `weight ${i - 1}`));
+  const cpu = await on("cpu", () => trainOneStep());
+  for (const fused of [false, true]) {
+    const wasm = await on("wasm", () => trainOneStep(fused));
+    assert.equal(wasm.length, cpu.length);
+    assert.ok(relativeError(wasm[0], cpu[0]) < 1e-5, `loss (fused: ${fused})`);
+    cpu.forEach((expected, i) =>
+      assert.ok(relativeError(wasm[i], expected) < 1e-4, `weight ${i - 1} (fused: ${fused})`)
+    );
+  }
+  // Without the fused kernels (cpu) the fused layers fall back to tfjs ops: the same step again.
+  const cpuFused = await on("cpu", () => trainOneStep(true));
+  cpu.forEach((expected, i) => assert.ok(relativeError(cpuFused[i], expected) < 1e-5, `cpu fused ${i - 1}`));
+});
+
+/** BN in training mode and ReLU6 after it, with the gradients of a weighted sum, through the fused ops. */
+function fusedOps(shape: number[]): () => tf.Tensor[] {
+  return () => {
+    const c = shape[shape.length - 1];
+    const x = tf.tidy(() => random(shape, 31).mul(3).add(random([c], 32)));
+    const gamma = random([c], 33).add(1.5), beta = random([c], 34);
+    const r = random(shape, 35);
+    let stats: tf.Tensor[] = [];
+    const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const [y, mean, variance] = batchNormTraining(a, g, b, 1e-3);
+      stats = [tf.keep(mean), tf.keep(variance)];
+      return relu6(y.mul(4)).mul(r).sum();
+    };
+    const grads = tf.grads(f)([x, gamma, beta]);
+    const forward = tf.tidy(() => relu6(batchNormTraining(x, gamma, beta, 1e-3)[0].mul(4)));
+    tf.dispose([x, gamma, beta, r]);
+    return [forward, ...stats, ...grads];
+  };
+}
+
+Deno.test("fused batch norm and ReLU6 on wasm equal tfjs's ops on cpu: odd channel and row counts, values at 0 and 6", async () => {
+  for (const shape of [[4, 5, 7, 3], [2, 9, 9, 16], [130, 12], [1, 1, 1, 6], [3, 33]]) {
+    const cpu = await on("cpu", fusedOps(shape));
+    const wasm = await on("wasm", fusedOps(shape));
+    const names = ["relu6(bn(x))", "mean", "variance", "dx", "dgamma", "dbeta"];
+    cpu.forEach((expected, i) => {
+      // With one row, dx is zero but for rounding on both sides: compare it absolutely.
+      const error = shape[0] * (shape[1] ?? 1) * (shape[2] ?? 1) === 1
+        ? Math.max(...wasm[i].map((v, k) => Math.abs(v - expected[k])))
+        : relativeError(wasm[i], expected);
+      assert.ok(error < 1e-4, `${names[i]} differs for [${shape}]: ${error}`);
+    });
+  }
+  const edges = await on("wasm", () => {
+    const x = tf.tensor1d([-1, 0, 3, 6, 7, 6.0001, -0, 2.5, 5.99]);
+    return [relu6(x), tf.grad((a: tf.Tensor) => relu6(a).sum())(x)];
+  });
+  assert.deepEqual([...edges[0]], [0, 0, 3, 6, 6, 6, 0, 2.5, Math.fround(5.99)]);
+  // tfjs-layers' ReLU(maxValue 6) is relu then clip: no gradient at 0, a gradient at exactly 6.
+  assert.deepEqual([...edges[1]], [0, 0, 1, 1, 0, 0, 0, 1, 1]);
 });
 
 // The real backbone, when its module loads (it belongs to the model registry, not to this file).
 const mobilenet = await import("../src/model/mobilenetv2_imagenet.ts").catch(() => undefined);
 
 /** Gradients of every MobileNetV2 weight for one small training batch. */
-async function mobilenetGrads(): Promise<Float32Array[]> {
+async function mobilenetGrads(fused = false): Promise<Float32Array[]> {
   const { model } = await mobilenet!.mobilenetV2ImageNet({ inputSize: 32 });
+  if (fused) useFusedTrainingOps(model);
   const x = random([2, 32, 32, 3], 21);
   const target = random([2, model.outputs[0].shape[1] as number], 22);
   const { value, grads } = tf.variableGrads(() =>
@@ -296,21 +363,29 @@ Deno.test({
     assert.ok(await tf.setBackend("cpu"));
     const cpu = await mobilenetGrads();
     assert.ok(await tf.setBackend("wasm"));
-    const wasm = await mobilenetGrads();
-    assert.equal(wasm.length, cpu.length);
-    cpu.forEach((expected, i) => {
-      // A project BN's beta feeds the next block's training-mode BN, which subtracts it right back out: its
-      // gradient is zero but for rounding (~1e-9) on both backends, where a relative error means nothing.
-      const zero = expected.every((v) => Math.abs(v) < 1e-6);
-      if (zero) assert.ok(wasm[i].every((v) => Math.abs(v) < 1e-6), `gradient ${i - 1} should be ~0`);
-      else assert.ok(relativeError(wasm[i], expected) < 1e-4, `gradient ${i - 1}`);
-    });
+    for (const fused of [false, true]) {
+      const wasm = await mobilenetGrads(fused);
+      assert.equal(wasm.length, cpu.length);
+      cpu.forEach((expected, i) => {
+        // A project BN's beta feeds the next block's training-mode BN, which subtracts it right back out: its
+        // gradient is zero but for rounding (~1e-9) on both backends, where a relative error means nothing.
+        const zero = expected.every((v) => Math.abs(v) < 1e-6);
+        const label = `gradient ${i - 1} (fused: ${fused})`;
+        if (zero) assert.ok(wasm[i].every((v) => Math.abs(v) < 1e-6), `${label} should be ~0`);
+        else assert.ok(relativeError(wasm[i], expected) < 1e-4, label);
+      });
+    }
   },
 });
 
-Deno.test("gradients on wasm leak no tensors and no wasm buffers", async () => {
+Deno.test("gradients on wasm leak no tensors and no wasm buffers, with and without the fused ops", async () => {
   assert.ok(await tf.setBackend("wasm"));
+  for (const fused of [false, true]) await assertNoLeak(fused);
+});
+
+async function assertNoLeak(fused: boolean) {
   const model = smallBnCnn();
+  if (fused) useFusedTrainingOps(model);
   const x = random([2, 16, 16, 3], 5);
   const labels = tf.oneHot(tf.tensor1d([0, 4], "int32"), 5);
   const step = () => {
@@ -328,4 +403,5 @@ Deno.test("gradients on wasm leak no tensors and no wasm buffers", async () => {
   assert.equal(tf.backend().numDataIds(), before.buffers);
   tf.dispose([x, labels]);
   model.dispose();
-});
+  await Promise.resolve();
+}

@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { checkDy, convGeometry, type ConvGradAttrs, transposedConv } from "./_wasm_conv_geometry.ts";
-import { channelMajorWindow, heap, interleavePhases, transpose2d } from "./_wasm_heap_copy.ts";
-import { composed, view, type WasmBackend, type WasmScratch } from "./_wasm_scratch.ts";
+import { heap, interleavePhases } from "./_wasm_heap_copy.ts";
+import { composed, type WasmBackend } from "./_wasm_scratch.ts";
+import { address, simdKernels } from "./_wasm_simd.ts";
 
 /**
  * Conv2DBackpropInput on wasm: `dy` `[N, Ho, Wo, Cout]` and `filter` `[kh, kw, Cin, Cout]` to
@@ -86,10 +87,9 @@ function subPixelFilter(backend: WasmBackend, filter: tf.TensorInfo, sh: number,
 
 /**
  * Conv2DBackpropFilter on wasm: `x` `[N, H, W, Cin]` and `dy` `[N, Ho, Wo, Cout]` to `dW` `[kh, kw, Cin, Cout]`
- * (`attrs.filterShape`). Each filter tap is one XNNPACK matrix product over the N*Ho*Wo output positions,
- * `patchᵀ · dy`, the tap's im2col patch gathered channel-major in one pass (padding read as zeros). A 1x1
- * stride-1 convolution needs no patch: its product transposes the wider of `x` and `dy` and hands XNNPACK
- * the narrower to pack, since packing costs it several times what a transpose does.
+ * (`attrs.filterShape`). Each tap's `dW[i, j]` sums the outer products of the tap's input channels with `dy`
+ * over the output positions whose input is inside `x`, in a WebAssembly SIMD loop that keeps a 4 x 8 block
+ * of `dW` in registers (./simd/training_kernels.c): no im2col copy, no transpose, no packing.
  */
 export function conv2dBackpropFilter(
   args: {
@@ -102,45 +102,28 @@ export function conv2dBackpropFilter(
   const filterShape = args.attrs.filterShape;
   const info = convGeometry("Conv2DBackpropFilter", x.shape, filterShape, args.attrs, false);
   checkDy("Conv2DBackpropFilter", dy, info);
-  const [kh, kw, cin, cout] = filterShape;
+  const [n, h, w, cin] = x.shape;
+  const [kh, kw, , cout] = filterShape;
   const { strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo, padInfo } = info;
-  const m = info.batchSize * ho * wo;
-  return composed(args.backend, (s) => {
-    const pointwise = kh === 1 && kw === 1 && sh === 1 && sw === 1 && x.shape[1] === ho && x.shape[2] === wo;
-    if (pointwise) {
-      if (cin >= cout) {
-        return {
-          result: matmul(s, s.own(transpose2d(s.backend, view(x, [m, cin]))), view(dy, [m, cout])),
-          shape: filterShape,
-        };
-      }
-      const dwT = matmul(s, s.own(transpose2d(s.backend, view(dy, [m, cout]))), view(x, [m, cin]));
-      return { result: s.own(transpose2d(s.backend, dwT)), shape: filterShape };
-    }
-    const taps: tf.TensorInfo[] = [];
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        const patch = s.own(
-          channelMajorWindow(s.backend, x, i - padInfo.top, j - padInfo.left, sh, sw, ho, wo),
-        );
-        // dy is the packed operand of every tap: XNNPACK packs it once and reuses it.
-        taps.push(matmul(s, patch, view(dy, [m, cout])));
-      }
-    }
-    const stacked = taps.length === 1 ? taps[0] : s.run(tf.Concat, taps, { axis: 0 });
-    return { result: stacked, shape: filterShape };
-  });
-}
-
-/**
- * `a` `[P, K]` times `b` `[K, Q]`: `[P, Q]`. Untransposed, batch-1 operands are what the wasm BatchMatMul
- * hands to XNNPACK (which packs `b`, cached by its tensor id); anything else falls to its scalar loop.
- */
-function matmul(s: WasmScratch, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
-  const [p, k] = a.shape, q = b.shape[1];
-  const out = s.run(tf.BatchMatMul, { a: view(a, [1, p, k]), b: view(b, [1, k, q]) }, {
-    transposeA: false,
-    transposeB: false,
-  });
-  return view(out, [p, q]);
+  const { backend } = args;
+  const dw = backend.makeOutput(filterShape, "float32");
+  simdKernels(backend).conv2d_filter_grad(
+    address(backend, x),
+    address(backend, dy),
+    address(backend, dw),
+    n,
+    h,
+    w,
+    cin,
+    ho,
+    wo,
+    cout,
+    kh,
+    kw,
+    sh,
+    sw,
+    padInfo.top,
+    padInfo.left,
+  );
+  return dw;
 }

@@ -1,6 +1,12 @@
 import * as tf from "@tensorflow/tfjs";
 // Registers the wasm backend and its stock kernels, which the ones below build on or stand in for.
 import "@tensorflow/tfjs-backend-wasm";
+import {
+  batchNormTrainingGradKernel,
+  batchNormTrainingKernel,
+  relu6GradKernel,
+  relu6Kernel,
+} from "./_wasm_batch_norm.ts";
 import { conv2dBackpropFilter, conv2dBackpropInput } from "./_wasm_conv2d_grads.ts";
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from "./_wasm_depthwise_grads.ts";
 import { sharedIdentity } from "./_wasm_identity.ts";
@@ -8,6 +14,7 @@ import { fastComparison, fastLogicalAnd, fastSelect } from "./_wasm_masks.ts";
 import { leadingAxesReduction } from "./_wasm_reductions.ts";
 import { blockSlice } from "./_wasm_slice.ts";
 import { blockTile } from "./_wasm_tile.ts";
+import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU6, RELU6_GRAD } from "./training_ops.ts";
 
 type Provided = { name: string; kernelFunc: tf.KernelFunc; setupFunc?: tf.KernelSetupFunc };
 
@@ -37,6 +44,12 @@ function trainingKernels(): Provided[] {
     { name: tf.Conv2DBackpropFilter, kernelFunc: kernel(conv2dBackpropFilter) },
     { name: tf.DepthwiseConv2dNativeBackpropInput, kernelFunc: kernel(depthwiseBackpropInput) },
     { name: tf.DepthwiseConv2dNativeBackpropFilter, kernelFunc: kernel(depthwiseBackpropFilter) },
+    // The fused training ops of ./training_ops.ts: batch norm with batch statistics and ReLU6, one pass or
+    // two each way instead of a score of kernels.
+    { name: BATCH_NORM_TRAINING, kernelFunc: kernel(batchNormTrainingKernel) },
+    { name: BATCH_NORM_TRAINING_GRAD, kernelFunc: kernel(batchNormTrainingGradKernel) },
+    { name: RELU6, kernelFunc: kernel(relu6Kernel) },
+    { name: RELU6_GRAD, kernelFunc: kernel(relu6GradKernel) },
     // The rest replace stock kernels that are scalar loops or whole-input copies, slow enough to dominate a
     // training step: the conv input gradient, the reductions and tiling in every batch-norm gradient, the
     // slice that is the gradient of zero padding, the copy behind every tensor saved for a gradient, and
@@ -62,6 +75,11 @@ function trainingKernels(): Provided[] {
  * matching the `cpu` backend to float32 rounding. It also replaces stock wasm kernels that are correct but
  * too slow for training (Conv2DBackpropInput, Sum, Mean, Tile, Slice, Identity, GreaterEqual, LessEqual,
  * LogicalAnd, Select) with faster equivalents, which hand cases they do not cover back to the stock kernel.
+ *
+ * It also registers the fused training kernels of `./training_ops.ts` (batch norm with batch statistics and
+ * ReLU6, forward and backward), which `useFusedTrainingOps` (src/model) switches layers to. The filter
+ * gradients and the fused kernels are WebAssembly SIMD loops (`./simd/training_kernels.c`) run on the
+ * backend's heap.
  *
  * The gradients support NHWC, any strides, `same`/`valid`/explicit padding, dilation 1 and depthwise channel
  * multiplier 1; anything else throws an error naming the kernel and the attribute. Safe to call more than

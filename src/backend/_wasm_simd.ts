@@ -1,0 +1,120 @@
+import type * as tf from "@tensorflow/tfjs";
+import type { WasmBackend } from "./_wasm_scratch.ts";
+import { PLAIN_WASM, SHARED_WASM } from "./simd/training_kernels_wasm.ts";
+
+// The WebAssembly SIMD training kernels of ./simd/training_kernels.c, instantiated on the wasm backend's own
+// memory so they read and write its tensors in place, by heap address.
+
+type Ptr = number;
+export interface SimdKernels {
+  bn_scratch_bytes(c: number): number;
+  bn_forward(
+    x: Ptr,
+    y: Ptr,
+    rows: number,
+    c: number,
+    gamma: Ptr,
+    beta: Ptr,
+    epsilon: number,
+    mean: Ptr,
+    variance: Ptr,
+    scratch: Ptr,
+  ): void;
+  bn_backward(
+    dy: Ptr,
+    x: Ptr,
+    rows: number,
+    c: number,
+    mean: Ptr,
+    variance: Ptr,
+    gamma: Ptr,
+    epsilon: number,
+    dx: Ptr,
+    dgamma: Ptr,
+    dbeta: Ptr,
+    scratch: Ptr,
+  ): void;
+  relu6(x: Ptr, y: Ptr, n: number): void;
+  relu6_grad(dy: Ptr, x: Ptr, dx: Ptr, n: number): void;
+  conv2d_filter_grad(
+    x: Ptr,
+    dy: Ptr,
+    dw: Ptr,
+    n: number,
+    h: number,
+    w: number,
+    cin: number,
+    ho: number,
+    wo: number,
+    cout: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    top: number,
+    left: number,
+  ): void;
+  depthwise_filter_grad(
+    x: Ptr,
+    dy: Ptr,
+    dw: Ptr,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    ho: number,
+    wo: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    top: number,
+    left: number,
+  ): void;
+}
+
+type EmscriptenModule = { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory };
+
+const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
+
+/** The wasm backend's heap as a WebAssembly.Memory, whether the build exports it or imports a shared one. */
+function heapMemory(backend: WasmBackend): WebAssembly.Memory {
+  const module = backend.wasm as unknown as EmscriptenModule;
+  const memory = module.asm?.memory ?? module.wasmMemory;
+  if (!(memory instanceof WebAssembly.Memory)) {
+    throw new Error("wasm training: cannot reach the wasm backend's WebAssembly.Memory");
+  }
+  return memory;
+}
+
+export function simdKernels(backend: WasmBackend): SimdKernels {
+  const memory = heapMemory(backend);
+  let found = instances.get(memory);
+  if (!found) {
+    const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
+    const bytes = Uint8Array.from(atob(shared ? SHARED_WASM : PLAIN_WASM), (ch) => ch.charCodeAt(0));
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+    found = instance.exports as unknown as SimdKernels;
+    instances.set(memory, found);
+  }
+  return found;
+}
+
+/** Where `t`'s data starts on the heap. */
+export function address(backend: WasmBackend, t: tf.TensorInfo): Ptr {
+  const data = backend.dataIdMap.get(t.dataId);
+  if (data?.memoryOffset === undefined) {
+    throw new Error("wasm training: a tensor has no data on the wasm heap");
+  }
+  return data.memoryOffset;
+}
+
+/** Runs `body` with `bytes` of heap scratch, freed after. */
+export function withScratch<T>(backend: WasmBackend, bytes: number, body: (scratch: Ptr) => T): T {
+  const scratch = backend.makeOutput([Math.ceil(bytes / 4)], "float32");
+  try {
+    return body(address(backend, scratch));
+  } finally {
+    backend.disposeData(scratch.dataId);
+  }
+}

@@ -1,0 +1,326 @@
+// Training kernels for tfjs-backend-wasm, compiled to WebAssembly SIMD by ./build.sh and run on the wasm
+// backend's own heap (the module imports its memory): batch norm with batch statistics forward and
+// backward, and ReLU6 forward and backward. Tensors are float32, channels last, `rows` x `c`.
+//
+// The module has no stack, no data and no allocator of its own: every buffer, scratch included, is
+// allocated by the caller on the tfjs heap and passed by address. Keep it so (build.sh checks that the
+// output has no data segment and never moves the stack pointer), since the memory belongs to tfjs.
+
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+
+// Rows summed in float32 lanes before the partial sums are added into float64 totals.
+#define FLUSH_ROWS 64
+
+static inline v128_t load(const float* p) { return wasm_v128_load(p); }
+static inline void store(float* p, v128_t v) { wasm_v128_store(p, v); }
+
+static void clear(float* p, int n) {
+  for (int k = 0; k < n; k++) p[k] = 0.0f;
+}
+
+static void flush(float* part, double* total, int c) {
+  for (int k = 0; k < c; k++) {
+    total[k] += (double)part[k];
+    part[k] = 0.0f;
+  }
+}
+
+// total[k] = sum over rows of x[r, k] (centered = 0) or of (x[r, k] - center[k])^2 (centered = 1).
+static void channel_sums(const float* x, int rows, int c, const float* center, int squared, float* part,
+                         double* total) {
+  int c4 = c & ~3;
+  clear(part, c);
+  for (int k = 0; k < c; k++) total[k] = 0.0;
+  for (int r = 0; r < rows; r++) {
+    const float* row = x + (long)r * c;
+    int k = 0;
+    if (squared) {
+      for (; k < c4; k += 4) {
+        v128_t d = wasm_f32x4_sub(load(row + k), load(center + k));
+        store(part + k, wasm_f32x4_add(load(part + k), wasm_f32x4_mul(d, d)));
+      }
+      for (; k < c; k++) {
+        float d = row[k] - center[k];
+        part[k] += d * d;
+      }
+    } else {
+      for (; k < c4; k += 4) store(part + k, wasm_f32x4_add(load(part + k), load(row + k)));
+      for (; k < c; k++) part[k] += row[k];
+    }
+    if ((r + 1) % FLUSH_ROWS == 0) flush(part, total, c);
+  }
+  flush(part, total, c);
+}
+
+// y = x * scale + shift per channel.
+static void affine(const float* x, float* y, int rows, int c, const float* scale, const float* shift) {
+  int c4 = c & ~3;
+  for (int r = 0; r < rows; r++) {
+    const float* in = x + (long)r * c;
+    float* out = y + (long)r * c;
+    int k = 0;
+    for (; k < c4; k += 4) {
+      store(out + k, wasm_f32x4_add(wasm_f32x4_mul(load(in + k), load(scale + k)), load(shift + k)));
+    }
+    for (; k < c; k++) out[k] = in[k] * scale[k] + shift[k];
+  }
+}
+
+// Scratch for bn_forward and bn_backward: three float arrays of c, then (8-byte aligned) two double arrays
+// of c.
+EXPORT(bn_scratch_bytes) int bn_scratch_bytes(int c) { return 12 * c + 8 + 16 * c; }
+
+static double* totals(void* scratch, int c) {
+  unsigned long p = (unsigned long)((char*)scratch + 12 * c + 7);
+  return (double*)(p & ~7ul);
+}
+
+EXPORT(bn_forward)
+void bn_forward(const float* x, float* y, int rows, int c, const float* gamma, const float* beta, float epsilon,
+                float* mean, float* variance, void* scratch) {
+  float* part = (float*)scratch;
+  float* scale = part + c;
+  float* shift = scale + c;
+  double* total = totals(scratch, c);
+  double inv_rows = rows > 0 ? 1.0 / rows : 0.0;
+  channel_sums(x, rows, c, 0, 0, part, total);
+  for (int k = 0; k < c; k++) mean[k] = (float)(total[k] * inv_rows);
+  // Deviations from the mean in a second pass: no cancellation.
+  channel_sums(x, rows, c, mean, 1, part, total);
+  for (int k = 0; k < c; k++) {
+    double v = total[k] * inv_rows;
+    variance[k] = (float)v;
+    double s = gamma[k] / __builtin_sqrt(v + epsilon);
+    scale[k] = (float)s;
+    shift[k] = (float)(beta[k] - mean[k] * s);
+  }
+  affine(x, y, rows, c, scale, shift);
+}
+
+// With xhat = (x - mean) * inv_std: dbeta = sum(dy), dgamma = sum(dy * xhat), and
+// dx = gamma * inv_std * (dy - dbeta / rows - xhat * dgamma / rows) = a * dy + b * x + offset.
+EXPORT(bn_backward)
+void bn_backward(const float* dy, const float* x, int rows, int c, const float* mean, const float* variance,
+                 const float* gamma, float epsilon, float* dx, float* dgamma, float* dbeta, void* scratch) {
+  float* part_dy = (float*)scratch;
+  float* part_dyx = part_dy + c;
+  float* b = part_dyx + c;
+  double* sum_dy = totals(scratch, c);
+  double* sum_dyx = sum_dy + c;
+  int c4 = c & ~3;
+  clear(part_dy, c);
+  clear(part_dyx, c);
+  for (int k = 0; k < c; k++) sum_dy[k] = sum_dyx[k] = 0.0;
+  for (int r = 0; r < rows; r++) {
+    const float* g = dy + (long)r * c;
+    const float* in = x + (long)r * c;
+    int k = 0;
+    for (; k < c4; k += 4) {
+      v128_t d = load(g + k);
+      v128_t xc = wasm_f32x4_sub(load(in + k), load(mean + k));
+      store(part_dy + k, wasm_f32x4_add(load(part_dy + k), d));
+      store(part_dyx + k, wasm_f32x4_add(load(part_dyx + k), wasm_f32x4_mul(d, xc)));
+    }
+    for (; k < c; k++) {
+      part_dy[k] += g[k];
+      part_dyx[k] += g[k] * (in[k] - mean[k]);
+    }
+    if ((r + 1) % FLUSH_ROWS == 0 || r + 1 == rows) {
+      flush(part_dy, sum_dy, c);
+      flush(part_dyx, sum_dyx, c);
+    }
+  }
+  double inv_rows = rows > 0 ? 1.0 / rows : 0.0;
+  float* a = part_dy;
+  float* offset = part_dyx;
+  for (int k = 0; k < c; k++) {
+    double inv_std = 1.0 / __builtin_sqrt((double)variance[k] + epsilon);
+    double dg = sum_dyx[k] * inv_std;
+    double scale = gamma[k] * inv_std;
+    double bx = -scale * dg * inv_std * inv_rows;
+    dgamma[k] = (float)dg;
+    dbeta[k] = (float)sum_dy[k];
+    a[k] = (float)scale;
+    b[k] = (float)bx;
+    offset[k] = (float)(-scale * sum_dy[k] * inv_rows - bx * mean[k]);
+  }
+  for (int r = 0; r < rows; r++) {
+    const float* g = dy + (long)r * c;
+    const float* in = x + (long)r * c;
+    float* out = dx + (long)r * c;
+    int k = 0;
+    for (; k < c4; k += 4) {
+      v128_t v = wasm_f32x4_add(wasm_f32x4_mul(load(a + k), load(g + k)), wasm_f32x4_mul(load(b + k), load(in + k)));
+      store(out + k, wasm_f32x4_add(v, load(offset + k)));
+    }
+    for (; k < c; k++) out[k] = a[k] * g[k] + b[k] * in[k] + offset[k];
+  }
+}
+
+EXPORT(relu6)
+void relu6(const float* x, float* y, int n) {
+  v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) store(y + i, wasm_f32x4_pmin(six, wasm_f32x4_pmax(zero, load(x + i))));
+  for (; i < n; i++) {
+    float v = x[i];
+    y[i] = v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
+  }
+}
+
+// dx = dy where 0 < x <= 6, else 0 (the gradient tfjs-layers' relu-then-clip has).
+EXPORT(relu6_grad)
+void relu6_grad(const float* dy, const float* x, float* dx, int n) {
+  v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t v = load(x + i);
+    v128_t keep = wasm_v128_and(wasm_f32x4_gt(v, zero), wasm_f32x4_le(v, six));
+    store(dx + i, wasm_v128_and(load(dy + i), keep));
+  }
+  for (; i < n; i++) dx[i] = x[i] > 0.0f && x[i] <= 6.0f ? dy[i] : 0.0f;
+}
+
+// ---- Convolution filter gradients ------------------------------------------------------------------------
+//
+// Shapes, NHWC: x [n, h, w, cin], dy [n, ho, wo, cout]; output position (b, p, q) reads input
+// (b, sh*p + i - top, sw*q + j - left) at filter tap (i, j). A tap's valid output rows are those whose input
+// row falls inside x (the rest meet padding zeros): [first, last) from `valid_range`.
+
+static void valid_range(int taps_offset, int stride, int in_size, int out_size, int* first, int* last) {
+  // sh*p + offset in [0, in_size)  <=>  p in [ceil(-offset / sh), ceil((in_size - offset) / sh))
+  int lo = taps_offset >= 0 ? 0 : (-taps_offset + stride - 1) / stride;
+  int hi = in_size - taps_offset <= 0 ? 0 : (in_size - taps_offset + stride - 1) / stride;
+  if (hi > out_size) hi = out_size;
+  *first = lo;
+  *last = hi > lo ? hi : lo;
+}
+
+// dw[ci, co] += sum over `count` positions of x[ci] * dy[co], the positions `x_step` and `dy_step` floats
+// apart: a 4 x 8 block of dw in registers per pass over the positions.
+static void outer_products(const float* restrict x, int x_step, const float* restrict dy, int dy_step,
+                           int count, int cin, int cout, float* restrict dw) {
+  int ci = 0;
+  for (; ci + 4 <= cin; ci += 4) {
+    int co = 0;
+    for (; co + 8 <= cout; co += 8) {
+      float* d = dw + ci * cout + co;
+      v128_t a0 = load(d), b0 = load(d + 4), a1 = load(d + cout), b1 = load(d + cout + 4);
+      v128_t a2 = load(d + 2 * cout), b2 = load(d + 2 * cout + 4);
+      v128_t a3 = load(d + 3 * cout), b3 = load(d + 3 * cout + 4);
+      const float* xp = x + ci;
+      const float* gp = dy + co;
+      for (int k = 0; k < count; k++, xp += x_step, gp += dy_step) {
+        v128_t g0 = load(gp), g1 = load(gp + 4);
+        v128_t s = wasm_v128_load32_splat(xp);
+        a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, g0));
+        b0 = wasm_f32x4_add(b0, wasm_f32x4_mul(s, g1));
+        s = wasm_v128_load32_splat(xp + 1);
+        a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, g0));
+        b1 = wasm_f32x4_add(b1, wasm_f32x4_mul(s, g1));
+        s = wasm_v128_load32_splat(xp + 2);
+        a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(s, g0));
+        b2 = wasm_f32x4_add(b2, wasm_f32x4_mul(s, g1));
+        s = wasm_v128_load32_splat(xp + 3);
+        a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(s, g0));
+        b3 = wasm_f32x4_add(b3, wasm_f32x4_mul(s, g1));
+      }
+      store(d, a0), store(d + 4, b0), store(d + cout, a1), store(d + cout + 4, b1);
+      store(d + 2 * cout, a2), store(d + 2 * cout + 4, b2);
+      store(d + 3 * cout, a3), store(d + 3 * cout + 4, b3);
+    }
+    for (; co < cout; co++) {
+      for (int r = 0; r < 4; r++) {
+        float acc = dw[(ci + r) * cout + co];
+        for (int k = 0; k < count; k++) acc += x[k * x_step + ci + r] * dy[k * dy_step + co];
+        dw[(ci + r) * cout + co] = acc;
+      }
+    }
+  }
+  for (; ci < cin; ci++) {
+    int co = 0;
+    for (; co + 8 <= cout; co += 8) {
+      float* d = dw + ci * cout + co;
+      v128_t a = load(d), b = load(d + 4);
+      const float* xp = x + ci;
+      const float* gp = dy + co;
+      for (int k = 0; k < count; k++, xp += x_step, gp += dy_step) {
+        v128_t s = wasm_v128_load32_splat(xp);
+        a = wasm_f32x4_add(a, wasm_f32x4_mul(s, load(gp)));
+        b = wasm_f32x4_add(b, wasm_f32x4_mul(s, load(gp + 4)));
+      }
+      store(d, a), store(d + 4, b);
+    }
+    for (; co < cout; co++) {
+      float acc = dw[ci * cout + co];
+      for (int k = 0; k < count; k++) acc += x[k * x_step + ci] * dy[k * dy_step + co];
+      dw[ci * cout + co] = acc;
+    }
+  }
+}
+
+// Positions per pass of `outer_products` when they are contiguous (a 1x1 stride-1 unpadded convolution).
+#define SEGMENT 64
+
+// Conv2DBackpropFilter: dw [kh, kw, cin, cout] = sum over positions of the tap's input times dy.
+EXPORT(conv2d_filter_grad)
+void conv2d_filter_grad(const float* x, const float* dy, float* dw, int n, int h, int w, int cin, int ho, int wo,
+                        int cout, int kh, int kw, int sh, int sw, int top, int left) {
+  for (int k = 0; k < kh * kw * cin * cout; k++) dw[k] = 0.0f;
+  if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && top == 0 && left == 0 && h == ho && w == wo) {
+    long positions = (long)n * ho * wo;
+    for (long p = 0; p < positions; p += SEGMENT) {
+      int count = positions - p < SEGMENT ? (int)(positions - p) : SEGMENT;
+      outer_products(x + p * cin, cin, dy + p * cout, cout, count, cin, cout, dw);
+    }
+    return;
+  }
+  for (int i = 0; i < kh; i++) {
+    int p0, p1;
+    valid_range(i - top, sh, h, ho, &p0, &p1);
+    for (int j = 0; j < kw; j++) {
+      int q0, q1;
+      valid_range(j - left, sw, w, wo, &q0, &q1);
+      if (q1 <= q0) continue;
+      float* tap = dw + (i * kw + j) * cin * cout;
+      for (int b = 0; b < n; b++) {
+        for (int p = p0; p < p1; p++) {
+          const float* xs = x + (((long)b * h + sh * p + i - top) * w + sw * q0 + j - left) * cin;
+          const float* gs = dy + (((long)b * ho + p) * wo + q0) * cout;
+          outer_products(xs, sw * cin, gs, cout, q1 - q0, cin, cout, tap);
+        }
+      }
+    }
+  }
+}
+
+// DepthwiseConv2dNativeBackpropFilter (channel multiplier 1): dw [kh, kw, c] = sum over positions of the
+// tap's input times dy, channel by channel.
+EXPORT(depthwise_filter_grad)
+void depthwise_filter_grad(const float* x, const float* dy, float* dw, int n, int h, int w, int c, int ho, int wo,
+                           int kh, int kw, int sh, int sw, int top, int left) {
+  int c4 = c & ~3;
+  for (int k = 0; k < kh * kw * c; k++) dw[k] = 0.0f;
+  for (int i = 0; i < kh; i++) {
+    int p0, p1;
+    valid_range(i - top, sh, h, ho, &p0, &p1);
+    for (int j = 0; j < kw; j++) {
+      int q0, q1;
+      valid_range(j - left, sw, w, wo, &q0, &q1);
+      float* restrict tap = dw + (i * kw + j) * c;
+      for (int b = 0; b < n; b++) {
+        for (int p = p0; p < p1; p++) {
+          for (int q = q0; q < q1; q++) {
+            const float* restrict xs = x + (((long)b * h + sh * p + i - top) * w + sw * q + j - left) * c;
+            const float* restrict gs = dy + (((long)b * ho + p) * wo + q) * c;
+            int k = 0;
+            for (; k < c4; k += 4) store(tap + k, wasm_f32x4_add(load(tap + k), wasm_f32x4_mul(load(xs + k), load(gs + k))));
+            for (; k < c; k++) tap[k] += xs[k] * gs[k];
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,94 @@
+import * as tf from "@tensorflow/tfjs";
+
+/** Kernel names of the fused training ops; a backend that registers them runs each as one kernel. */
+export const BATCH_NORM_TRAINING = "DaftBatchNormTraining";
+export const BATCH_NORM_TRAINING_GRAD = "DaftBatchNormTrainingGrad";
+export const RELU6 = "DaftRelu6";
+export const RELU6_GRAD = "DaftRelu6Grad";
+
+const hasKernel = (name: string) => tf.getKernel(name, tf.getBackend()) !== undefined;
+
+let gradientsRegistered = false;
+
+function registerGradients(): void {
+  if (gradientsRegistered) return;
+  gradientsRegistered = true;
+  tf.registerGradient({
+    kernelName: BATCH_NORM_TRAINING,
+    inputsToSave: ["x", "gamma"],
+    outputsToSave: [false, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [x, gamma, mean, variance] = saved;
+      const dy = Array.isArray(dys) ? dys[0] : dys;
+      // One kernel gives all three gradients, run here: the engine calls each input's function in a tidy of
+      // its own, which would free the other two.
+      const [dx, dgamma, dbeta] = tf.engine().runKernel(
+        BATCH_NORM_TRAINING_GRAD,
+        { dy, x, mean, variance, gamma },
+        attrs as unknown as tf.NamedAttrMap,
+      ) as tf.Tensor[];
+      return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
+    },
+  });
+  tf.registerGradient({
+    kernelName: RELU6,
+    inputsToSave: ["x"],
+    gradFunc: (dy, saved) => ({
+      x: () => tf.engine().runKernel(RELU6_GRAD, { dy: dy as tf.Tensor, x: saved[0] }) as tf.Tensor,
+    }),
+  });
+}
+
+/**
+ * Batch norm with the batch's statistics over every axis but the last, as `tfjs-layers` computes it in
+ * training: `[y, mean, variance]`, `variance` biased. Differentiable in `x`, `gamma` and `beta`. One fused
+ * kernel forward and one backward where the backend registers {@linkcode BATCH_NORM_TRAINING} (wasm,
+ * after `registerWasmTrainingKernels`), tfjs's moments and batchNorm elsewhere.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { batchNormTraining } from "./training_ops.ts";
+ * const [y, mean, variance] = batchNormTraining(tf.tensor2d([[1, 2], [3, 6]]), tf.ones([2]), tf.zeros([2]), 1e-3);
+ * console.log(mean.arraySync(), variance.arraySync()); // [2, 4] [1, 4]
+ * ```
+ */
+export function batchNormTraining(
+  x: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  epsilon: number,
+): [tf.Tensor, tf.Tensor1D, tf.Tensor1D] {
+  if (x.dtype === "float32" && hasKernel(BATCH_NORM_TRAINING)) {
+    registerGradients();
+    return tf.engine().runKernel(BATCH_NORM_TRAINING, { x, gamma, beta }, { epsilon }) as [
+      tf.Tensor,
+      tf.Tensor1D,
+      tf.Tensor1D,
+    ];
+  }
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, [...Array(x.rank - 1).keys()]);
+    const y = tf.batchNorm(x, mean, variance, beta, gamma, epsilon);
+    return [y, mean as tf.Tensor1D, variance as tf.Tensor1D];
+  });
+}
+
+/**
+ * `min(max(x, 0), 6)` with the gradient `tfjs-layers`' ReLU(maxValue 6) has (`dy` where `0 < x <= 6`), as
+ * one kernel each way where the backend registers {@linkcode RELU6}, as relu then clip elsewhere.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { relu6 } from "./training_ops.ts";
+ * console.log(relu6(tf.tensor1d([-1, 3, 9])).arraySync()); // [0, 3, 6]
+ * ```
+ */
+export function relu6(x: tf.Tensor): tf.Tensor {
+  if (x.dtype === "float32" && hasKernel(RELU6)) {
+    registerGradients();
+    return tf.engine().runKernel(RELU6, { x }) as tf.Tensor;
+  }
+  return tf.tidy(() => tf.clipByValue(tf.relu(x), 0, 6));
+}

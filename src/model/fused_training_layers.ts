@@ -1,0 +1,82 @@
+import * as tf from "@tensorflow/tfjs";
+import { batchNormTraining, relu6 } from "../backend/training_ops.ts";
+
+// The parts of tfjs-layers' BatchNormalization, ReLU and Activation layers that a training call reads.
+type LayerVariable = { read(): tf.Tensor; write(value: tf.Tensor): void };
+type BatchNormLayer = tf.layers.Layer & {
+  axis: number;
+  momentum: number;
+  epsilon: number;
+  center: boolean;
+  scale: boolean;
+  gamma: LayerVariable;
+  beta: LayerVariable;
+  movingMean: LayerVariable;
+  movingVariance: LayerVariable;
+};
+type Call = (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
+type CallableLayer = tf.layers.Layer & { call: Call };
+
+const FUSED = Symbol("fusedTrainingOps");
+
+const single = (inputs: tf.Tensor | tf.Tensor[]) => (Array.isArray(inputs) ? inputs[0] : inputs);
+
+function fuseBatchNorm(layer: BatchNormLayer, original: Call): Call {
+  return (inputs, kwargs) => {
+    const x = single(inputs);
+    const axis = layer.axis >= 0 ? layer.axis : layer.axis + x.rank;
+    if (!kwargs?.training || axis !== x.rank - 1 || !layer.center || !layer.scale) {
+      return original.call(layer, inputs, kwargs);
+    }
+    return tf.tidy(() => {
+      const [y, mean, variance] = batchNormTraining(x, layer.gamma.read(), layer.beta.read(), layer.epsilon);
+      // The running statistics move as tfjs-layers moves them: value - (value - batch) * (1 - momentum).
+      for (const [variable, batch] of [[layer.movingMean, mean], [layer.movingVariance, variance]] as const) {
+        const value = variable.read();
+        variable.write(tf.sub(value, tf.mul(tf.sub(value, batch), 1 - layer.momentum)));
+      }
+      return y;
+    });
+  };
+}
+
+function isRelu6(layer: tf.layers.Layer): boolean {
+  const l = layer as tf.layers.Layer & { maxValue?: number; activation?: { getClassName(): string } };
+  if (layer.getClassName() === "ReLU") return l.maxValue === 6;
+  if (layer.getClassName() === "Activation") return l.activation?.getClassName() === "relu6";
+  return false;
+}
+
+/**
+ * Makes `model`'s BatchNormalization layers (channels last, with scale and offset) and its ReLU6 layers
+ * compute in training mode with the fused ops of `src/backend/training_ops.ts`: one kernel forward and one
+ * backward each on wasm, instead of the score of small kernels tfjs-layers composes. The results and the
+ * running-statistics updates are those of tfjs-layers to float32 rounding; calls with `training: false`
+ * and other layers are untouched. Idempotent; returns how many layers it changed.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { useFusedTrainingOps } from "./fused_training_layers.ts";
+ * const m = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] }), tf.layers.batchNormalization()] });
+ * console.log(useFusedTrainingOps(m)); // 1
+ * ```
+ */
+export function useFusedTrainingOps(model: tf.LayersModel): number {
+  let changed = 0;
+  for (const layer of model.layers as CallableLayer[]) {
+    if ((layer as unknown as Record<symbol, boolean>)[FUSED]) continue;
+    const original = layer.call;
+    if (layer.getClassName() === "BatchNormalization") {
+      layer.call = fuseBatchNorm(layer as unknown as BatchNormLayer, original);
+    } else if (isRelu6(layer)) {
+      layer.call = (inputs) => tf.tidy(() => relu6(single(inputs)));
+    } else if (layer instanceof tf.LayersModel) {
+      changed += useFusedTrainingOps(layer);
+      continue;
+    } else continue;
+    (layer as unknown as Record<symbol, boolean>)[FUSED] = true;
+    changed++;
+  }
+  return changed;
+}
