@@ -400,8 +400,9 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
     "  (`src/adapt/training_step.ts`): forward in train mode (batch-statistics BN), softmax cross-entropy,",
     "  backward, global gradient norm, momentum-SGD update of every weight (head and backbone), loss and",
     "  hits read back. PyTorch does the same in `Classifier.step`. Warm-up steps are not timed.",
-    "- Latency: the served classifier (backbone + head + softmax) on one image, read back, p50 and p99 over",
-    "  the timed runs (nearest rank). Batch inference: the same on a batch of 32.",
+    "- Latency: the served classifier (backbone + head + softmax) on one image through the server's path,",
+    "  `AdaptedModel.predict` (its inference plan: batch norms folded into fused convolutions; one read; top",
+    "  3), p50 and p99 over the timed runs (nearest rank). Batch inference: the same on a batch of 32.",
     `- Adapt job: \`adapt()\` with DAFT defaults on ${info.config.job.classes} classes x ${info.config.job.shots} shots` +
       ` (${info.config.job.epochs ?? 10} epochs, batch 16, 20% held out), synthetic images (a`,
     "  fixed pattern per class plus noise); a fresh backbone, timed from the call to the adapted model.",
