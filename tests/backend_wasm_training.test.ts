@@ -262,7 +262,7 @@ function smallBnCnn(): tf.LayersModel {
  */
 function trainOneStep(fused = false): tf.Tensor[] {
   const model = smallBnCnn();
-  if (fused) assert.equal(useFusedTrainingOps(model), 11); // 6 BN, 5 ReLU6
+  if (fused) assert.equal(useFusedTrainingOps(model), 15); // 6 BN, 5 ReLU6, 4 Conv2D
   model.setWeights(model.weights.map((w, i) => random(w.shape as number[], 100 + i)));
   const x = random([4, 16, 16, 3], 11);
   const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3], "int32"), 5);

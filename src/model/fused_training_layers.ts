@@ -14,6 +14,16 @@ type BatchNormLayer = tf.layers.Layer & {
   movingMean: LayerVariable;
   movingVariance: LayerVariable;
 };
+type Conv2DLayer = tf.layers.Layer & {
+  rank: number;
+  kernel: LayerVariable;
+  bias: LayerVariable | null;
+  strides: [number, number];
+  padding: string;
+  dataFormat: string;
+  dilationRate: [number, number];
+  activation: { apply(x: tf.Tensor): tf.Tensor; getClassName(): string };
+};
 type Call = (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
 type CallableLayer = tf.layers.Layer & { call: Call };
 
@@ -40,6 +50,25 @@ function fuseBatchNorm(layer: BatchNormLayer, original: Call): Call {
   };
 }
 
+// tfjs-layers' Conv2D always goes through tf.fused.conv2d, whose gradient computes the input gradient even
+// when nothing needs it (the first layer's, with respect to the images, is one of the costliest kernels of a
+// step). tf.conv2d's gradient is computed per input, only where it leads to a variable.
+function unfuseConv2D(layer: Conv2DLayer, original: Call): Call {
+  return (inputs, kwargs) => {
+    const plain = layer.rank === 2 && layer.dataFormat === "channelsLast" &&
+      (layer.padding === "same" || layer.padding === "valid");
+    if (!kwargs?.training || !plain) return original.call(layer, inputs, kwargs);
+    return tf.tidy(() => {
+      const x = single(inputs) as tf.Tensor4D;
+      const kernel = layer.kernel.read() as tf.Tensor4D;
+      const pad = layer.padding as "same" | "valid";
+      let y: tf.Tensor = tf.conv2d(x, kernel, layer.strides, pad, "NHWC", layer.dilationRate);
+      if (layer.bias) y = tf.add(y, layer.bias.read());
+      return layer.activation.apply(y);
+    });
+  };
+}
+
 function isRelu6(layer: tf.layers.Layer): boolean {
   const l = layer as tf.layers.Layer & { maxValue?: number; activation?: { getClassName(): string } };
   if (layer.getClassName() === "ReLU") return l.maxValue === 6;
@@ -50,7 +79,8 @@ function isRelu6(layer: tf.layers.Layer): boolean {
 /**
  * Makes `model`'s BatchNormalization layers (channels last, with scale and offset) and its ReLU6 layers
  * compute in training mode with the fused ops of `src/backend/training_ops.ts`: one kernel forward and one
- * backward each on wasm, instead of the score of small kernels tfjs-layers composes. The results and the
+ * backward each on wasm, instead of the score of small kernels tfjs-layers composes. Its Conv2D layers train
+ * through `tf.conv2d`, whose gradient skips the input gradient nothing needs. The results and the
  * running-statistics updates are those of tfjs-layers to float32 rounding; calls with `training: false`
  * and other layers are untouched. Idempotent; returns how many layers it changed.
  *
@@ -69,6 +99,8 @@ export function useFusedTrainingOps(model: tf.LayersModel): number {
     const original = layer.call;
     if (layer.getClassName() === "BatchNormalization") {
       layer.call = fuseBatchNorm(layer as unknown as BatchNormLayer, original);
+    } else if (layer.getClassName() === "Conv2D") {
+      layer.call = unfuseConv2D(layer as unknown as Conv2DLayer, original);
     } else if (isRelu6(layer)) {
       layer.call = (inputs) => tf.tidy(() => relu6(single(inputs)));
     } else if (layer instanceof tf.LayersModel) {
