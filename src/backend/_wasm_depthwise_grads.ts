@@ -5,8 +5,10 @@ import { address, simdKernels } from "./_wasm_simd.ts";
 
 /**
  * DepthwiseConv2dNativeBackpropInput on wasm: `dy` `[N, Ho, Wo, C]` and `filter` `[kh, kw, C, 1]` to
- * `dx` `[N, H, W, C]` (`attrs.inputShape`), as one XNNPACK depthwise convolution of the stride-dilated `dy`
- * with the spatially flipped filter.
+ * `dx` `[N, H, W, C]` (`attrs.inputShape`). Stride 1: one XNNPACK depthwise convolution of `dy` with the
+ * spatially flipped filter. Larger strides: a WebAssembly SIMD loop (./simd/training_kernels.c) that gathers
+ * at each input position only the taps that reach it, where the convolution of a stride-dilated `dy` would
+ * spend three quarters of its work (stride 2) on zeros.
  */
 export function depthwiseBackpropInput(
   args: {
@@ -19,8 +21,32 @@ export function depthwiseBackpropInput(
   const kernel = "DepthwiseConv2dNativeBackpropInput";
   const info = convGeometry(kernel, args.attrs.inputShape, filter.shape, args.attrs, true);
   checkDy(kernel, dy, info);
+  const { strideHeight: sh, strideWidth: sw, padInfo } = info;
+  const [kh, kw] = filter.shape;
+  if (sh > 1 || sw > 1) {
+    const { backend } = args;
+    const [n, h, w, c] = args.attrs.inputShape;
+    const dx = backend.makeOutput([n, h, w, c], "float32");
+    simdKernels(backend).depthwise_input_grad(
+      address(backend, dy),
+      address(backend, filter),
+      address(backend, dx),
+      n,
+      h,
+      w,
+      c,
+      info.outHeight,
+      info.outWidth,
+      kh,
+      kw,
+      sh,
+      sw,
+      padInfo.top,
+      padInfo.left,
+    );
+    return dx;
+  }
   return composed(args.backend, (s) => {
-    const [kh, kw] = filter.shape;
     const flipped = kh === 1 && kw === 1 ? filter : s.run(tf.Reverse, { x: filter }, { dims: [0, 1] });
     return { result: transposedConv(s, tf.DepthwiseConv2dNative, dy, flipped, info) };
   });

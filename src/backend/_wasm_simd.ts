@@ -71,6 +71,23 @@ export interface SimdKernels {
     top: number,
     left: number,
   ): void;
+  depthwise_input_grad(
+    dy: Ptr,
+    filter: Ptr,
+    dx: Ptr,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    ho: number,
+    wo: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    top: number,
+    left: number,
+  ): void;
 }
 
 type EmscriptenModule = { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory };

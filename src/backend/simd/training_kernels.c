@@ -324,3 +324,36 @@ void depthwise_filter_grad(const float* x, const float* dy, float* dw, int n, in
     }
   }
 }
+
+// DepthwiseConv2dNativeBackpropInput (channel multiplier 1) for strides above 1, where a convolution of the
+// stride-dilated dy would spend most of its work on zeros: dx [n, h, w, c] gathers, at each input position,
+// the taps whose output position it feeds: input row r meets tap i from output row (r + top - i) / sh when
+// that divides evenly.
+EXPORT(depthwise_input_grad)
+void depthwise_input_grad(const float* dy, const float* filter, float* dx, int n, int h, int w, int c, int ho,
+                          int wo, int kh, int kw, int sh, int sw, int top, int left) {
+  int c4 = c & ~3;
+  for (int b = 0; b < n; b++) {
+    for (int r = 0; r < h; r++) {
+      for (int s = 0; s < w; s++) {
+        float* restrict out = dx + (((long)b * h + r) * w + s) * c;
+        int k = 0;
+        for (; k < c; k++) out[k] = 0.0f;
+        for (int i = 0; i < kh; i++) {
+          int rp = r + top - i;
+          if (rp < 0 || rp % sh != 0 || rp / sh >= ho) continue;
+          for (int j = 0; j < kw; j++) {
+            int sq = s + left - j;
+            if (sq < 0 || sq % sw != 0 || sq / sw >= wo) continue;
+            const float* restrict g = dy + (((long)b * ho + rp / sh) * wo + sq / sw) * c;
+            const float* restrict f = filter + (i * kw + j) * c;
+            for (k = 0; k < c4; k += 4) {
+              store(out + k, wasm_f32x4_add(load(out + k), wasm_f32x4_mul(load(g + k), load(f + k))));
+            }
+            for (; k < c; k++) out[k] += g[k] * f[k];
+          }
+        }
+      }
+    }
+  }
+}
