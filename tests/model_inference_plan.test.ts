@@ -51,36 +51,50 @@ function randomizeBatchNorms(model: tf.LayersModel, seed: number) {
   }
 }
 
+// Largest |a - b|, read back asynchronously (WebGPU under Deno has no synchronous readback).
+async function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): Promise<number> {
+  const d = tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))));
+  const [value] = await d.data();
+  d.dispose();
+  return value;
+}
+
 const folded = (plan: InferencePlan) => plan.steps.filter((s) => s.op !== "layer").flatMap((s) => s.layers);
 const called = (plan: InferencePlan) => plan.steps.filter((s) => s.op === "layer").flatMap((s) => s.layers);
 
-Deno.test("folding a batch norm into a convolution's weights gives the convolution-then-norm output", () => {
-  tf.tidy(() => {
-    const x = tf.randomUniform([2, 5, 5, 3], -1, 1, "float32", 1) as tf.Tensor4D;
-    const bn = {
-      gamma: tf.randomUniform([4], 0.5, 2, "float32", 2) as tf.Tensor1D,
-      beta: tf.randomUniform([4], -1, 1, "float32", 3) as tf.Tensor1D,
-      movingMean: tf.randomUniform([4], -1, 1, "float32", 4) as tf.Tensor1D,
-      movingVariance: tf.randomUniform([4], 0.2, 3, "float32", 5) as tf.Tensor1D,
-      epsilon: 1e-3,
-    };
-    const norm = (y: tf.Tensor) =>
-      tf.batchNorm(y, bn.movingMean, bn.movingVariance, bn.beta, bn.gamma, bn.epsilon);
-    const kernel = tf.randomUniform([3, 3, 3, 4], -1, 1, "float32", 6) as tf.Tensor4D;
-    const bias = tf.randomUniform([4], -1, 1, "float32", 7) as tf.Tensor1D;
-    const f = foldBatchNorm(kernel, bias, bn);
-    const want = norm(tf.add(tf.conv2d(x, kernel, 1, "same"), bias));
-    const got = tf.add(tf.conv2d(x, f.kernel as tf.Tensor4D, 1, "same"), f.bias);
-    assert.ok(tf.max(tf.abs(tf.sub(want, got))).dataSync()[0] < 1e-5);
+Deno.test("folding a batch norm into a convolution's weights gives the convolution-then-norm output", async () => {
+  const x = tf.randomUniform([2, 5, 5, 3], -1, 1, "float32", 1) as tf.Tensor4D;
+  const bn = {
+    gamma: tf.randomUniform([4], 0.5, 2, "float32", 2) as tf.Tensor1D,
+    beta: tf.randomUniform([4], -1, 1, "float32", 3) as tf.Tensor1D,
+    movingMean: tf.randomUniform([4], -1, 1, "float32", 4) as tf.Tensor1D,
+    movingVariance: tf.randomUniform([4], 0.2, 3, "float32", 5) as tf.Tensor1D,
+    epsilon: 1e-3,
+  };
+  const norm = (y: tf.Tensor) =>
+    tf.batchNorm(y, bn.movingMean, bn.movingVariance, bn.beta, bn.gamma, bn.epsilon);
+  const kernel = tf.randomUniform([3, 3, 3, 4], -1, 1, "float32", 6) as tf.Tensor4D;
+  const bias = tf.randomUniform([4], -1, 1, "float32", 7) as tf.Tensor1D;
+  const f = foldBatchNorm(kernel, bias, bn);
+  const [want, got] = tf.tidy(() => [
+    norm(tf.add(tf.conv2d(x, kernel, 1, "same"), bias)),
+    tf.add(tf.conv2d(x, f.kernel as tf.Tensor4D, 1, "same"), f.bias),
+  ]);
+  assert.ok((await maxAbsDiff(want, got)) < 1e-5);
 
-    // Depthwise, multiplier 2: output channel c * 2 + m, so the kernel's last two axes index the norm.
-    const dw = tf.randomUniform([3, 3, 2, 2], -1, 1, "float32", 8) as tf.Tensor4D;
+  // Depthwise, multiplier 2: output channel c * 2 + m, so the kernel's last two axes index the norm.
+  const dw = tf.randomUniform([3, 3, 2, 2], -1, 1, "float32", 8) as tf.Tensor4D;
+  const g = foldBatchNorm(dw, null, bn);
+  const [dwWant, dwGot] = tf.tidy(() => {
     const x2 = tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, 2]) as tf.Tensor4D;
-    const g = foldBatchNorm(dw, null, bn);
-    const dwWant = norm(tf.depthwiseConv2d(x2, dw, 1, "valid"));
-    const dwGot = tf.add(tf.depthwiseConv2d(x2, g.kernel as tf.Tensor4D, 1, "valid"), g.bias);
-    assert.ok(tf.max(tf.abs(tf.sub(dwWant, dwGot))).dataSync()[0] < 1e-5);
+    return [
+      norm(tf.depthwiseConv2d(x2, dw, 1, "valid")),
+      tf.add(tf.depthwiseConv2d(x2, g.kernel as tf.Tensor4D, 1, "valid"), g.bias),
+    ];
   });
+  assert.ok((await maxAbsDiff(dwWant, dwGot)) < 1e-5);
+  tf.dispose([x, kernel, bias, dw, want, got, dwWant, dwGot, f.kernel, f.bias, g.kernel, g.bias]);
+  tf.dispose(Object.values(bn).filter((v) => v instanceof tf.Tensor));
 });
 
 Deno.test("folding refuses a batch norm whose channels are not the kernel's outputs", () => {
@@ -179,9 +193,9 @@ Deno.test("an adapted classifier, saved and loaded, predicts through its plan wh
     inputs: model.classifier.inputs,
     outputs: model.classifier.getLayer(model.metadata.featureLayer).output as tf.SymbolicTensor,
   }).predict(images) as tf.Tensor;
-  const [diff, scale] = tf.tidy(() => [tf.max(tf.abs(tf.sub(features, reference))), tf.max(reference)]);
-  assert.ok(diff.dataSync()[0] < 1e-4 * scale.dataSync()[0]);
-  tf.dispose([features, reference, diff, scale]);
+  const scale = tf.max(reference);
+  assert.ok((await maxAbsDiff(features, reference)) < 1e-4 * (await scale.data())[0]);
+  tf.dispose([features, reference, scale]);
   model.dispose();
   assert.equal(tf.memory().numTensors, baseline, "disposing the model frees its weights and plans");
   images.dispose();
@@ -341,9 +355,11 @@ Deno.test("a plan keeps the weights it was built with: later writes to the model
   const plan = InferencePlan.build(backbone.model);
   const [before] = plan.run(x);
   const conv1 = backbone.model.getLayer("conv1");
-  conv1.setWeights(conv1.getWeights().map((w) => tf.zerosLike(w)));
+  const zeros = conv1.getWeights().map((w) => tf.zerosLike(w));
+  conv1.setWeights(zeros);
+  tf.dispose(zeros);
   const [after] = plan.run(x);
-  assert.equal(tf.max(tf.abs(tf.sub(before, after))).dataSync()[0], 0);
+  assert.equal(await maxAbsDiff(before, after), 0);
   tf.dispose([x, before, after]);
   plan.dispose();
   backbone.model.dispose();
