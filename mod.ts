@@ -47,6 +47,8 @@ export { mobilenetV2ImageNet } from "./src/model/mobilenetv2_imagenet.ts";
 export { buildTinyNet, tinyBackbone } from "./src/model/tiny.ts";
 export { layersModelBackbone } from "./src/model/layers_model_backbone.ts";
 export { directorySaver, loadModelFromDirectory } from "./src/model/artifacts_io.ts";
+export { InferencePlan, type InferenceStep } from "./src/model/inference_plan.ts";
+export { type BatchNormWeights, foldBatchNorm } from "./src/model/fold_batch_norm.ts";
 
 export { adapt, type AdaptOptions, type AdaptProgress, type TrainingSet } from "./src/adapt/adapt.ts";
 export { AdaptedModel, type ModelMetadata, type Prediction } from "./src/adapt/adapted_model.ts";
