@@ -335,6 +335,31 @@ Deno.test("fused batch norm and ReLU6 on wasm equal tfjs's ops on cpu: odd chann
   assert.deepEqual([...edges[1]], [0, 0, 1, 1, 0, 0, 0, 1, 1]);
 });
 
+Deno.test("fused batch-norm statistics on wasm stay exact far from zero (mean 1000, std 2)", async () => {
+  const shape = [8, 8, 8, 8];
+  const x = tf.tidy(() => random(shape, 41).mul(3.4).add(1000));
+  const values = await x.data();
+  const [mean, variance] = await on("wasm", () => {
+    const [y, m, v] = batchNormTraining(x, tf.ones([8]), tf.zeros([8]), 1e-3);
+    y.dispose();
+    return [m, v];
+  });
+  // The float64 reference from the very float32 inputs the kernel saw.
+  for (let k = 0; k < 8; k++) {
+    let sum = 0, squares = 0;
+    const rows = values.length / 8;
+    for (let r = 0; r < rows; r++) sum += values[r * 8 + k];
+    for (let r = 0; r < rows; r++) squares += (values[r * 8 + k] - sum / rows) ** 2;
+    assert.ok(Math.abs(mean[k] - sum / rows) < 1e-4, `mean ${k}: ${mean[k]} vs ${sum / rows}`);
+    const expected = squares / rows;
+    assert.ok(
+      Math.abs(variance[k] - expected) / expected < 1e-5,
+      `variance ${k}: ${variance[k]} vs ${expected}`,
+    );
+  }
+  x.dispose();
+});
+
 // The real backbone, when its module loads (it belongs to the model registry, not to this file).
 const mobilenet = await import("../src/model/mobilenetv2_imagenet.ts").catch(() => undefined);
 

@@ -27,31 +27,32 @@ static void flush(float* part, double* total, int c) {
   }
 }
 
-// total[k] = sum over rows of x[r, k] (centered = 0) or of (x[r, k] - center[k])^2 (centered = 1).
-static void channel_sums(const float* x, int rows, int c, const float* center, int squared, float* part,
-                         double* total) {
+// Per channel k, the sums of d = x[r, k] - shift[k] and of d^2 over the rows, shift being the first row: with
+// the shift near the mean, sum(d^2) - sum(d)^2 / rows loses nothing to cancellation, and one pass gives both.
+static void shifted_sums(const float* x, int rows, int c, const float* shift, float* part, float* part_sq,
+                         double* total, double* total_sq) {
   int c4 = c & ~3;
   clear(part, c);
-  for (int k = 0; k < c; k++) total[k] = 0.0;
+  clear(part_sq, c);
+  for (int k = 0; k < c; k++) total[k] = total_sq[k] = 0.0;
   for (int r = 0; r < rows; r++) {
     const float* row = x + (long)r * c;
     int k = 0;
-    if (squared) {
-      for (; k < c4; k += 4) {
-        v128_t d = wasm_f32x4_sub(load(row + k), load(center + k));
-        store(part + k, wasm_f32x4_add(load(part + k), wasm_f32x4_mul(d, d)));
-      }
-      for (; k < c; k++) {
-        float d = row[k] - center[k];
-        part[k] += d * d;
-      }
-    } else {
-      for (; k < c4; k += 4) store(part + k, wasm_f32x4_add(load(part + k), load(row + k)));
-      for (; k < c; k++) part[k] += row[k];
+    for (; k < c4; k += 4) {
+      v128_t d = wasm_f32x4_sub(load(row + k), load(shift + k));
+      store(part + k, wasm_f32x4_add(load(part + k), d));
+      store(part_sq + k, wasm_f32x4_add(load(part_sq + k), wasm_f32x4_mul(d, d)));
     }
-    if ((r + 1) % FLUSH_ROWS == 0) flush(part, total, c);
+    for (; k < c; k++) {
+      float d = row[k] - shift[k];
+      part[k] += d;
+      part_sq[k] += d * d;
+    }
+    if ((r + 1) % FLUSH_ROWS == 0 || r + 1 == rows) {
+      flush(part, total, c);
+      flush(part_sq, total_sq, c);
+    }
   }
-  flush(part, total, c);
 }
 
 // y = x * scale + shift per channel.
@@ -81,22 +82,28 @@ EXPORT(bn_forward)
 void bn_forward(const float* x, float* y, int rows, int c, const float* gamma, const float* beta, float epsilon,
                 float* mean, float* variance, void* scratch) {
   float* part = (float*)scratch;
-  float* scale = part + c;
-  float* shift = scale + c;
+  float* part_sq = part + c;
+  float* shift = part_sq + c;
   double* total = totals(scratch, c);
+  double* total_sq = total + c;
+  for (int k = 0; k < c; k++) shift[k] = rows > 0 ? x[k] : 0.0f;
+  shifted_sums(x, rows, c, shift, part, part_sq, total, total_sq);
   double inv_rows = rows > 0 ? 1.0 / rows : 0.0;
-  channel_sums(x, rows, c, 0, 0, part, total);
-  for (int k = 0; k < c; k++) mean[k] = (float)(total[k] * inv_rows);
-  // Deviations from the mean in a second pass: no cancellation.
-  channel_sums(x, rows, c, mean, 1, part, total);
+  // part and part_sq become the affine map's scale and offset.
+  float* scale = part;
+  float* offset = part_sq;
   for (int k = 0; k < c; k++) {
-    double v = total[k] * inv_rows;
+    double d = total[k] * inv_rows;
+    double v = total_sq[k] * inv_rows - d * d;
+    if (v < 0.0) v = 0.0;
+    double m = shift[k] + d;
+    mean[k] = (float)m;
     variance[k] = (float)v;
     double s = gamma[k] / __builtin_sqrt(v + epsilon);
     scale[k] = (float)s;
-    shift[k] = (float)(beta[k] - mean[k] * s);
+    offset[k] = (float)(beta[k] - m * s);
   }
-  affine(x, y, rows, c, scale, shift);
+  affine(x, y, rows, c, scale, offset);
 }
 
 // With xhat = (x - mean) * inv_std: dbeta = sum(dy), dgamma = sum(dy * xhat), and
