@@ -360,6 +360,32 @@ Deno.test("fused batch-norm statistics on wasm stay exact far from zero (mean 10
   x.dispose();
 });
 
+Deno.test("batch norm with given statistics (eval mode) on wasm equals cpu's, with and without scale and offset", async () => {
+  for (
+    const [shape, offset] of [[[2, 5, 5, 6], 0], [[3, 4, 16], 0], [[40, 7], 500], [[2, 3, 3, 1], 0]] as const
+  ) {
+    const run = () => {
+      const c = shape[shape.length - 1];
+      const x = tf.tidy(() => random([...shape], 51).mul(2).add(offset));
+      const mean = tf.tidy(() => random([c], 52).add(offset)),
+        variance = tf.tidy(() => random([c], 53).abs());
+      const scale = random([c], 54), shift = random([c], 55);
+      const out = [
+        tf.batchNorm(x, mean, variance, shift, scale, 1e-3),
+        tf.batchNorm(x, mean, variance, undefined, undefined, 1e-3),
+        tf.batchNorm(x, mean, variance, shift, undefined, 1e-5),
+      ];
+      tf.dispose([x, mean, variance, scale, shift]);
+      return out;
+    };
+    const cpu = await on("cpu", run);
+    const wasm = await on("wasm", run);
+    cpu.forEach((expected, i) =>
+      assert.ok(relativeError(wasm[i], expected) < 1e-5, `[${shape}] + ${offset}: ${i}`)
+    );
+  }
+});
+
 // The real backbone, when its module loads (it belongs to the model registry, not to this file).
 const mobilenet = await import("../src/model/mobilenetv2_imagenet.ts").catch(() => undefined);
 

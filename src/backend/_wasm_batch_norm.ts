@@ -113,3 +113,49 @@ export function relu6GradKernel(
   );
   return out;
 }
+
+/**
+ * FusedBatchNorm (batch norm with given statistics, what eval mode runs) in one SIMD pass, for float32 `x`
+ * `[..., C]` with `mean`, `variance` and the optional `scale` and `offset` all `[C]` (or any shape of C
+ * values): `y = (x - mean) / sqrt(variance + varianceEpsilon) * scale + offset`. The stock kernel is a
+ * scalar loop with an index computation per element; anything else goes to it (`fallback`).
+ */
+export function fusedBatchNormInference(fallback: tf.KernelFunc): tf.KernelFunc {
+  return ((args: {
+    inputs: Partial<Record<"x" | "mean" | "variance" | "scale" | "offset", tf.TensorInfo>>;
+    backend: WasmBackend;
+    attrs: { varianceEpsilon: number };
+  }) => {
+    const { x, mean, variance, scale, offset } = args.inputs;
+    const c = x ? channelsOf(x) : 0;
+    const perChannel = (t: tf.TensorInfo | undefined) =>
+      t === undefined || t === null || (t.dtype === "float32" && sizeOf(t) === c);
+    if (
+      !x || x.dtype !== "float32" || x.shape.length === 0 || sizeOf(x) === 0 || !mean || !variance ||
+      ![mean, variance, scale, offset].every(perChannel)
+    ) {
+      return fallback(args as unknown as Parameters<tf.KernelFunc>[0]);
+    }
+    const { backend } = args;
+    const y = backend.makeOutput(x.shape, "float32");
+    const simd = simdKernels(backend);
+    const at = (t: tf.TensorInfo | undefined | null) => (t ? address(backend, t) : 0);
+    withScratch(backend, 8 * c, (scratch) => {
+      simd.bn_inference(
+        at(x),
+        at(y),
+        sizeOf(x) / c,
+        c,
+        at(mean),
+        at(variance),
+        at(scale),
+        scale ? 1 : 0,
+        at(offset),
+        offset ? 1 : 0,
+        args.attrs.varianceEpsilon,
+        scratch,
+      );
+    });
+    return y;
+  }) as unknown as tf.KernelFunc;
+}

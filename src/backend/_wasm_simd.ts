@@ -34,6 +34,20 @@ export interface SimdKernels {
     dbeta: Ptr,
     scratch: Ptr,
   ): void;
+  bn_inference(
+    x: Ptr,
+    y: Ptr,
+    rows: number,
+    c: number,
+    mean: Ptr,
+    variance: Ptr,
+    scale: Ptr,
+    hasScale: number,
+    offset: Ptr,
+    hasOffset: number,
+    epsilon: number,
+    scratch: Ptr,
+  ): void;
   relu6(x: Ptr, y: Ptr, n: number): void;
   relu6_grad(dy: Ptr, x: Ptr, dx: Ptr, n: number): void;
   conv2d_filter_grad(

@@ -4,6 +4,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import {
   batchNormTrainingGradKernel,
   batchNormTrainingKernel,
+  fusedBatchNormInference,
   relu6GradKernel,
   relu6Kernel,
 } from "./_wasm_batch_norm.ts";
@@ -55,6 +56,7 @@ function trainingKernels(): Provided[] {
     // slice that is the gradient of zero padding, the copy behind every tensor saved for a gradient, and
     // the masks of the ReLU6 gradient.
     { name: tf.Conv2DBackpropInput, kernelFunc: kernel(conv2dBackpropInput) },
+    replacing(tf.FusedBatchNorm, fusedBatchNormInference),
     replacing(tf.Sum, (sum) => leadingAxesReduction("Sum", sum, stockSum)),
     replacing(tf.Mean, (mean) => leadingAxesReduction("Mean", mean, stockSum)),
     replacing(tf.Tile, blockTile),
@@ -73,7 +75,7 @@ function trainingKernels(): Provided[] {
  * DepthwiseConv2dNativeBackpropInput, DepthwiseConv2dNativeBackpropFilter), so `tf.grad`,
  * `tf.variableGrads` and `optimizer.minimize` work through conv2d and depthwiseConv2d layers on wasm,
  * matching the `cpu` backend to float32 rounding. It also replaces stock wasm kernels that are correct but
- * too slow for training (Conv2DBackpropInput, Sum, Mean, Tile, Slice, Identity, GreaterEqual, LessEqual,
+ * too slow for training (Conv2DBackpropInput, FusedBatchNorm, Sum, Mean, Tile, Slice, Identity, GreaterEqual, LessEqual,
  * LogicalAnd, Select) with faster equivalents, which hand cases they do not cover back to the stock kernel.
  *
  * It also registers the fused training kernels of `./training_ops.ts` (batch norm with batch statistics and

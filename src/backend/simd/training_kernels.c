@@ -55,17 +55,19 @@ static void shifted_sums(const float* x, int rows, int c, const float* shift, fl
   }
 }
 
-// y = x * scale + shift per channel.
-static void affine(const float* x, float* y, int rows, int c, const float* scale, const float* shift) {
+// y = (x - center) * scale + shift per channel: centred first, so that a mean far from zero costs no precision.
+static void centered_affine(const float* x, float* y, int rows, int c, const float* center, const float* scale,
+                            const float* shift) {
   int c4 = c & ~3;
   for (int r = 0; r < rows; r++) {
     const float* in = x + (long)r * c;
     float* out = y + (long)r * c;
     int k = 0;
     for (; k < c4; k += 4) {
-      store(out + k, wasm_f32x4_add(wasm_f32x4_mul(load(in + k), load(scale + k)), load(shift + k)));
+      v128_t d = wasm_f32x4_sub(load(in + k), load(center + k));
+      store(out + k, wasm_f32x4_add(wasm_f32x4_mul(d, load(scale + k)), load(shift + k)));
     }
-    for (; k < c; k++) out[k] = in[k] * scale[k] + shift[k];
+    for (; k < c; k++) out[k] = (in[k] - center[k]) * scale[k] + shift[k];
   }
 }
 
@@ -101,13 +103,13 @@ void bn_forward(const float* x, float* y, int rows, int c, const float* gamma, c
     variance[k] = (float)v;
     double s = gamma[k] / __builtin_sqrt(v + epsilon);
     scale[k] = (float)s;
-    offset[k] = (float)(beta[k] - m * s);
+    offset[k] = beta[k];
   }
-  affine(x, y, rows, c, scale, offset);
+  centered_affine(x, y, rows, c, mean, scale, offset);
 }
 
 // With xhat = (x - mean) * inv_std: dbeta = sum(dy), dgamma = sum(dy * xhat), and
-// dx = gamma * inv_std * (dy - dbeta / rows - xhat * dgamma / rows) = a * dy + b * x + offset.
+// dx = gamma * inv_std * (dy - dbeta / rows - xhat * dgamma / rows) = a * dy + b * (x - mean) + offset.
 EXPORT(bn_backward)
 void bn_backward(const float* dy, const float* x, int rows, int c, const float* mean, const float* variance,
                  const float* gamma, float epsilon, float* dx, float* dgamma, float* dbeta, void* scratch) {
@@ -151,7 +153,7 @@ void bn_backward(const float* dy, const float* x, int rows, int c, const float* 
     dbeta[k] = (float)sum_dy[k];
     a[k] = (float)scale;
     b[k] = (float)bx;
-    offset[k] = (float)(-scale * sum_dy[k] * inv_rows - bx * mean[k]);
+    offset[k] = (float)(-scale * sum_dy[k] * inv_rows);
   }
   for (int r = 0; r < rows; r++) {
     const float* g = dy + (long)r * c;
@@ -159,10 +161,11 @@ void bn_backward(const float* dy, const float* x, int rows, int c, const float* 
     float* out = dx + (long)r * c;
     int k = 0;
     for (; k < c4; k += 4) {
-      v128_t v = wasm_f32x4_add(wasm_f32x4_mul(load(a + k), load(g + k)), wasm_f32x4_mul(load(b + k), load(in + k)));
+      v128_t xc = wasm_f32x4_sub(load(in + k), load(mean + k));
+      v128_t v = wasm_f32x4_add(wasm_f32x4_mul(load(a + k), load(g + k)), wasm_f32x4_mul(load(b + k), xc));
       store(out + k, wasm_f32x4_add(v, load(offset + k)));
     }
-    for (; k < c; k++) out[k] = a[k] * g[k] + b[k] * in[k] + offset[k];
+    for (; k < c; k++) out[k] = a[k] * g[k] + b[k] * (in[k] - mean[k]) + offset[k];
   }
 }
 
@@ -363,4 +366,20 @@ void depthwise_input_grad(const float* dy, const float* filter, float* dx, int n
       }
     }
   }
+}
+
+// Batch norm with given statistics (FusedBatchNorm, eval mode): y = (x - mean) / sqrt(variance + epsilon) *
+// scale + offset per channel, one pass; scale and offset may be absent (has_scale, has_offset = 0).
+// Scratch: 8 * c bytes.
+EXPORT(bn_inference)
+void bn_inference(const float* x, float* y, int rows, int c, const float* mean, const float* variance,
+                  const float* scale, int has_scale, const float* offset, int has_offset, float epsilon,
+                  void* scratch) {
+  float* a = (float*)scratch;
+  float* b = a + c;
+  for (int k = 0; k < c; k++) {
+    a[k] = (float)((has_scale ? scale[k] : 1.0) / __builtin_sqrt((double)variance[k] + epsilon));
+    b[k] = has_offset ? offset[k] : 0.0f;
+  }
+  centered_affine(x, y, rows, c, mean, a, b);
 }
