@@ -11,7 +11,7 @@ import { address, simdKernels, withScratch } from "./_wasm_simd.ts";
 type Args<I extends string> = {
   inputs: Record<I, tf.TensorInfo>;
   backend: WasmBackend;
-  attrs: { epsilon: number };
+  attrs: { epsilon: number; relu6?: boolean };
 };
 
 const channelsOf = (t: tf.TensorInfo) => t.shape[t.shape.length - 1];
@@ -20,8 +20,9 @@ const sizeOf = (t: tf.TensorInfo) => t.shape.reduce((a, b) => a * b, 1);
 /**
  * Batch norm over every axis but the last, with the batch's statistics: `x` `[..., C]`, `gamma` and `beta`
  * `[C]` to `y = gamma * (x - mean) / sqrt(variance + epsilon) + beta`, the per-channel `mean` and the
- * (biased) `variance`, the same three tensors `tfjs-layers` computes in training. Sums are taken in float32
- * over blocks of 64 rows, then in float64.
+ * (biased) `variance`, the same three tensors `tfjs-layers` computes in training; with `attrs.relu6`, `y` is
+ * then clipped to [0, 6] (a following ReLU6 layer, fused). Sums are taken in float32 over blocks of 64 rows,
+ * then in float64, around the first row (one pass gives mean and variance).
  */
 export function batchNormTrainingKernel(args: Args<"x" | "gamma" | "beta">): tf.TensorInfo[] {
   const { x, gamma, beta } = args.inputs;
@@ -45,21 +46,23 @@ export function batchNormTrainingKernel(args: Args<"x" | "gamma" | "beta">): tf.
       at(mean),
       at(variance),
       scratch,
+      args.attrs.relu6 ? 1 : 0,
     );
   });
   return [y, mean, variance];
 }
 
 /**
- * The gradient of {@linkcode batchNormTrainingKernel}: from `dy`, the saved `x`, `mean`, `variance` and
- * `gamma` to `dx`, `dgamma` and `dbeta`. With `xhat = (x - mean) * invStd` and `m` rows,
+ * The gradient of {@linkcode batchNormTrainingKernel}: from `dy`, the saved `x`, `mean`, `variance`,
+ * `gamma` and `beta` to `dx`, `dgamma` and `dbeta` (with `attrs.relu6`, `dy` first masked where the
+ * unclipped output, recomputed, is outside (0, 6]). With `xhat = (x - mean) * invStd` and `m` rows,
  * `dbeta = sum(dy)`, `dgamma = sum(dy * xhat)` and
  * `dx = gamma * invStd * (dy - dbeta / m - xhat * dgamma / m)`: two passes.
  */
 export function batchNormTrainingGradKernel(
-  args: Args<"dy" | "x" | "mean" | "variance" | "gamma">,
+  args: Args<"dy" | "x" | "mean" | "variance" | "gamma" | "beta">,
 ): tf.TensorInfo[] {
-  const { dy, x, mean, variance, gamma } = args.inputs;
+  const { dy, x, mean, variance, gamma, beta } = args.inputs;
   const { backend } = args;
   const c = channelsOf(x);
   const rows = c === 0 ? 0 : sizeOf(x) / c;
@@ -77,11 +80,13 @@ export function batchNormTrainingGradKernel(
       at(mean),
       at(variance),
       at(gamma),
+      at(beta),
       args.attrs.epsilon,
       at(dx),
       at(dgamma),
       at(dbeta),
       scratch,
+      args.attrs.relu6 ? 1 : 0,
     );
   });
   return [dx, dgamma, dbeta];

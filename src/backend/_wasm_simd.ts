@@ -19,6 +19,7 @@ export interface SimdKernels {
     mean: Ptr,
     variance: Ptr,
     scratch: Ptr,
+    relu6: number,
   ): void;
   bn_backward(
     dy: Ptr,
@@ -28,11 +29,13 @@ export interface SimdKernels {
     mean: Ptr,
     variance: Ptr,
     gamma: Ptr,
+    beta: Ptr,
     epsilon: number,
     dx: Ptr,
     dgamma: Ptr,
     dbeta: Ptr,
     scratch: Ptr,
+    relu6: number,
   ): void;
   bn_inference(
     x: Ptr,

@@ -15,16 +15,16 @@ function registerGradients(): void {
   gradientsRegistered = true;
   tf.registerGradient({
     kernelName: BATCH_NORM_TRAINING,
-    inputsToSave: ["x", "gamma"],
+    inputsToSave: ["x", "gamma", "beta"],
     outputsToSave: [false, true, true],
     gradFunc: (dys, saved, attrs) => {
-      const [x, gamma, mean, variance] = saved;
+      const [x, gamma, beta, mean, variance] = saved;
       const dy = Array.isArray(dys) ? dys[0] : dys;
       // One kernel gives all three gradients, run here: the engine calls each input's function in a tidy of
       // its own, which would free the other two.
       const [dx, dgamma, dbeta] = tf.engine().runKernel(
         BATCH_NORM_TRAINING_GRAD,
-        { dy, x, mean, variance, gamma },
+        { dy, x, mean, variance, gamma, beta },
         attrs as unknown as tf.NamedAttrMap,
       ) as tf.Tensor[];
       return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
@@ -41,9 +41,11 @@ function registerGradients(): void {
 
 /**
  * Batch norm with the batch's statistics over every axis but the last, as `tfjs-layers` computes it in
- * training: `[y, mean, variance]`, `variance` biased. Differentiable in `x`, `gamma` and `beta`. One fused
- * kernel forward and one backward where the backend registers {@linkcode BATCH_NORM_TRAINING} (wasm,
- * after `registerWasmTrainingKernels`), tfjs's moments and batchNorm elsewhere.
+ * training: `[y, mean, variance]`, `variance` biased; with `relu6`, `y` is then clipped to [0, 6] with the
+ * gradient of tfjs-layers' ReLU(maxValue 6) (see {@linkcode relu6}). Differentiable in `x`, `gamma` and
+ * `beta`. One fused kernel forward and one backward where the backend registers
+ * {@linkcode BATCH_NORM_TRAINING} (wasm, after `registerWasmTrainingKernels`), tfjs's moments and batchNorm
+ * elsewhere.
  *
  * @example
  * ```ts
@@ -58,10 +60,12 @@ export function batchNormTraining(
   gamma: tf.Tensor,
   beta: tf.Tensor,
   epsilon: number,
+  options: { relu6?: boolean } = {},
 ): [tf.Tensor, tf.Tensor1D, tf.Tensor1D] {
+  const relu6Fused = options.relu6 ?? false;
   if (x.dtype === "float32" && hasKernel(BATCH_NORM_TRAINING)) {
     registerGradients();
-    return tf.engine().runKernel(BATCH_NORM_TRAINING, { x, gamma, beta }, { epsilon }) as [
+    return tf.engine().runKernel(BATCH_NORM_TRAINING, { x, gamma, beta }, { epsilon, relu6: relu6Fused }) as [
       tf.Tensor,
       tf.Tensor1D,
       tf.Tensor1D,
@@ -70,7 +74,7 @@ export function batchNormTraining(
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, [...Array(x.rank - 1).keys()]);
     const y = tf.batchNorm(x, mean, variance, beta, gamma, epsilon);
-    return [y, mean as tf.Tensor1D, variance as tf.Tensor1D];
+    return [relu6Fused ? relu6(y) : y, mean as tf.Tensor1D, variance as tf.Tensor1D];
   });
 }
 

@@ -29,9 +29,28 @@ type CallableLayer = tf.layers.Layer & { call: Call };
 
 const FUSED = Symbol("fusedTrainingOps");
 
+// Outputs of a batch norm that already applied the ReLU6 after it; that ReLU6 passes them through.
+const clipped = new WeakSet<tf.Tensor>();
+
+type GraphLayer = tf.layers.Layer & {
+  inboundNodes: unknown[];
+  outboundNodes: { outboundLayer?: tf.layers.Layer }[];
+};
+
+/** The ReLU6 layer that alone consumes `layer`'s single output inside `model`, if there is one. */
+function soleRelu6After(model: tf.LayersModel, layer: tf.layers.Layer): tf.layers.Layer | undefined {
+  const l = layer as GraphLayer;
+  if (l.inboundNodes?.length !== 1 || l.outboundNodes?.length !== 1) return undefined;
+  const next = l.outboundNodes[0].outboundLayer as GraphLayer | undefined;
+  if (!next || !isRelu6(next) || next.inboundNodes?.length !== 1 || !model.layers.includes(next)) {
+    return undefined;
+  }
+  return next;
+}
+
 const single = (inputs: tf.Tensor | tf.Tensor[]) => (Array.isArray(inputs) ? inputs[0] : inputs);
 
-function fuseBatchNorm(layer: BatchNormLayer, original: Call): Call {
+function fuseBatchNorm(layer: BatchNormLayer, original: Call, relu6After: boolean): Call {
   return (inputs, kwargs) => {
     const x = single(inputs);
     const axis = layer.axis >= 0 ? layer.axis : layer.axis + x.rank;
@@ -39,7 +58,10 @@ function fuseBatchNorm(layer: BatchNormLayer, original: Call): Call {
       return original.call(layer, inputs, kwargs);
     }
     return tf.tidy(() => {
-      const [y, mean, variance] = batchNormTraining(x, layer.gamma.read(), layer.beta.read(), layer.epsilon);
+      const [y, mean, variance] = batchNormTraining(x, layer.gamma.read(), layer.beta.read(), layer.epsilon, {
+        relu6: relu6After,
+      });
+      if (relu6After) clipped.add(y);
       // The running statistics move as tfjs-layers moves them: value - (value - batch) * (1 - momentum).
       for (const [variable, batch] of [[layer.movingMean, mean], [layer.movingVariance, variance]] as const) {
         const value = variable.read();
@@ -79,7 +101,8 @@ function isRelu6(layer: tf.layers.Layer): boolean {
 /**
  * Makes `model`'s BatchNormalization layers (channels last, with scale and offset) and its ReLU6 layers
  * compute in training mode with the fused ops of `src/backend/training_ops.ts`: one kernel forward and one
- * backward each on wasm, instead of the score of small kernels tfjs-layers composes. Its Conv2D layers train
+ * backward each on wasm, instead of the score of small kernels tfjs-layers composes; a batch norm whose
+ * output only feeds a ReLU6 applies that ReLU6 itself, in the same passes. Its Conv2D layers train
  * through `tf.conv2d`, whose gradient skips the input gradient nothing needs. The results and the
  * running-statistics updates are those of tfjs-layers to float32 rounding; calls with `training: false`
  * and other layers are untouched. Idempotent; returns how many layers it changed.
@@ -98,11 +121,17 @@ export function useFusedTrainingOps(model: tf.LayersModel): number {
     if ((layer as unknown as Record<symbol, boolean>)[FUSED]) continue;
     const original = layer.call;
     if (layer.getClassName() === "BatchNormalization") {
-      layer.call = fuseBatchNorm(layer as unknown as BatchNormLayer, original);
+      const relu6After = soleRelu6After(model, layer) !== undefined;
+      layer.call = fuseBatchNorm(layer as unknown as BatchNormLayer, original, relu6After);
     } else if (layer.getClassName() === "Conv2D") {
       layer.call = unfuseConv2D(layer as unknown as Conv2DLayer, original);
     } else if (isRelu6(layer)) {
-      layer.call = (inputs) => tf.tidy(() => relu6(single(inputs)));
+      // After a batch norm that clipped already, in training, the ReLU6 is the identity (applying it again
+      // would change nothing, gradient included, but cost a pass each way).
+      layer.call = (inputs, kwargs) => {
+        const x = single(inputs);
+        return kwargs?.training && clipped.has(x) ? x : tf.tidy(() => relu6(x));
+      };
     } else if (layer instanceof tf.LayersModel) {
       changed += useFusedTrainingOps(layer);
       continue;

@@ -55,19 +55,25 @@ static void shifted_sums(const float* x, int rows, int c, const float* shift, fl
   }
 }
 
-// y = (x - center) * scale + shift per channel: centred first, so that a mean far from zero costs no precision.
+// y = (x - center) * scale + shift per channel, clipped to [0, 6] if relu6: centred first, so that a mean far
+// from zero costs no precision.
 static void centered_affine(const float* x, float* y, int rows, int c, const float* center, const float* scale,
-                            const float* shift) {
+                            const float* shift, int relu6) {
   int c4 = c & ~3;
+  v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
   for (int r = 0; r < rows; r++) {
     const float* in = x + (long)r * c;
     float* out = y + (long)r * c;
     int k = 0;
     for (; k < c4; k += 4) {
       v128_t d = wasm_f32x4_sub(load(in + k), load(center + k));
-      store(out + k, wasm_f32x4_add(wasm_f32x4_mul(d, load(scale + k)), load(shift + k)));
+      v128_t z = wasm_f32x4_add(wasm_f32x4_mul(d, load(scale + k)), load(shift + k));
+      store(out + k, relu6 ? wasm_f32x4_pmin(six, wasm_f32x4_pmax(zero, z)) : z);
     }
-    for (; k < c; k++) out[k] = (in[k] - center[k]) * scale[k] + shift[k];
+    for (; k < c; k++) {
+      float z = (in[k] - center[k]) * scale[k] + shift[k];
+      out[k] = relu6 ? (z > 0.0f ? (z < 6.0f ? z : 6.0f) : 0.0f) : z;
+    }
   }
 }
 
@@ -75,14 +81,20 @@ static void centered_affine(const float* x, float* y, int rows, int c, const flo
 // of c.
 EXPORT(bn_scratch_bytes) int bn_scratch_bytes(int c) { return 12 * c + 8 + 16 * c; }
 
+static float bn_scale(float gamma, float variance, float epsilon) {
+  return (float)(gamma / __builtin_sqrt((double)variance + epsilon));
+}
+
 static double* totals(void* scratch, int c) {
   unsigned long p = (unsigned long)((char*)scratch + 12 * c + 7);
   return (double*)(p & ~7ul);
 }
 
+// The batch's statistics, then y = (x - mean) * scale + beta with scale = gamma / sqrt(variance + epsilon)
+// (computed from the float32 variance, as the backward pass recomputes it), clipped to [0, 6] if relu6.
 EXPORT(bn_forward)
 void bn_forward(const float* x, float* y, int rows, int c, const float* gamma, const float* beta, float epsilon,
-                float* mean, float* variance, void* scratch) {
+                float* mean, float* variance, void* scratch, int relu6) {
   float* part = (float*)scratch;
   float* part_sq = part + c;
   float* shift = part_sq + c;
@@ -101,40 +113,56 @@ void bn_forward(const float* x, float* y, int rows, int c, const float* gamma, c
     double m = shift[k] + d;
     mean[k] = (float)m;
     variance[k] = (float)v;
-    double s = gamma[k] / __builtin_sqrt(v + epsilon);
-    scale[k] = (float)s;
+    scale[k] = bn_scale(gamma[k], variance[k], epsilon);
     offset[k] = beta[k];
   }
-  centered_affine(x, y, rows, c, mean, scale, offset);
+  centered_affine(x, y, rows, c, mean, scale, offset, relu6);
 }
 
 // With xhat = (x - mean) * inv_std: dbeta = sum(dy), dgamma = sum(dy * xhat), and
 // dx = gamma * inv_std * (dy - dbeta / rows - xhat * dgamma / rows) = a * dy + b * (x - mean) + offset.
+// If relu6, the forward output was clipped to [0, 6]: dy first passes where 0 < z <= 6 (the gradient of
+// tfjs-layers' relu-then-clip), z the unclipped output recomputed exactly as the forward pass computed it.
 EXPORT(bn_backward)
 void bn_backward(const float* dy, const float* x, int rows, int c, const float* mean, const float* variance,
-                 const float* gamma, float epsilon, float* dx, float* dgamma, float* dbeta, void* scratch) {
+                 const float* gamma, const float* beta, float epsilon, float* dx, float* dgamma, float* dbeta,
+                 void* scratch, int relu6) {
   float* part_dy = (float*)scratch;
   float* part_dyx = part_dy + c;
   float* b = part_dyx + c;
+  float* zscale = dgamma;  // until the end, dgamma holds the forward scale (for the relu6 mask)
   double* sum_dy = totals(scratch, c);
   double* sum_dyx = sum_dy + c;
   int c4 = c & ~3;
+  v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
   clear(part_dy, c);
   clear(part_dyx, c);
-  for (int k = 0; k < c; k++) sum_dy[k] = sum_dyx[k] = 0.0;
+  for (int k = 0; k < c; k++) {
+    sum_dy[k] = sum_dyx[k] = 0.0;
+    zscale[k] = bn_scale(gamma[k], variance[k], epsilon);
+  }
+#define MASKED(g, xc, k)                                                                                    \
+  (relu6 ? wasm_v128_and(g, ({                                                                              \
+    v128_t z_ = wasm_f32x4_add(wasm_f32x4_mul(xc, load(zscale + k)), load(beta + k));                       \
+    wasm_v128_and(wasm_f32x4_gt(z_, zero), wasm_f32x4_le(z_, six));                                         \
+  }))                                                                                                       \
+         : g)
+#define MASKED1(g, xc, k) (relu6 && !((xc) * zscale[k] + beta[k] > 0.0f && (xc) * zscale[k] + beta[k] <= 6.0f) ? 0.0f : (g))
   for (int r = 0; r < rows; r++) {
     const float* g = dy + (long)r * c;
     const float* in = x + (long)r * c;
     int k = 0;
     for (; k < c4; k += 4) {
-      v128_t d = load(g + k);
       v128_t xc = wasm_f32x4_sub(load(in + k), load(mean + k));
+      v128_t d = MASKED(load(g + k), xc, k);
       store(part_dy + k, wasm_f32x4_add(load(part_dy + k), d));
       store(part_dyx + k, wasm_f32x4_add(load(part_dyx + k), wasm_f32x4_mul(d, xc)));
     }
     for (; k < c; k++) {
-      part_dy[k] += g[k];
-      part_dyx[k] += g[k] * (in[k] - mean[k]);
+      float xc = in[k] - mean[k];
+      float d = MASKED1(g[k], xc, k);
+      part_dy[k] += d;
+      part_dyx[k] += d * xc;
     }
     if ((r + 1) % FLUSH_ROWS == 0 || r + 1 == rows) {
       flush(part_dy, sum_dy, c);
@@ -149,8 +177,6 @@ void bn_backward(const float* dy, const float* x, int rows, int c, const float* 
     double dg = sum_dyx[k] * inv_std;
     double scale = gamma[k] * inv_std;
     double bx = -scale * dg * inv_std * inv_rows;
-    dgamma[k] = (float)dg;
-    dbeta[k] = (float)sum_dy[k];
     a[k] = (float)scale;
     b[k] = (float)bx;
     offset[k] = (float)(-scale * sum_dy[k] * inv_rows);
@@ -162,10 +188,21 @@ void bn_backward(const float* dy, const float* x, int rows, int c, const float* 
     int k = 0;
     for (; k < c4; k += 4) {
       v128_t xc = wasm_f32x4_sub(load(in + k), load(mean + k));
-      v128_t v = wasm_f32x4_add(wasm_f32x4_mul(load(a + k), load(g + k)), wasm_f32x4_mul(load(b + k), xc));
+      v128_t d = MASKED(load(g + k), xc, k);
+      v128_t v = wasm_f32x4_add(wasm_f32x4_mul(load(a + k), d), wasm_f32x4_mul(load(b + k), xc));
       store(out + k, wasm_f32x4_add(v, load(offset + k)));
     }
-    for (; k < c; k++) out[k] = a[k] * g[k] + b[k] * (in[k] - mean[k]) + offset[k];
+    for (; k < c; k++) {
+      float xc = in[k] - mean[k];
+      out[k] = a[k] * MASKED1(g[k], xc, k) + b[k] * xc + offset[k];
+    }
+  }
+#undef MASKED
+#undef MASKED1
+  for (int k = 0; k < c; k++) {
+    double inv_std = 1.0 / __builtin_sqrt((double)variance[k] + epsilon);
+    dgamma[k] = (float)(sum_dyx[k] * inv_std);
+    dbeta[k] = (float)sum_dy[k];
   }
 }
 
@@ -381,5 +418,5 @@ void bn_inference(const float* x, float* y, int rows, int c, const float* mean, 
     a[k] = (float)((has_scale ? scale[k] : 1.0) / __builtin_sqrt((double)variance[k] + epsilon));
     b[k] = has_offset ? offset[k] : 0.0f;
   }
-  centered_affine(x, y, rows, c, mean, a, b);
+  centered_affine(x, y, rows, c, mean, a, b, 0);
 }
