@@ -14,6 +14,15 @@ const Info = z.object({
     fellBack: z.boolean().optional(),
     fallbackReason: z.string().optional(),
     selfTest: z.record(z.string(), z.unknown()).optional(),
+    wasm: z.object({
+      threads: z.number().int().openapi({
+        description: "threads the wasm backend computes on; 1 is single-threaded",
+      }),
+      requestedThreads: z.number().int().openapi({ description: "threads asked for (--wasm-threads)" }),
+      fallbackReason: z.string().optional().openapi({
+        description: "why the single-threaded build runs though more threads were asked for",
+      }),
+    }).optional().openapi({ description: "present when the backend is wasm" }),
   }),
   backbones: z.array(z.object({ name: z.string(), description: z.string() })),
   defaultBackbone: z.string(),

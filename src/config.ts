@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { BACKEND_POLICIES, type BackendPolicy } from "./backend/init_backend.ts";
+import { WASM_MAX_THREADS, type WasmThreads } from "./backend/start_wasm_backend.ts";
 import { RuntimeError } from "./errors.ts";
 import { DEFAULT_BACKBONE } from "./model/registry.ts";
 
@@ -14,6 +15,8 @@ export interface Config {
   dataDir: string;
   /** tfjs backend policy for predictions and for each adaptation worker. */
   backend: BackendPolicy;
+  /** Threads the wasm backend computes on, in the server and in each adaptation worker. */
+  wasmThreads: WasmThreads;
   /** Bearer token every mutating endpoint requires; unset means localhost only. */
   apiToken?: string;
   /** Backbone an adaptation uses when the request names none, and the one `/readyz` waits for. */
@@ -78,6 +81,15 @@ const SETTINGS = {
     default: "auto",
     schema: z.enum(BACKEND_POLICIES as [BackendPolicy, ...BackendPolicy[]]),
     doc: `tfjs backend policy, one of ${BACKEND_POLICIES.join(", ")}`,
+  },
+  wasmThreads: {
+    env: "WASM_THREADS",
+    default: "auto",
+    schema: z.union([z.literal("auto"), int(1, WASM_MAX_THREADS)], {
+      error: `must be auto or a whole number from 1 to ${WASM_MAX_THREADS}`,
+    }),
+    doc: `threads for the wasm backend: auto (one per logical core) or 1 to ${WASM_MAX_THREADS}; ` +
+      "1 runs the single-threaded build",
   },
   apiToken: {
     env: "API_TOKEN",

@@ -77,3 +77,13 @@ Deno.test("--help asks for the settings table, which lists every setting", () =>
   }
   assert.ok(CONFIG_ENV_VARS.includes("API_TOKEN") && CONFIG_ENV_VARS.includes("PORT"));
 });
+
+Deno.test("--wasm-threads takes auto (the default) or a count from 1 to 8, from a flag or WASM_THREADS", () => {
+  assert.equal(configOf([]).wasmThreads, "auto");
+  assert.equal(configOf(["--wasm-threads", "2"]).wasmThreads, 2);
+  assert.equal(configOf([], envOf({ WASM_THREADS: "8" })).wasmThreads, 8);
+  for (const bad of ["0", "9", "2.5", "many"]) {
+    assert.match(configError(["--wasm-threads", bad]).message, /wasmThreads/);
+  }
+  assert.ok(CONFIG_ENV_VARS.includes("WASM_THREADS"));
+});

@@ -79,6 +79,9 @@ Deno.test("info reports version, backend, adapter, self-test and backbones", asy
   assert.equal(typeof info.backend.adapter, "string");
   assert.equal(typeof info.backend.fellBack, "boolean");
   assert.equal(info.backend.selfTest.passed, true);
+  // On wasm, how many threads it computes on (the test backend's thread count).
+  assert.deepEqual(info.backend.wasm, backend.wasm);
+  if (backend.name === "wasm") assert.ok(info.backend.wasm.threads >= 1);
   assert.ok(info.backbones.some((b: { name: string }) => b.name === "tiny"));
   assert.ok(info.backbones.some((b: { name: string }) => b.name === "mobilenetv2-imagenet"));
   assert.ok(info.methods.some((m: { name: string }) => m.name === "daft"));

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
+import { startWasmBackend } from "../src/backend/start_wasm_backend.ts";
 import { batchNormTraining, relu6 } from "../src/backend/training_ops.ts";
 import { registerWasmTrainingKernels } from "../src/backend/wasm_training.ts";
 import { useFusedTrainingOps } from "../src/model/fused_training_layers.ts";
+import { wasmTestThreads } from "./_wasm_threads.ts";
 
 registerWasmTrainingKernels();
 
@@ -35,9 +37,16 @@ function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): 
   return diff / Math.max(scale, 1e-30);
 }
 
+/** Makes wasm the backend, on the build these tests run on (see _wasm_threads.ts). */
+async function useWasm() {
+  const build = await startWasmBackend({ threads: wasmTestThreads() });
+  assert.equal(build.threads, wasmTestThreads(), build.fallbackReason);
+}
+
 /** Runs `f` on `backend` and returns what it returns as plain arrays. */
 async function on(backend: "cpu" | "wasm", f: () => tf.Tensor[]): Promise<Float32Array[]> {
-  assert.ok(await tf.setBackend(backend));
+  if (backend === "wasm") await useWasm();
+  else assert.ok(await tf.setBackend(backend));
   const outs = f();
   const values = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
   tf.dispose(outs);
@@ -158,7 +167,7 @@ Deno.test("conv gradients on wasm equal cpu's for odd geometries: wide padding, 
 });
 
 Deno.test("the conv gradients reject what they do not support, naming the kernel", async () => {
-  assert.ok(await tf.setBackend("wasm"));
+  await useWasm();
   const x = tf.zeros([1, 4, 4, 2]);
   const dy = tf.zeros([1, 4, 4, 4]);
   assert.throws(
@@ -223,7 +232,7 @@ Deno.test("Sum, Mean, Tile, Slice, Identity, comparisons, logicalAnd and where o
 });
 
 Deno.test("Sum and Mean over leading axes on wasm count exactly", async () => {
-  assert.ok(await tf.setBackend("wasm"));
+  await useWasm();
   const ones = tf.ones([16, 48, 48, 3]);
   const mask = tf.greaterEqual(random([16, 49, 5], 13), 0).cast("float32");
   const expectedCount = Array.from(await mask.data()).reduce((a, b) => a + b, 0);
@@ -413,7 +422,7 @@ Deno.test({
   fn: async () => {
     assert.ok(await tf.setBackend("cpu"));
     const cpu = await mobilenetGrads();
-    assert.ok(await tf.setBackend("wasm"));
+    await useWasm();
     for (const fused of [false, true]) {
       const wasm = await mobilenetGrads(fused);
       assert.equal(wasm.length, cpu.length);
@@ -430,7 +439,7 @@ Deno.test({
 });
 
 Deno.test("gradients on wasm leak no tensors and no wasm buffers, with and without the fused ops", async () => {
-  assert.ok(await tf.setBackend("wasm"));
+  await useWasm();
   for (const fused of [false, true]) await assertNoLeak(fused);
 });
 

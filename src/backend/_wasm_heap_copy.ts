@@ -4,11 +4,29 @@ import type { WasmBackend } from "./_wasm_scratch.ts";
 // Data movement the wasm backend does slowly (its StridedSlice and 2-D Transpose compute an index per
 // element in C++), done here as plain copies between heap views.
 
-type HeapBackend = WasmBackend & { typedArrayFromHeap(t: tf.TensorInfo): tf.TypedArray };
+type HeapModule = { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory };
 
-/** A typed-array view of `t`'s data on the wasm heap; take it after allocating, as growth detaches views. */
+/**
+ * A typed-array view of `t`'s data on the wasm heap. Take it after allocating: on the single-threaded build
+ * growing the heap detaches earlier views. It is taken from the memory's current buffer, not from the
+ * module's `HEAPU8`: on the threaded build the memory is shared, growing it leaves earlier views attached
+ * but as short as they were, and the module refreshes `HEAPU8` only when this thread grew it.
+ */
 export function heap(backend: WasmBackend, t: tf.TensorInfo): tf.TypedArray {
-  return (backend as HeapBackend).typedArrayFromHeap(t);
+  const wasm = backend.wasm as unknown as HeapModule;
+  const buffer = wasm.wasmMemory?.buffer ?? wasm.HEAPU8.buffer;
+  const offset = backend.dataIdMap.get(t.dataId)!.memoryOffset;
+  const size = t.shape.reduce((a, b) => a * b, 1);
+  switch (t.dtype) {
+    case "float32":
+      return new Float32Array(buffer, offset, size);
+    case "int32":
+      return new Int32Array(buffer, offset, size);
+    case "bool":
+      return new Uint8Array(buffer, offset, size);
+    default:
+      throw new Error(`wasm training: no heap view for dtype ${t.dtype}`);
+  }
 }
 
 /**

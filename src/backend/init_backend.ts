@@ -4,6 +4,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import { RuntimeError } from "../errors.ts";
 import { type AdapterReport, probeAdapter } from "./probe_adapter.ts";
 import { runSelfTest, type SelfTestResult } from "./self_test.ts";
+import { startWasmBackend, type WasmBuild, type WasmThreads } from "./start_wasm_backend.ts";
 import { registerWasmTrainingKernels } from "./wasm_training.ts";
 
 /**
@@ -26,6 +27,14 @@ export interface BackendInfo {
   /** True when the policy's first choice could not be had (or, for `auto`, the adapter is software). */
   fellBack: boolean;
   fallbackReason?: string;
+  /** On `wasm`: the build and its thread count (and why not threaded, if more threads were asked for). */
+  wasm?: WasmBuild;
+}
+
+/** Options of {@linkcode initBackend}. */
+export interface InitBackendOptions {
+  /** Threads for the `wasm` backend; default `auto` (one per logical core, at most 8). */
+  wasmThreads?: WasmThreads;
 }
 
 // The cpu backend prints a "use tfjs-node" banner under Deno; there is no tfjs-node for Deno to use.
@@ -49,15 +58,17 @@ async function tryWebgpu(): Promise<string | undefined> {
   }
 }
 
-async function tryWasm(): Promise<string | undefined> {
+async function tryWasm(threads: WasmThreads | undefined): Promise<WasmBuild | string> {
   try {
     registerWasmTrainingKernels();
-    // The threaded build spawns emscripten pthread workers by relative path, which Deno's worker_threads
-    // refuses; the single-threaded SIMD build works.
-    tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
-    if (!(await tf.setBackend("wasm"))) return "tfjs could not initialise the wasm backend";
+    const build = await startWasmBackend({ threads });
     await tf.ready();
-    return undefined;
+    if (build.fallbackReason) {
+      console.warn(
+        `[backend] wasm runs single-threaded, not on ${build.requestedThreads}: ${build.fallbackReason}`,
+      );
+    }
+    return build;
   } catch (err) {
     return `wasm backend failed to start: ${(err as Error).message}`;
   }
@@ -66,16 +77,20 @@ async function tryWasm(): Promise<string | undefined> {
 /**
  * Brings up a tfjs backend by policy and checks it numerically against the CPU reference.
  * `webgpu` and `wasm` fail with a RuntimeError when that backend is missing or wrong; `auto` falls back and
- * says why (in the result and on stderr).
+ * says why (in the result and on stderr). `wasm` runs on `options.wasmThreads` threads (tfjs-backend-wasm's
+ * threaded build), or single-threaded when that build does not start (`wasm.fallbackReason` says why).
  *
  * @example
  * ```ts
  * import { initBackend } from "./init_backend.ts";
- * const info = await initBackend("auto");
- * console.log(info.name, info.adapter.description, info.selfTest.passed);
+ * const info = await initBackend("auto", { wasmThreads: "auto" });
+ * console.log(info.name, info.adapter.description, info.selfTest.passed, info.wasm?.threads);
  * ```
  */
-export async function initBackend(policy: BackendPolicy = "auto"): Promise<BackendInfo> {
+export async function initBackend(
+  policy: BackendPolicy = "auto",
+  options: InitBackendOptions = {},
+): Promise<BackendInfo> {
   if (!BACKEND_POLICIES.includes(policy)) {
     throw new RuntimeError(
       "invalid",
@@ -113,8 +128,8 @@ export async function initBackend(policy: BackendPolicy = "auto"): Promise<Backe
       : adapter.reason;
   }
   if (policy === "auto" || policy === "wasm") {
-    const reason = await tryWasm();
-    if (!reason) {
+    const wasm = await tryWasm(options.wasmThreads);
+    if (typeof wasm !== "string") {
       const selfTest = await runSelfTest();
       if (selfTest.passed) {
         if (fallbackReason) console.warn(`[backend] using wasm, not webgpu: ${fallbackReason}`);
@@ -125,11 +140,12 @@ export async function initBackend(policy: BackendPolicy = "auto"): Promise<Backe
           selfTest,
           fellBack: policy === "auto",
           fallbackReason,
+          wasm,
         });
       }
       fallbackReason = `wasm self-test failed: ${selfTest.error ?? JSON.stringify(selfTest.maxAbsDiff)}`;
     } else {
-      fallbackReason = reason;
+      fallbackReason = wasm;
     }
     if (policy === "wasm") {
       throw new RuntimeError("unavailable", "wasm_unavailable", `wasm was required but ${fallbackReason}`);

@@ -1,6 +1,7 @@
 import type { Method } from "../adapt/methods.ts";
 import { MIN_SAMPLES_PER_CLASS } from "../adapt/validate_training_set.ts";
 import type { BackendPolicy } from "../backend/init_backend.ts";
+import type { WasmThreads } from "../backend/start_wasm_backend.ts";
 import { RuntimeError } from "../errors.ts";
 import { listBackbones } from "../model/registry.ts";
 import type { DatasetStore } from "../store/dataset_store.ts";
@@ -36,6 +37,8 @@ export interface AdaptationQueueOptions {
   models: ModelStore;
   jobs: JobStore;
   backend: BackendPolicy;
+  /** Threads of each worker's wasm backend; default `auto`. */
+  wasmThreads?: WasmThreads;
   defaultBackbone: string;
   /** Most jobs waiting behind the running one. */
   maxQueuedJobs: number;
@@ -305,6 +308,7 @@ export class AdaptationQueue {
       modelId,
       dataDir: this.options.dataDir,
       backend: this.options.backend,
+      wasmThreads: this.options.wasmThreads,
       request: job.request,
       maxImagePixels: this.options.maxImagePixels,
     };

@@ -3,6 +3,7 @@
 // The adaptation worker: one job per worker, so training's long synchronous stretches never block the HTTP
 // thread, and everything the job allocated goes away with the worker. Protocol: worker_messages.ts.
 import { initBackend } from "../backend/init_backend.ts";
+import { stopWasmBackend } from "../backend/start_wasm_backend.ts";
 import { toJobError } from "./job_error.ts";
 import { runAdaptation } from "./run_adaptation.ts";
 import type { WorkerCommand, WorkerReport } from "./worker_messages.ts";
@@ -27,8 +28,9 @@ self.onmessage = async (event: MessageEvent<WorkerCommand>) => {
     return;
   }
   cancelFlag = command.cancelFlag;
+  let report: WorkerReport;
   try {
-    const backend = await initBackend(command.task.backend);
+    const backend = await initBackend(command.task.backend, { wasmThreads: command.task.wasmThreads });
     let last = { phase: "", at: 0 };
     const metrics = await runAdaptation(command.task, {
       signal: controller.signal,
@@ -44,8 +46,12 @@ self.onmessage = async (event: MessageEvent<WorkerCommand>) => {
       },
       onEpoch: (record) => post({ type: "epoch", record }),
     });
-    post({ type: "succeeded", metrics });
+    report = { type: "succeeded", metrics };
   } catch (err) {
-    post({ type: "failed", error: toJobError(err) });
+    report = { type: "failed", error: toJobError(err) };
   }
+  // The queue terminates this worker on the last report, and a wasm pthread waiting in wasm does not see its
+  // parent end: it would live on, holding the whole heap. End them first.
+  stopWasmBackend();
+  post(report);
 };

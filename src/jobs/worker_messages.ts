@@ -1,5 +1,6 @@
 import type { EpochRecord } from "../adapt/adaptation_metrics.ts";
 import type { BackendPolicy } from "../backend/init_backend.ts";
+import type { WasmThreads } from "../backend/start_wasm_backend.ts";
 import type { AdaptationRequest, JobError, JobMetrics, JobProgress } from "../store/job_record.ts";
 
 /** Everything a worker needs to run one job, without access to the main thread's state. */
@@ -9,6 +10,8 @@ export interface AdaptationTask {
   modelId: string;
   dataDir: string;
   backend: BackendPolicy;
+  /** Threads of the worker's wasm backend; default `auto`. */
+  wasmThreads?: WasmThreads;
   request: AdaptationRequest;
   /** Image limits, as for uploads (the stored files already passed them). */
   maxImagePixels: number;

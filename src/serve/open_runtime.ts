@@ -23,6 +23,8 @@ export interface RuntimeInfo {
     fellBack?: boolean;
     fallbackReason?: string;
     selfTest?: BackendInfo["selfTest"];
+    /** On wasm: how many threads it computes on (1: the single-threaded build), and why not more. */
+    wasm?: BackendInfo["wasm"];
   };
   backbones: { name: string; description: string }[];
   defaultBackbone: string;
@@ -84,7 +86,7 @@ export async function openRuntime(config: Config): Promise<Runtime> {
 
   async function bringUp(backend?: BackendInfo) {
     try {
-      readiness.backend = backend ?? await initBackend(config.backend);
+      readiness.backend = backend ?? await initBackend(config.backend, { wasmThreads: config.wasmThreads });
     } catch (err) {
       readiness.backendError = (err as Error).message;
       throw err;
@@ -114,6 +116,7 @@ export async function openRuntime(config: Config): Promise<Runtime> {
         fellBack: b?.fellBack,
         fallbackReason: b?.fallbackReason,
         selfTest: b?.selfTest,
+        wasm: b?.wasm,
       },
       backbones: listBackbones(),
       defaultBackbone: config.defaultBackbone,
