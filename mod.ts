@@ -20,9 +20,16 @@ export {
   backendInfo,
   type BackendPolicy,
   initBackend,
+  type InitBackendOptions,
 } from "./src/backend/init_backend.ts";
 export { type AdapterReport, probeAdapter } from "./src/backend/probe_adapter.ts";
 export { runSelfTest, type SelfTestResult } from "./src/backend/self_test.ts";
+export {
+  startWasmBackend,
+  stopWasmBackend,
+  type WasmBuild,
+  type WasmThreads,
+} from "./src/backend/start_wasm_backend.ts";
 export { registerWasmTrainingKernels } from "./src/backend/wasm_training.ts";
 
 export { decodeImage, encodePng, type RgbImage } from "./src/data/image.ts";
