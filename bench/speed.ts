@@ -188,7 +188,8 @@ function denoArgs(mode: "--row" | "--soak", spec: RowSpec | SoakSpec): string[] 
   return [
     "run",
     "--allow-all",
-    "--v8-flags=--expose-gc",
+    // --no-liftoff: wasm functions compile straight to optimised code, as `deno task serve` runs them.
+    "--v8-flags=--expose-gc,--no-liftoff",
     ...(BUNDLED ? ["--no-config"] : []),
     SELF,
     mode,
