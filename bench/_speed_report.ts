@@ -462,7 +462,7 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
     ),
     "",
     "Other work: the machine's busy CPU time during the row (/proc/stat) less the row's own, over the row's",
-    "wall time. The one-minute load average counts the row itself (one runnable thread for tfjs wasm).",
+    "wall time. The one-minute load average counts the row itself (tfjs wasm runs XNNPACK on 2 threads here).",
     "",
   );
 

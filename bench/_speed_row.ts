@@ -98,7 +98,7 @@ function infoRecord(
     detail: info.name === "webgpu"
       ? `WebGPU adapter: ${info.adapter.description ?? "unknown"}`
       : info.name === "wasm"
-      ? "XNNPACK SIMD, single thread, + this project's gradient kernels"
+      ? `XNNPACK SIMD on ${info.wasm?.threads ?? 1} thread(s), + this project's SIMD training kernels`
       : "pure JS",
     backbone: name,
     parameters,
