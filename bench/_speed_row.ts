@@ -6,6 +6,7 @@ import { adapt, ADAPT_DEFAULTS } from "../src/adapt/adapt.ts";
 import type { AdaptationMetrics } from "../src/adapt/adaptation_metrics.ts";
 import { AdaptedModel } from "../src/adapt/adapted_model.ts";
 import { attachHead } from "../src/adapt/classifier_head.ts";
+import { FusedMomentumOptimizer } from "../src/adapt/momentum_optimizer.ts";
 import { type StepState, trainingStep } from "../src/adapt/training_step.ts";
 import { type BackendInfo, type BackendPolicy, initBackend } from "../src/backend/init_backend.ts";
 import type { Backbone } from "../src/model/backbone.ts";
@@ -187,8 +188,8 @@ export async function runRow(spec: RowSpec, emit: Emit): Promise<void> {
     logits: headed.logits,
     headVars: headed.head.trainableWeights.map((w) => w.read() as tf.Variable),
     backboneVars: backbone.model.trainableWeights.map((w) => w.read() as tf.Variable),
-    headOptimizer: tf.train.momentum(0.01, 0.9),
-    backboneOptimizer: tf.train.momentum(1e-3, 0.9),
+    headOptimizer: new FusedMomentumOptimizer(0.01, 0.9),
+    backboneOptimizer: new FusedMomentumOptimizer(1e-3, 0.9),
     training: true,
   };
   const batchOf = (n: number) => ({
@@ -197,10 +198,10 @@ export async function runRow(spec: RowSpec, emit: Emit): Promise<void> {
   });
   // The product's step (src/adapt/training_step.ts), read back like adapt() reads it.
   const step = (x: tf.Tensor4D, y: tf.Tensor) => async () => {
-    const { loss, hits, backboneGradNorm } = trainingStep(state, x, y);
+    const { loss, hits } = trainingStep(state, x, y);
     await loss.data();
     await hits.data();
-    tf.dispose([loss, hits, backboneGradNorm]);
+    tf.dispose([loss, hits]);
     watch.sample();
   };
 

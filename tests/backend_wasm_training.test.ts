@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { startWasmBackend } from "../src/backend/start_wasm_backend.ts";
-import { batchNormTraining, relu6 } from "../src/backend/training_ops.ts";
+import { FusedMomentumOptimizer } from "../src/adapt/momentum_optimizer.ts";
+import { batchNormTraining, momentumUpdate, movingAverage, relu6 } from "../src/backend/training_ops.ts";
 import { registerWasmTrainingKernels } from "../src/backend/wasm_training.ts";
 import { useFusedTrainingOps } from "../src/model/fused_training_layers.ts";
 import { wasmTestThreads } from "./_wasm_threads.ts";
@@ -393,6 +394,40 @@ Deno.test("batch norm with given statistics (eval mode) on wasm equals cpu's, wi
       assert.ok(relativeError(wasm[i], expected) < 1e-5, `[${shape}] + ${offset}: ${i}`)
     );
   }
+});
+
+/** Three momentum-SGD steps on two variables, with tfjs' optimizer or ours; the variables after them. */
+function momentumSteps(fused: boolean): tf.Tensor[] {
+  const vars = [tf.variable(random([3, 5], 61)), tf.variable(random([7], 62))];
+  const optimizer = fused ? new FusedMomentumOptimizer(0.037, 0.9) : tf.train.momentum(0.037, 0.9);
+  for (let step = 0; step < 3; step++) {
+    const grads = vars.map((v, i) => random(v.shape, 70 + 10 * step + i));
+    optimizer.applyGradients(vars.map((v, i) => ({ name: v.name, tensor: grads[i] })));
+    tf.dispose(grads);
+  }
+  optimizer.dispose();
+  const out = vars.map((v) => v.clone());
+  tf.dispose(vars);
+  return out;
+}
+
+Deno.test("fused momentum and moving-average updates on wasm equal tfjs's ops bit for bit", async () => {
+  const reference = await on("wasm", () => momentumSteps(false));
+  const fused = await on("wasm", () => momentumSteps(true));
+  reference.forEach((expected, i) => assert.deepEqual([...fused[i]], [...expected], `variable ${i}`));
+  const averages = await on("wasm", () => {
+    const value = random([37], 81), batch = random([37], 82);
+    const out = [movingAverage(value, batch, 0.9), tf.sub(value, tf.mul(tf.sub(value, batch), 1 - 0.9))];
+    tf.dispose([value, batch]);
+    return out;
+  });
+  assert.deepEqual([...averages[0]], [...averages[1]]);
+  // Without the kernels (cpu), the same through tfjs ops.
+  const cpu = await on(
+    "cpu",
+    () => momentumUpdate(tf.ones([2]), tf.zeros([2]), tf.tensor1d([1, -1]), 0.5, 0.9),
+  );
+  assert.deepEqual(cpu.map((t) => [...t]), [[0.5, 1.5], [1, -1]]);
 });
 
 // The real backbone, when its module loads (it belongs to the model registry, not to this file).

@@ -9,6 +9,7 @@ import { balancedBatches } from "./balanced_batches.ts";
 import { type BnConversionReport, convertBatchNorm } from "./bn_conversion.ts";
 import { classificationMetrics } from "./classification_metrics.ts";
 import { attachHead } from "./classifier_head.ts";
+import { FusedMomentumOptimizer } from "./momentum_optimizer.ts";
 import { type StepState, trainingStep } from "./training_step.ts";
 import { featureDistortion } from "./feature_distortion.ts";
 import { fitLogisticRegression } from "./logistic_regression.ts";
@@ -202,8 +203,8 @@ export async function adapt(
       logits: logitsModel,
       headVars,
       backboneVars,
-      headOptimizer: tf.train.momentum(headRate, momentum),
-      backboneOptimizer: tf.train.momentum(lrBackbone, momentum),
+      headOptimizer: new FusedMomentumOptimizer(headRate, momentum),
+      backboneOptimizer: new FusedMomentumOptimizer(lrBackbone, momentum),
       training: recipe.batchNorm === "train",
     };
     try {
@@ -225,8 +226,8 @@ export async function adapt(
           throwIfAborted(signal);
           const x = tf.tidy(() => augmentBatch(tf.gather(trainX, batch) as tf.Tensor4D, augment, random));
           const y = tf.tidy(() => tf.oneHot(tf.tensor1d(batch.map((i) => trainLabels[i]), "int32"), classes));
-          const { loss, hits, backboneGradNorm } = trainingStep(state, x, y);
-          tf.dispose([x, y, backboneGradNorm]);
+          const { loss, hits } = trainingStep(state, x, y);
+          tf.dispose([x, y]);
           const [l, h] = [(await loss.data())[0], (await hits.data())[0]];
           tf.dispose([loss, hits]);
           if (!Number.isFinite(l)) {
@@ -271,8 +272,8 @@ export async function adapt(
         onProgress?.({ phase: "training", epoch, epochs: trainEpochs, record });
       }
     } finally {
-      disposeMomentumOptimizer(state.headOptimizer);
-      disposeMomentumOptimizer(state.backboneOptimizer);
+      state.headOptimizer.dispose();
+      state.backboneOptimizer.dispose();
     }
     classifier.setWeights(best.weights);
     tf.dispose(best.weights);
@@ -339,11 +340,6 @@ async function meanSquaredNorm(
 
 // tfjs 4.22's MomentumOptimizer.dispose() frees its accumulators and momentum but not its learning-rate
 // scalar, one tensor per optimiser and run.
-function disposeMomentumOptimizer(optimizer: tf.Optimizer) {
-  optimizer.dispose();
-  (optimizer as unknown as { c?: tf.Tensor }).c?.dispose();
-}
-
 async function parameterChangeByLayer(model: tf.LayersModel, current: tf.Variable[], initial: tf.Tensor[]) {
   const byLayer = new Map<string, { diff: number; base: number }>();
   const owner = new Map<string, string>();

@@ -9,6 +9,8 @@ export interface StepState {
   backboneOptimizer: tf.Optimizer;
   /** BN mode while training: batch statistics (true) or running statistics (false). */
   training: boolean;
+  /** Also compute the backbone gradient's norm (a reduction per variable); default false. */
+  measureGradNorm?: boolean;
 }
 
 /** What one step measured; the tensors are the caller's to read and dispose. */
@@ -16,8 +18,8 @@ export interface StepResult {
   loss: tf.Scalar;
   /** Correct predictions in the batch. */
   hits: tf.Scalar;
-  /** Global L2 norm of the backbone's gradient (0 when the backbone is frozen). */
-  backboneGradNorm: tf.Scalar;
+  /** Global L2 norm of the backbone's gradient (0 when the backbone is frozen), with `measureGradNorm`. */
+  backboneGradNorm?: tf.Scalar;
 }
 
 /**
@@ -39,9 +41,10 @@ export interface StepResult {
  *   headVars: head.trainableWeights.map((w) => w.read() as tf.Variable),
  *   backboneVars: backbone.model.trainableWeights.map((w) => w.read() as tf.Variable),
  *   headOptimizer: tf.train.momentum(0.5, 0.9), backboneOptimizer: tf.train.momentum(1e-4, 0.9),
+ *   measureGradNorm: true,
  * };
  * const out = trainingStep(state, tf.zeros([2, 28, 28, 1]), tf.oneHot([0, 1], 2));
- * console.log(out.backboneGradNorm.dataSync()[0]); // 0 at the first step of a zero head
+ * console.log(out.backboneGradNorm!.dataSync()[0]); // 0 at the first step of a zero head
  * ```
  */
 export function trainingStep(state: StepState, images: tf.Tensor4D, targets: tf.Tensor): StepResult {
@@ -54,13 +57,13 @@ export function trainingStep(state: StepState, images: tf.Tensor4D, targets: tf.
     }, [...state.headVars, ...state.backboneVars]);
     const named = (vars: tf.Variable[]) => vars.map((v) => ({ name: v.name, tensor: grads[v.name] }));
     state.headOptimizer.applyGradients(named(state.headVars));
-    let backboneGradNorm: tf.Scalar = tf.scalar(0);
-    if (state.backboneVars.length) {
-      backboneGradNorm = tf.sqrt(
+    let backboneGradNorm: tf.Scalar | undefined;
+    if (state.measureGradNorm) {
+      backboneGradNorm = state.backboneVars.length === 0 ? tf.scalar(0) : tf.sqrt(
         tf.addN(state.backboneVars.map((v) => tf.sum(tf.square(grads[v.name])))),
       ) as tf.Scalar;
-      state.backboneOptimizer.applyGradients(named(state.backboneVars));
     }
+    if (state.backboneVars.length) state.backboneOptimizer.applyGradients(named(state.backboneVars));
     return { loss: value, hits: hits!, backboneGradNorm };
   });
 }

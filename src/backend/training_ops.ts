@@ -5,6 +5,8 @@ export const BATCH_NORM_TRAINING = "DaftBatchNormTraining";
 export const BATCH_NORM_TRAINING_GRAD = "DaftBatchNormTrainingGrad";
 export const RELU6 = "DaftRelu6";
 export const RELU6_GRAD = "DaftRelu6Grad";
+export const MOMENTUM_UPDATE = "DaftMomentumUpdate";
+export const MOVING_AVERAGE = "DaftMovingAverage";
 
 const hasKernel = (name: string) => tf.getKernel(name, tf.getBackend()) !== undefined;
 
@@ -95,4 +97,56 @@ export function relu6(x: tf.Tensor): tf.Tensor {
     return tf.engine().runKernel(RELU6, { x }) as tf.Tensor;
   }
   return tf.tidy(() => tf.clipByValue(tf.relu(x), 0, 6));
+}
+
+/**
+ * One step of SGD with momentum for one variable, as tfjs' MomentumOptimizer takes it (no Nesterov):
+ * `[value - learningRate * accumulation', accumulation']` with `accumulation' = momentum * accumulation +
+ * gradient`. One kernel where the backend registers {@linkcode MOMENTUM_UPDATE} (wasm), four elsewhere. Not
+ * differentiable (an update, not a layer).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { momentumUpdate } from "./training_ops.ts";
+ * const [value, accumulation] = momentumUpdate(tf.ones([2]), tf.zeros([2]), tf.tensor1d([1, -1]), 0.5, 0.9);
+ * console.log(value.arraySync(), accumulation.arraySync()); // [0.5, 1.5] [1, -1]
+ * ```
+ */
+export function momentumUpdate(
+  value: tf.Tensor,
+  accumulation: tf.Tensor,
+  gradient: tf.Tensor,
+  learningRate: number,
+  momentum: number,
+): [tf.Tensor, tf.Tensor] {
+  if (value.dtype === "float32" && hasKernel(MOMENTUM_UPDATE)) {
+    return tf.engine().runKernel(MOMENTUM_UPDATE, { value, accumulation, gradient }, {
+      learningRate,
+      momentum,
+    }) as [tf.Tensor, tf.Tensor];
+  }
+  return tf.tidy(() => {
+    const next = tf.add(tf.mul(tf.scalar(momentum), accumulation), gradient);
+    return [tf.add(tf.mul(tf.scalar(-learningRate), next), value), next];
+  });
+}
+
+/**
+ * A batch norm's running statistic after one training batch, as tfjs-layers moves it:
+ * `value - (value - batch) * (1 - momentum)`. One kernel where the backend registers
+ * {@linkcode MOVING_AVERAGE} (wasm), three elsewhere.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { movingAverage } from "./training_ops.ts";
+ * console.log(movingAverage(tf.tensor1d([1]), tf.tensor1d([3]), 0.75).arraySync()); // [1.5]
+ * ```
+ */
+export function movingAverage(value: tf.Tensor, batch: tf.Tensor, momentum: number): tf.Tensor {
+  if (value.dtype === "float32" && hasKernel(MOVING_AVERAGE)) {
+    return tf.engine().runKernel(MOVING_AVERAGE, { value, batch }, { momentum }) as tf.Tensor;
+  }
+  return tf.tidy(() => tf.sub(value, tf.mul(tf.sub(value, batch), 1 - momentum)));
 }

@@ -15,7 +15,15 @@ import { fastComparison, fastLogicalAnd, fastSelect } from "./_wasm_masks.ts";
 import { leadingAxesReduction } from "./_wasm_reductions.ts";
 import { blockSlice } from "./_wasm_slice.ts";
 import { blockTile } from "./_wasm_tile.ts";
-import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU6, RELU6_GRAD } from "./training_ops.ts";
+import { momentumUpdateKernel, movingAverageKernel } from "./_wasm_updates.ts";
+import {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  MOMENTUM_UPDATE,
+  MOVING_AVERAGE,
+  RELU6,
+  RELU6_GRAD,
+} from "./training_ops.ts";
 
 type Provided = { name: string; kernelFunc: tf.KernelFunc; setupFunc?: tf.KernelSetupFunc };
 
@@ -51,6 +59,8 @@ function trainingKernels(): Provided[] {
     { name: BATCH_NORM_TRAINING_GRAD, kernelFunc: kernel(batchNormTrainingGradKernel) },
     { name: RELU6, kernelFunc: kernel(relu6Kernel) },
     { name: RELU6_GRAD, kernelFunc: kernel(relu6GradKernel) },
+    { name: MOMENTUM_UPDATE, kernelFunc: kernel(momentumUpdateKernel) },
+    { name: MOVING_AVERAGE, kernelFunc: kernel(movingAverageKernel) },
     // The rest replace stock kernels that are scalar loops or whole-input copies, slow enough to dominate a
     // training step: the conv input gradient, the reductions and tiling in every batch-norm gradient, the
     // slice that is the gradient of zero padding, the copy behind every tensor saved for a gradient, and

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { batchNormTraining, relu6 } from "../backend/training_ops.ts";
+import { batchNormTraining, movingAverage, relu6 } from "../backend/training_ops.ts";
 
 // The parts of tfjs-layers' BatchNormalization, ReLU and Activation layers that a training call reads.
 type LayerVariable = { read(): tf.Tensor; write(value: tf.Tensor): void };
@@ -64,8 +64,7 @@ function fuseBatchNorm(layer: BatchNormLayer, original: Call, relu6After: boolea
       if (relu6After) clipped.add(y);
       // The running statistics move as tfjs-layers moves them: value - (value - batch) * (1 - momentum).
       for (const [variable, batch] of [[layer.movingMean, mean], [layer.movingVariance, variance]] as const) {
-        const value = variable.read();
-        variable.write(tf.sub(value, tf.mul(tf.sub(value, batch), 1 - layer.momentum)));
+        variable.write(movingAverage(variable.read(), batch, layer.momentum));
       }
       return y;
     });
