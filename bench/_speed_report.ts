@@ -398,7 +398,7 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
     "  images; speed does not depend on the values.",
     "- Training (samples/s): `batch / median step time`. A step is the runtime's `trainingStep`",
     "  (`src/adapt/training_step.ts`): forward in train mode (batch-statistics BN), softmax cross-entropy,",
-    "  backward, global gradient norm, momentum-SGD update of every weight (head and backbone), loss and",
+    "  backward, momentum-SGD update of every weight (head and backbone), loss and",
     "  hits read back. PyTorch does the same in `Classifier.step`. Warm-up steps are not timed.",
     "- Latency: the served classifier (backbone + head + softmax) on one image through the server's path,",
     "  `AdaptedModel.predict` (its inference plan: batch norms folded into fused convolutions; one read; top",
