@@ -395,8 +395,13 @@ export async function runSoak(spec: SoakSpec, emit: Emit): Promise<void> {
   emit(infoRecord(info, "tiny", probe, trainableParameters(probe.model)));
   probe.model.dispose();
   const gc = (globalThis as { gc?: () => void }).gc;
-  const wasmHeap = () =>
-    (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength;
+  // The memory's own buffer: on the threaded build HEAPU8 is refreshed only on the thread that grew it.
+  const wasmHeap = () => {
+    const wasm = (tf.backend() as unknown as {
+      wasm?: { wasmMemory?: WebAssembly.Memory; HEAPU8?: Uint8Array };
+    }).wasm;
+    return (wasm?.wasmMemory?.buffer ?? wasm?.HEAPU8?.buffer)?.byteLength;
+  };
   const sample = (job: number): SoakSample => {
     gc?.();
     const usage = Deno.memoryUsage();
