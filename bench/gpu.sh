@@ -30,7 +30,7 @@ prepare() {
   local cache
   cache=$(deno info --json | deno eval --quiet \
     "console.log(JSON.parse(await new Response(Deno.stdin.readable).text()).npmCache)")
-  cp "$cache"/registry.npmjs.org/@tensorflow/tfjs-backend-wasm/4.22.0/dist/tfjs-backend-wasm{,-simd}.wasm "$DIR/"
+  cp "$cache"/registry.npmjs.org/@tensorflow/tfjs-backend-wasm/4.22.0/dist/tfjs-backend-wasm{,-simd,-threaded-simd}.wasm "$DIR/"
   xz -T0 -6 -c "$(readlink -f "$(command -v deno)")" >"$DIR/deno.xz"
   # The Vulkan loader, as Debian ships it (the device may have the NVIDIA driver but no loader).
   (cd "$DIR" && apt-get download libvulkan1 >/dev/null 2>&1) ||
