@@ -40,6 +40,9 @@ Deno.test("BN conversion keeps the default backbone's eval-mode output within 1e
   assert.equal(report.layersConverted, backbone.batchNormLayers.length);
   assert.ok(diff < 1e-4, `max |diff| ${diff}`);
   assert.ok(report.maxAbsOutputDiff < 1e-4, `reported ${report.maxAbsOutputDiff}`);
+  // The reported check ran on the first batch; the full before/after comparison is the one above.
+  assert.equal(report.checkedSamples, Math.min(3, images.shape[0]));
+  assert.equal(report.calibrationSamples, images.shape[0]);
   // The photos are not ImageNet's average: the statistics really moved.
   assert.ok(report.layers.some((l) => l.meanShift > 1e-2), JSON.stringify(report.layers.slice(0, 3)));
   tf.dispose([images, before, after]);

@@ -64,8 +64,10 @@ export function convertBatchNormParams(
 /** What a conversion did, kept in the adapted model's metadata. */
 export interface BnConversionReport {
   layersConverted: number;
-  /** Largest |eval output before - after| over the calibration images; float error only. */
+  /** Largest |eval output before - after| over the first `checkedSamples` calibration images; float error only. */
   maxAbsOutputDiff: number;
+  /** How many calibration images (the first batch) the output check ran on. */
+  checkedSamples: number;
   calibrationSamples: number;
   /** Per layer: mean |mu_t - mu_s| and mean var_t / var_s, how far the target domain sits from the source. */
   layers: { name: string; meanShift: number; varianceRatio: number }[];
@@ -116,7 +118,8 @@ async function evalOutput(
  * Converts every BatchNormalization layer of `model` to the target domain of `images` (preprocessed
  * `[N, H, W, C]`), in place: one eval-mode pass records each BN layer's input statistics per batch
  * (channel mean and unbiased variance), averaged over batches, then {@linkcode convertBatchNormParams} is
- * applied. Returns how much the eval-mode output moved (it should not, beyond float error).
+ * applied. Returns how much the eval-mode output moved on the first batch of images (it should not, beyond
+ * float error; one batch keeps the check from costing two more passes over every image).
  *
  * @example
  * ```ts
@@ -135,34 +138,40 @@ export async function convertBatchNorm(
   batchSize: number,
 ): Promise<BnConversionReport> {
   const layers = batchNormLayers(model);
-  const before = await evalOutput(model, images, batchSize);
-  const stats = await batchNormInputStatistics(model, layers, images, batchSize);
-  const report: BnConversionReport["layers"] = [];
-  for (const [i, layer] of layers.entries()) {
-    const { params, order } = await layerParams(layer);
-    const epsilon = (layer as unknown as { epsilon: number }).epsilon;
-    const converted = convertBatchNormParams(params, stats[i], epsilon);
-    setLayerParams(layer, order, converted);
-    let shift = 0, ratio = 0;
-    for (let c = 0; c < params.movingMean.length; c++) {
-      shift += Math.abs(stats[i].mean[c] - params.movingMean[c]);
-      ratio += (stats[i].variance[c] + epsilon) / (params.movingVariance[c] + epsilon);
+  const checked = images.slice(0, Math.min(batchSize, images.shape[0]));
+  try {
+    const before = await evalOutput(model, checked, batchSize);
+    const stats = await batchNormInputStatistics(model, layers, images, batchSize);
+    const report: BnConversionReport["layers"] = [];
+    for (const [i, layer] of layers.entries()) {
+      const { params, order } = await layerParams(layer);
+      const epsilon = (layer as unknown as { epsilon: number }).epsilon;
+      const converted = convertBatchNormParams(params, stats[i], epsilon);
+      setLayerParams(layer, order, converted);
+      let shift = 0, ratio = 0;
+      for (let c = 0; c < params.movingMean.length; c++) {
+        shift += Math.abs(stats[i].mean[c] - params.movingMean[c]);
+        ratio += (stats[i].variance[c] + epsilon) / (params.movingVariance[c] + epsilon);
+      }
+      report.push({
+        name: layer.name,
+        meanShift: shift / params.movingMean.length,
+        varianceRatio: ratio / params.movingMean.length,
+      });
     }
-    report.push({
-      name: layer.name,
-      meanShift: shift / params.movingMean.length,
-      varianceRatio: ratio / params.movingMean.length,
-    });
+    const after = await evalOutput(model, checked, batchSize);
+    let maxAbsOutputDiff = 0;
+    for (let i = 0; i < before.length; i++) {
+      maxAbsOutputDiff = Math.max(maxAbsOutputDiff, Math.abs(before[i] - after[i]));
+    }
+    return {
+      layersConverted: layers.length,
+      maxAbsOutputDiff,
+      calibrationSamples: images.shape[0],
+      checkedSamples: checked.shape[0],
+      layers: report,
+    };
+  } finally {
+    checked.dispose();
   }
-  const after = await evalOutput(model, images, batchSize);
-  let maxAbsOutputDiff = 0;
-  for (let i = 0; i < before.length; i++) {
-    maxAbsOutputDiff = Math.max(maxAbsOutputDiff, Math.abs(before[i] - after[i]));
-  }
-  return {
-    layersConverted: layers.length,
-    maxAbsOutputDiff,
-    calibrationSamples: images.shape[0],
-    layers: report,
-  };
 }

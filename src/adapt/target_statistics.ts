@@ -38,30 +38,39 @@ export async function batchNormInputStatistics(
   }
   if (layers.length === 0) return [];
   const probe = tf.model({ inputs: model.inputs, outputs: layers.map((l) => l.input as tf.SymbolicTensor) });
-  const sums = layers.map(() => ({
-    mean: null as Float32Array | null,
-    variance: null as Float32Array | null,
-  }));
+  const sums = layers.map((l) => {
+    const shape = (l.input as tf.SymbolicTensor).shape;
+    return {
+      channels: shape[shape.length - 1] as number,
+      mean: null as Float32Array | null,
+      variance: null as Float32Array | null,
+    };
+  });
   let batches = 0;
   for (let start = 0; start < images.shape[0]; start += batchSize) {
     const size = Math.min(batchSize, images.shape[0] - start);
+    // Every layer's mean and variance in one tensor: one read per batch, not two per layer.
     const moments = tf.tidy(() => {
       const batch = images.slice([start, 0, 0, 0], [size, -1, -1, -1]);
       const outs = probe.predict(batch) as tf.Tensor | tf.Tensor[];
-      return (Array.isArray(outs) ? outs : [outs]).map((x) => {
+      return tf.concat((Array.isArray(outs) ? outs : [outs]).flatMap((x) => {
         const axes = x.shape.slice(0, -1).map((_, i) => i);
         const count = x.size / x.shape[x.rank - 1];
         const { mean, variance } = tf.moments(x, axes);
         return [mean, tf.mul(variance, count / Math.max(count - 1, 1))];
-      });
+      }));
     });
-    for (let i = 0; i < layers.length; i++) {
-      const [m, v] = await Promise.all(moments[i].map((t) => t.data() as Promise<Float32Array>));
-      const acc = sums[i];
+    const values = await moments.data() as Float32Array;
+    moments.dispose();
+    let offset = 0;
+    for (const acc of sums) {
+      const channels = acc.channels;
+      const m = values.subarray(offset, offset + channels);
+      const v = values.subarray(offset + channels, offset + 2 * channels);
+      offset += 2 * channels;
       acc.mean = acc.mean ? acc.mean.map((x, c) => x + m[c]) : Float32Array.from(m);
       acc.variance = acc.variance ? acc.variance.map((x, c) => x + v[c]) : Float32Array.from(v);
     }
-    tf.dispose(moments.flat());
     batches++;
   }
   return sums.map((s) => ({
