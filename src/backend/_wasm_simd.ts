@@ -6,6 +6,8 @@ import { PLAIN_WASM, SHARED_WASM } from "./simd/training_kernels_wasm.ts";
 // memory so they read and write its tensors in place, by heap address.
 
 type Ptr = number;
+
+/** The module's exports; what each computes is documented in ./simd/training_kernels.c. */
 export interface SimdKernels {
   bn_scratch_bytes(c: number): number;
   bn_forward(
@@ -121,6 +123,10 @@ function heapMemory(backend: WasmBackend): WebAssembly.Memory {
   return memory;
 }
 
+/**
+ * The SIMD kernels instantiated on `backend`'s heap: compiled once per heap, the shared-memory build for the
+ * threaded backend's shared heap. They run on the calling thread.
+ */
 export function simdKernels(backend: WasmBackend): SimdKernels {
   const memory = heapMemory(backend);
   let found = instances.get(memory);
