@@ -3,9 +3,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { seededRandom } from "../src/data/random.ts";
 import type { Backbone } from "../src/model/backbone.ts";
-import { batchNormLayers } from "../src/model/batch_norm_layers.ts";
 import { mobilenetV2ImageNet } from "../src/model/mobilenetv2_imagenet.ts";
-import { buildTinyNet, TINY_FEATURE_LAYER, TINY_INPUT_SIZE } from "../src/model/tiny.ts";
+import { buildTinyNet, tinyBackboneOf } from "../src/model/tiny.ts";
 
 /** The backbones the speed benchmark knows, by the short name its flags use. */
 export type SpeedBackbone = "mobilenetv2" | "tiny";
@@ -26,20 +25,7 @@ export const BACKBONE_TITLES: Record<SpeedBackbone, string> = {
  */
 export async function speedBackbone(name: SpeedBackbone): Promise<Backbone> {
   if (name === "mobilenetv2") return await mobilenetV2ImageNet({ inputSize: 96 });
-  const model = buildTinyNet(1);
-  return {
-    name: "tiny",
-    model,
-    input: { height: TINY_INPUT_SIZE, width: TINY_INPUT_SIZE, channels: 1, range: [0, 1] },
-    featureDim: model.outputs[0].shape[1] as number,
-    batchNormLayers: batchNormLayers(model).map((l) => l.name),
-    provenance: {
-      source: "tiny",
-      featureLayer: TINY_FEATURE_LAYER,
-      layersKept: model.layers.length,
-      notes: "untrained buildTinyNet(1), for timing",
-    },
-  };
+  return tinyBackboneOf(buildTinyNet(1), { notes: "untrained buildTinyNet(1), for timing" });
 }
 
 /** Number of trainable values in a set of layers' weights. */

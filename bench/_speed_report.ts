@@ -1,5 +1,6 @@
 // The speed benchmark's Markdown report: the goals, one table per backbone with the ratio to PyTorch, where
 // a training step goes, the memory soak, how figures are taken, and a run log with the load average.
+import { analysisSection } from "./_report_analysis.ts";
 import { BACKBONE_TITLES, type SpeedBackbone } from "./_speed_models.ts";
 import {
   type InfoRecord,
@@ -10,16 +11,6 @@ import {
   type RowResult,
 } from "./_speed_records.ts";
 import type { SpeedRun } from "./speed.ts";
-
-const ANALYSIS_START = "<!-- analysis:start (hand-written; kept when the benchmark rewrites this file) -->";
-const ANALYSIS_END = "<!-- analysis:end -->";
-
-/** The hand-written analysis between the markers of an earlier report, if there is one. */
-export function extractAnalysis(existing: string | undefined): string | undefined {
-  if (!existing) return undefined;
-  const start = existing.indexOf(ANALYSIS_START), end = existing.indexOf(ANALYSIS_END);
-  return start >= 0 && end > start ? existing.slice(start + ANALYSIS_START.length, end).trim() : undefined;
-}
 
 /** One figure of a row: a number, or why there is none. */
 export type Figure = { value: number } | { missing: string };
@@ -462,7 +453,7 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
     ),
     "",
     "Other work: the machine's busy CPU time during the row (/proc/stat) less the row's own, over the row's",
-    "wall time. The one-minute load average counts the row itself (tfjs wasm runs XNNPACK on 2 threads here).",
+    "wall time. The one-minute load average counts the row itself (tfjs wasm: one thread per core, `--wasm-threads auto`).",
     "",
   );
 
@@ -477,6 +468,6 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
     );
   }
 
-  push("## Analysis", "", ANALYSIS_START, analysis ?? "_Not written yet._", ANALYSIS_END, "");
+  push(...analysisSection(analysis));
   return out.join("\n");
 }

@@ -19,6 +19,7 @@
  * with the best ID-validation accuracy wins (ties: the earlier point) and is run on the other seeds. Seeds draw the training images (`takePerClass(pool, shots, seed)`), the
  * engine's split, batch order and head initialisation; test and validation images are fixed per shift.
  */
+import { analysisSection, extractAnalysis } from "./_report_analysis.ts";
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { adapt } from "../src/adapt/adapt.ts";
@@ -599,16 +600,6 @@ export interface RunInfo {
   regimes: Record<string, Regime>;
 }
 
-const ANALYSIS_START = "<!-- analysis:start (hand-written; kept when the benchmark rewrites this file) -->";
-const ANALYSIS_END = "<!-- analysis:end -->";
-
-/** The hand-written analysis section of an existing report, to carry into a rewrite. */
-export function extractAnalysis(existing: string | undefined): string | undefined {
-  if (!existing) return undefined;
-  const start = existing.indexOf(ANALYSIS_START), end = existing.indexOf(ANALYSIS_END);
-  return start >= 0 && end > start ? existing.slice(start + ANALYSIS_START.length, end).trim() : undefined;
-}
-
 const fmtRate = (v: number) => v === 0 ? "–" : v.toExponential(0).replace("e-", "e-");
 const hpText = (m: Method, hp: Hyperparameters) =>
   m === "lp"
@@ -701,7 +692,7 @@ export function renderReport(
       } | ${signed(c.daftVsLp)} |`,
     );
   }
-  push("", "## Analysis", "", ANALYSIS_START, analysis ?? "_Not written yet._", ANALYSIS_END, "");
+  push("", ...analysisSection(analysis));
   for (const plan of info.plans) {
     const shiftCells = cells.filter((c) => c.shift === plan.shift);
     if (!shiftCells.length) continue;

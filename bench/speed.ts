@@ -41,7 +41,8 @@ import {
 } from "./_speed_machine.ts";
 import { SPEED_BACKBONES, type SpeedBackbone } from "./_speed_models.ts";
 import { RECORD_PREFIX, type RowRecord, type RowResult } from "./_speed_records.ts";
-import { extractAnalysis, renderSpeedReport } from "./_speed_report.ts";
+import { extractAnalysis } from "./_report_analysis.ts";
+import { renderSpeedReport } from "./_speed_report.ts";
 import {
   type Effort,
   FULL_EFFORT,

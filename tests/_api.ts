@@ -6,7 +6,8 @@ import { loadConfig } from "../src/config.ts";
 import { openRuntime } from "../src/serve/open_runtime.ts";
 import { FIXTURES, testBackend } from "./_setup.ts";
 
-export async function openTestApp(flags: string[] = []) {
+/** `bringUp: false` leaves the runtime as it opened: no backend, not ready. */
+export async function openTestApp(flags: string[] = [], bringUp = true) {
   const backend = await testBackend();
   const dataDir = await Deno.makeTempDir({ prefix: "daft-api-" });
   const loaded = loadConfig(
@@ -15,7 +16,7 @@ export async function openTestApp(flags: string[] = []) {
   );
   if (loaded.help) throw new Error("unreachable");
   const runtime = await openRuntime(loaded.config);
-  await runtime.bringUp(backend);
+  if (bringUp) await runtime.bringUp(backend);
   const app = createApp({ runtime, logRequests: false });
   const json = async (method: string, path: string, body?: unknown) =>
     await app.request(path, {
@@ -46,5 +47,5 @@ export async function openTestApp(flags: string[] = []) {
     await runtime.close();
     await Deno.remove(dataDir, { recursive: true });
   };
-  return { app, runtime, json, dataset, close };
+  return { app, runtime, backend, json, dataset, close };
 }

@@ -1,28 +1,7 @@
 import assert from "node:assert/strict";
-import { createApp } from "../routes/app.ts";
-import { loadConfig } from "../src/config.ts";
-import { openRuntime } from "../src/serve/open_runtime.ts";
-import { testBackend } from "./_setup.ts";
+import { openTestApp } from "./_api.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
-
-async function openTestApp(flags: string[] = [], bringUp = true) {
-  const backend = await testBackend();
-  const dataDir = await Deno.makeTempDir({ prefix: "daft-api-" });
-  const loaded = loadConfig(
-    ["--data-dir", dataDir, "--default-backbone", "tiny", "--backend", backend.policy, ...flags],
-    () => undefined,
-  );
-  if (loaded.help) throw new Error("unreachable");
-  const runtime = await openRuntime(loaded.config);
-  if (bringUp) await runtime.bringUp(backend);
-  const app = createApp({ runtime, logRequests: false });
-  const close = async () => {
-    await runtime.close();
-    await Deno.remove(dataDir, { recursive: true });
-  };
-  return { app, runtime, backend, close };
-}
 
 async function errorOf(res: Response) {
   const body = await res.json();

@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import {
   BENCH_METHODS,
   checkClaim,
-  extractAnalysis,
   GRIDS,
   meanStd,
   renderPlot,
@@ -18,6 +17,7 @@ import {
   type ShiftPlan,
   summarise,
 } from "../bench/methods.ts";
+import { extractAnalysis } from "../bench/_report_analysis.ts";
 import { adapt } from "../src/adapt/adapt.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
 import { SHIFTS } from "../src/data/shifts.ts";

@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { checkDy, convGeometry, type ConvGradAttrs, transposedConv } from "./_wasm_conv_geometry.ts";
 import { heap, interleavePhases } from "./_wasm_heap_copy.ts";
 import { composed, type WasmBackend } from "./_wasm_scratch.ts";
-import { address, simdKernels } from "./_wasm_simd.ts";
+import { convolutionGradient } from "./_wasm_simd.ts";
 
 /**
  * Conv2DBackpropInput on wasm: `dy` `[N, Ho, Wo, Cout]` and `filter` `[kh, kw, Cin, Cout]` to
@@ -102,28 +102,5 @@ export function conv2dBackpropFilter(
   const filterShape = args.attrs.filterShape;
   const info = convGeometry("Conv2DBackpropFilter", x.shape, filterShape, args.attrs, false);
   checkDy("Conv2DBackpropFilter", dy, info);
-  const [n, h, w, cin] = x.shape;
-  const [kh, kw, , cout] = filterShape;
-  const { strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo, padInfo } = info;
-  const { backend } = args;
-  const dw = backend.makeOutput(filterShape, "float32");
-  simdKernels(backend).conv2d_filter_grad(
-    address(backend, x),
-    address(backend, dy),
-    address(backend, dw),
-    n,
-    h,
-    w,
-    cin,
-    ho,
-    wo,
-    cout,
-    kh,
-    kw,
-    sh,
-    sw,
-    padInfo.top,
-    padInfo.left,
-  );
-  return dw;
+  return convolutionGradient(args.backend, "conv2d_filter_grad", x, dy, filterShape, info);
 }

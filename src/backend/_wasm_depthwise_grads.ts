@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { checkDy, convGeometry, type ConvGradAttrs, transposedConv } from "./_wasm_conv_geometry.ts";
 import { composed, type WasmBackend } from "./_wasm_scratch.ts";
-import { address, simdKernels } from "./_wasm_simd.ts";
+import { convolutionGradient } from "./_wasm_simd.ts";
 
 /**
  * DepthwiseConv2dNativeBackpropInput on wasm: `dy` `[N, Ho, Wo, C]` and `filter` `[kh, kw, C, 1]` to
@@ -21,32 +21,11 @@ export function depthwiseBackpropInput(
   const kernel = "DepthwiseConv2dNativeBackpropInput";
   const info = convGeometry(kernel, args.attrs.inputShape, filter.shape, args.attrs, true);
   checkDy(kernel, dy, info);
-  const { strideHeight: sh, strideWidth: sw, padInfo } = info;
-  const [kh, kw] = filter.shape;
-  if (sh > 1 || sw > 1) {
-    const { backend } = args;
-    const [n, h, w, c] = args.attrs.inputShape;
-    const dx = backend.makeOutput([n, h, w, c], "float32");
-    simdKernels(backend).depthwise_input_grad(
-      address(backend, dy),
-      address(backend, filter),
-      address(backend, dx),
-      n,
-      h,
-      w,
-      c,
-      info.outHeight,
-      info.outWidth,
-      kh,
-      kw,
-      sh,
-      sw,
-      padInfo.top,
-      padInfo.left,
-    );
-    return dx;
+  if (info.strideHeight > 1 || info.strideWidth > 1) {
+    return convolutionGradient(args.backend, "depthwise_input_grad", dy, filter, args.attrs.inputShape, info);
   }
   return composed(args.backend, (s) => {
+    const [kh, kw] = filter.shape;
     const flipped = kh === 1 && kw === 1 ? filter : s.run(tf.Reverse, { x: filter }, { dims: [0, 1] });
     return { result: transposedConv(s, tf.DepthwiseConv2dNative, dy, flipped, info) };
   });
@@ -70,27 +49,5 @@ export function depthwiseBackpropFilter(
   const filterShape = args.attrs.filterShape;
   const info = convGeometry(kernel, x.shape, filterShape, args.attrs, true);
   checkDy(kernel, dy, info);
-  const [kh, kw, c] = filterShape;
-  const [n, h, w] = x.shape;
-  const { strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo, padInfo } = info;
-  const { backend } = args;
-  const dw = backend.makeOutput(filterShape, "float32");
-  simdKernels(backend).depthwise_filter_grad(
-    address(backend, x),
-    address(backend, dy),
-    address(backend, dw),
-    n,
-    h,
-    w,
-    c,
-    ho,
-    wo,
-    kh,
-    kw,
-    sh,
-    sw,
-    padInfo.top,
-    padInfo.left,
-  );
-  return dw;
+  return convolutionGradient(args.backend, "depthwise_filter_grad", x, dy, filterShape, info);
 }

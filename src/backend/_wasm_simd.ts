@@ -7,6 +7,13 @@ import { PLAIN_WASM, SHARED_WASM } from "./simd/training_kernels_wasm.ts";
 
 type Ptr = number;
 
+/**
+ * A convolution-gradient kernel: two inputs and the output by address, then the geometry (input `n, h, w,
+ * c`, output `ho, wo`, filter `kh, kw`, strides, top and left padding), then the output channels for a full
+ * convolution.
+ */
+type ConvolutionGradient = (a: Ptr, b: Ptr, out: Ptr, ...geometry: number[]) => void;
+
 /** The module's exports; what each computes is documented in ./simd/training_kernels.c. */
 export interface SimdKernels {
   bn_scratch_bytes(c: number): number;
@@ -55,58 +62,9 @@ export interface SimdKernels {
   ): void;
   relu6(x: Ptr, y: Ptr, n: number): void;
   relu6_grad(dy: Ptr, x: Ptr, dx: Ptr, n: number): void;
-  conv2d_filter_grad(
-    x: Ptr,
-    dy: Ptr,
-    dw: Ptr,
-    n: number,
-    h: number,
-    w: number,
-    cin: number,
-    ho: number,
-    wo: number,
-    cout: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    top: number,
-    left: number,
-  ): void;
-  depthwise_filter_grad(
-    x: Ptr,
-    dy: Ptr,
-    dw: Ptr,
-    n: number,
-    h: number,
-    w: number,
-    c: number,
-    ho: number,
-    wo: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    top: number,
-    left: number,
-  ): void;
-  depthwise_input_grad(
-    dy: Ptr,
-    filter: Ptr,
-    dx: Ptr,
-    n: number,
-    h: number,
-    w: number,
-    c: number,
-    ho: number,
-    wo: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    top: number,
-    left: number,
-  ): void;
+  conv2d_filter_grad: ConvolutionGradient;
+  depthwise_filter_grad: ConvolutionGradient;
+  depthwise_input_grad: ConvolutionGradient;
 }
 
 type EmscriptenModule = { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory };
@@ -157,4 +115,36 @@ export function withScratch<T>(backend: WasmBackend, bytes: number, body: (scrat
   } finally {
     backend.disposeData(scratch.dataId);
   }
+}
+
+/**
+ * Runs the convolution-gradient kernel `kernel` on `a` and `b` into a new `outShape` float32 tensor, with the
+ * geometry of `info` (tfjs' own `computeConv2DInfo`, which also checked it).
+ */
+export function convolutionGradient(
+  backend: WasmBackend,
+  kernel: "conv2d_filter_grad" | "depthwise_filter_grad" | "depthwise_input_grad",
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  outShape: number[],
+  info: tf.backend_util.Conv2DInfo,
+): tf.TensorInfo {
+  const out = backend.makeOutput(outShape, "float32");
+  const geometry = [
+    info.batchSize,
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    info.outHeight,
+    info.outWidth,
+    info.filterHeight,
+    info.filterWidth,
+    info.strideHeight,
+    info.strideWidth,
+    info.padInfo.top,
+    info.padInfo.left,
+  ];
+  if (kernel === "conv2d_filter_grad") geometry.push(info.outChannels);
+  simdKernels(backend)[kernel](address(backend, a), address(backend, b), address(backend, out), ...geometry);
+  return out;
 }

@@ -62,6 +62,24 @@ export function buildTinyNet(seed = 1): tf.LayersModel {
 export async function tinyBackbone(): Promise<Backbone> {
   const model = await loadModelFromDirectory(TINY_WEIGHTS_DIR);
   const meta = JSON.parse(await Deno.readTextFile(`${TINY_WEIGHTS_DIR}/provenance.json`));
+  return tinyBackboneOf(model, { path: "fixtures/tiny", notes: meta.notes });
+}
+
+/**
+ * A tiny-architecture model (`buildTinyNet`'s layers, whatever its weights) as a backbone; `provenance`
+ * says where the weights come from.
+ *
+ * @example
+ * ```ts
+ * import { buildTinyNet, tinyBackboneOf } from "./tiny.ts";
+ * const backbone = tinyBackboneOf(buildTinyNet(1), { notes: "untrained" });
+ * console.log(backbone.batchNormLayers.length); // 4
+ * ```
+ */
+export function tinyBackboneOf(
+  model: tf.LayersModel,
+  provenance: { path?: string; notes?: string },
+): Backbone {
   return {
     name: "tiny",
     model,
@@ -70,10 +88,9 @@ export async function tinyBackbone(): Promise<Backbone> {
     batchNormLayers: batchNormLayers(model).map((l) => l.name),
     provenance: {
       source: "tiny",
-      path: "fixtures/tiny",
+      ...provenance,
       featureLayer: TINY_FEATURE_LAYER,
       layersKept: model.layers.length,
-      notes: meta.notes,
     },
   };
 }

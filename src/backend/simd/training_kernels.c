@@ -314,7 +314,7 @@ static void outer_products(const float* restrict x, int x_step, const float* res
 // Conv2DBackpropFilter: dw [kh, kw, cin, cout] = sum over positions of the tap's input times dy.
 EXPORT(conv2d_filter_grad)
 void conv2d_filter_grad(const float* x, const float* dy, float* dw, int n, int h, int w, int cin, int ho, int wo,
-                        int cout, int kh, int kw, int sh, int sw, int top, int left) {
+                        int kh, int kw, int sh, int sw, int top, int left, int cout) {
   for (int k = 0; k < kh * kw * cin * cout; k++) dw[k] = 0.0f;
   if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && top == 0 && left == 0 && h == ho && w == wo) {
     long positions = (long)n * ho * wo;
