@@ -25,7 +25,7 @@ import { parseArgs } from "node:util";
 import { adapt } from "../src/adapt/adapt.ts";
 import type { AdaptedModel } from "../src/adapt/adapted_model.ts";
 import { type FeatureDistortion, featureDistortion } from "../src/adapt/feature_distortion.ts";
-import { type Method, METHOD_NAMES, METHODS } from "../src/adapt/methods.ts";
+import { type Method, METHOD_NAMES, type MethodRecipe, METHODS } from "../src/adapt/methods.ts";
 import { backendInfo, initBackend } from "../src/backend/init_backend.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
 import type { LabeledImages } from "../src/data/labeled_images.ts";
@@ -73,13 +73,12 @@ export interface ShiftPlan {
  * `mnist-corrupted`, which runs on `tiny` (clothing -> digits is a new domain for it) and carries the
  * larger regimes, which only `tiny` is cheap enough for (in pilot runs on `tiny`, optdigits and MNIST-M stayed
  * at chance, 10%, for every method: its Fashion-MNIST features do not carry that far). MobileNetV2 runs at
- * 32x32 (2x2 maps at block_10) to fit the time budget: a training step there costs about three on `tiny`.
+ * its default input size, 96x96, the size users get.
  */
 export const PLANS: ShiftPlan[] = [
   {
     shift: "fashion-corrupted",
     backbone: "mobilenetv2-imagenet",
-    inputSize: 32,
     regimes: ["5", "10"],
     testPerClass: 50,
     validationPerClass: 10,
@@ -87,7 +86,6 @@ export const PLANS: ShiftPlan[] = [
   {
     shift: "mnist-optdigits",
     backbone: "mobilenetv2-imagenet",
-    inputSize: 32,
     regimes: ["10"],
     testPerClass: 50,
     validationPerClass: 10,
@@ -95,7 +93,6 @@ export const PLANS: ShiftPlan[] = [
   {
     shift: "mnist-mnistm",
     backbone: "mobilenetv2-imagenet",
-    inputSize: 32,
     regimes: ["10"],
     testPerClass: 50,
     validationPerClass: 10,
@@ -124,6 +121,47 @@ export interface Hyperparameters {
 }
 
 /**
+ * DAFT with one of this engine's few-shot changes taken back, each an ablation row of the benchmark (and
+ * `daft-v1`, all of them at once: the recipe before issue #10). The rows show what each change buys.
+ */
+export const ABLATIONS = {
+  "daft-v1": {
+    description:
+      "DAFT as first shipped: raw-feature head at 32 / 1e-2, best-validation epoch, no step floor, uneven batches",
+    recipe: { headInput: "raw", checkpoint: "best", minSteps: 0, evenBatches: false },
+    hyperparameters: { lrHead: 32, lrBackbone: 1e-2 },
+  },
+  "daft-raw-head": {
+    description: "DAFT, but the zero head trains on the raw (uncentred) features, at v1's head rate",
+    recipe: { headInput: "raw" },
+    hyperparameters: { lrHead: 32, lrBackbone: 1e-2 },
+  },
+  "daft-best-val": {
+    description: "DAFT, but the epoch with the best validation accuracy is kept, not the last",
+    recipe: { checkpoint: "best" },
+  },
+  "daft-no-step-floor": {
+    description: "DAFT, but with no minimum number of SGD steps (the epochs as given)",
+    recipe: { minSteps: 0 },
+  },
+} satisfies Record<
+  string,
+  { description: string; recipe: Partial<MethodRecipe>; hyperparameters?: Hyperparameters }
+>;
+
+/** A DAFT ablation's name. */
+export type Ablation = keyof typeof ABLATIONS;
+
+/** What the benchmark runs: a method, or an ablation of DAFT. */
+export type BenchMethod = Method | Ablation;
+
+/** The engine method a benchmark row runs. */
+const methodOf = (m: BenchMethod): Method => m in ABLATIONS ? "daft" : m as Method;
+
+/** The ablation rows a full run adds. */
+export const BENCH_ABLATIONS = Object.keys(ABLATIONS) as Ablation[];
+
+/**
  * Each method's grid, two points each (LP has none: its L2 strength is chosen on the engine's validation
  * split). Single-rate methods (FT, conversion-only, LP-FT) use one rate for head and backbone, the engine's
  * default first. The integrated methods (DAFT, DAFT without conversion) give the head rate in the
@@ -131,8 +169,14 @@ export interface Hyperparameters {
  * engine default of 0.5 scored far below LP: the zero head barely moved in a hundred steps). The engine's
  * default is now this grid's usual winner, 32 / 1e-2.
  */
-export const GRIDS: Record<Method, Hyperparameters[]> = {
-  "daft": [{ lrHead: 32, lrBackbone: 1e-2 }, { lrHead: 100, lrBackbone: 1e-3 }],
+export const GRIDS: Record<BenchMethod, Hyperparameters[]> = {
+  "daft": [{ lrHead: 4, lrBackbone: 1e-2 }, { lrHead: 16, lrBackbone: 1e-3 }],
+  ...Object.fromEntries(
+    Object.entries(ABLATIONS).map(([name, a]) => [
+      name,
+      ["hyperparameters" in a ? a.hyperparameters : { lrHead: 4, lrBackbone: 1e-2 }],
+    ]),
+  ) as Record<Ablation, Hyperparameters[]>,
   "daft-no-conversion": [{ lrHead: 32, lrBackbone: 1e-2 }, { lrHead: 100, lrBackbone: 1e-3 }],
   "conversion-only": [{ lrHead: 1e-2, lrBackbone: 1e-2 }, { lrHead: 3e-2, lrBackbone: 3e-2 }],
   "ft": [{ lrHead: 1e-2, lrBackbone: 1e-2 }, { lrHead: 3e-2, lrBackbone: 3e-2 }],
@@ -148,7 +192,7 @@ export interface RunRecord {
   shift: ShiftName;
   backbone: string;
   shots: number;
-  method: Method;
+  method: BenchMethod;
   seed: number;
   hyperparameters: Hyperparameters;
   /** Whether this run used the hyperparameters chosen for its method and regime (false: a losing grid point). */
@@ -156,6 +200,8 @@ export interface RunRecord {
   /** Accuracy on the ID validation images (what the grid is chosen on). */
   idValidationAccuracy: number;
   idAccuracy: number;
+  /** How many distinct classes the model predicted on the ID test images (1: collapsed). */
+  idPredictedClasses?: number;
   oodAccuracy: number;
   /** OOD accuracy per sub-domain, when the OOD set mixes several. */
   oodByGroup?: Record<string, number>;
@@ -194,7 +240,7 @@ export interface BenchOptions {
   /** Regime definitions by name (default {@linkcode REGIMES}). */
   regimes?: Record<string, Regime>;
   seeds: number[];
-  methods: Method[];
+  methods: BenchMethod[];
   /** Search each method's grid (default true); false runs the first point only. */
   grid?: boolean;
   /** Called with every finished run, in order. */
@@ -294,6 +340,7 @@ async function evaluate(model: AdaptedModel, sets: EvalSets) {
   return {
     idValidationAccuracy: accuracy(val.predicted, sets.idValidation.labels),
     idAccuracy: accuracy(id.predicted, sets.idTest.labels),
+    idPredictedClasses: new Set(id.predicted).size,
     oodAccuracy: accuracy(ood.predicted, sets.oodTest.labels),
     oodByGroup,
     idDistortion,
@@ -307,7 +354,7 @@ async function runOne(
   splits: ShiftSplits,
   sets: EvalSets,
   regime: Regime,
-  method: Method,
+  method: BenchMethod,
   seed: number,
   hyperparameters: Hyperparameters,
 ): Promise<Omit<RunRecord, "selected">> {
@@ -315,6 +362,9 @@ async function runOne(
   const backbone = await backboneFor(plan);
   const images = imagesToTensor(train.images, backbone.input);
   const rates = method === "lp" ? {} : hyperparameters;
+  const recipe = method in ABLATIONS
+    ? ABLATIONS[method as Ablation].recipe as Partial<MethodRecipe>
+    : undefined;
   const run = {
     shift: plan.shift,
     backbone: plan.backbone + (plan.inputSize ? `@${plan.inputSize}` : ""),
@@ -327,7 +377,8 @@ async function runOne(
   let model: AdaptedModel;
   try {
     model = await adapt(backbone, { images, labels: train.labels, classNames: train.classNames }, {
-      method,
+      method: methodOf(method),
+      recipe,
       epochs: regime.epochs,
       batchSize: regime.batchSize,
       seed,
@@ -434,7 +485,7 @@ export interface CellSummary {
   shift: ShiftName;
   backbone: string;
   shots: number;
-  method: Method;
+  method: BenchMethod;
   hyperparameters: Hyperparameters;
   seeds: number[];
   /** Runs that diverged; the statistics are over the others. */
@@ -452,6 +503,9 @@ export interface CellSummary {
   oodByGroup?: Record<string, Stat>;
   /** Per seed, for paired comparisons. */
   oodBySeed: Map<number, number>;
+  idBySeed: Map<number, number>;
+  /** Seeds whose model predicted a single class for every ID test image. */
+  collapsedSeeds: number[];
 }
 
 /** Groups the selected runs by shift, regime and method, in the order they were run. */
@@ -486,6 +540,8 @@ export function summarise(records: RunRecord[]): CellSummary[] {
       seconds: stat((r) => r.adaptSeconds + r.evalSeconds),
       oodByGroup: groups && Object.fromEntries(groups.map((g) => [g, stat((r) => r.oodByGroup![g])])),
       oodBySeed: new Map(runs.map((r) => [r.seed, r.oodAccuracy])),
+      idBySeed: new Map(runs.map((r) => [r.seed, r.idAccuracy])),
+      collapsedSeeds: runs.filter((r) => r.idPredictedClasses === 1).map((r) => r.seed),
     };
   });
 }
@@ -495,11 +551,15 @@ const pm = (s: Stat, f: (v: number) => string) => s.n > 1 ? `${f(s.mean)} ± ${f
 const fixed = (d: number) => (v: number) => v.toFixed(d);
 
 /** Methods that train the backbone: the field the paper's claim is about. */
-const TRAINS_BACKBONE = (m: Method) => METHODS[m].trainBackbone;
+const TRAINS_BACKBONE = (m: BenchMethod) => METHODS[methodOf(m)].trainBackbone;
 
 /** OOD difference of `a` over `b`, paired by seed (same training images): mean and std of the differences. */
-function pairedDifference(a: CellSummary, b: CellSummary): Stat | undefined {
-  const diffs = [...a.oodBySeed].filter(([s]) => b.oodBySeed.has(s)).map(([s, v]) => v - b.oodBySeed.get(s)!);
+function pairedDifference(
+  a: CellSummary,
+  b: CellSummary,
+  by: "oodBySeed" | "idBySeed" = "oodBySeed",
+): Stat | undefined {
+  const diffs = [...a[by]].filter(([s]) => b[by].has(s)).map(([s, v]) => v - b[by].get(s)!);
   return diffs.length ? meanStd(diffs) : undefined;
 }
 
@@ -507,8 +567,8 @@ function pairedDifference(a: CellSummary, b: CellSummary): Stat | undefined {
 export interface ClaimCheck {
   shift: ShiftName;
   shots: number;
-  bestOod: Method;
-  leastDistortion: Method;
+  bestOod: BenchMethod;
+  leastDistortion: BenchMethod;
   /** DAFT's place by mean OOD accuracy among the methods that train the backbone (1 = best), and of how many. */
   daftRank: number;
   trained: number;
@@ -517,6 +577,13 @@ export interface ClaimCheck {
   daftVsLp?: Stat;
   daftVsNoConversion?: Stat;
   daftVsConversionOnly?: Stat;
+  /** ID accuracy of DAFT minus LP's and LP-FT's, paired by seed. */
+  idDaftVsLp?: Stat;
+  idDaftVsLpFt?: Stat;
+  /** DAFT minus each ablation row, ID and OOD, paired by seed. */
+  ablations: Partial<Record<Ablation, { id: Stat; ood: Stat }>>;
+  /** Seeds on which DAFT predicted one class for every ID test image. */
+  collapsedSeeds: number[];
 }
 
 /** For each shift and regime with a DAFT cell: which backbone-training method is best OOD, least distorted. */
@@ -528,10 +595,11 @@ export function checkClaim(cells: CellSummary[]): ClaimCheck[] {
   const checks: ClaimCheck[] = [];
   for (const group of groups.values()) {
     const daft = group.find((c) => c.method === "daft");
-    const trained = group.filter((c) => TRAINS_BACKBONE(c.method));
+    const trained = group.filter((c) => !(c.method in ABLATIONS) && TRAINS_BACKBONE(c.method));
     if (!daft || trained.length < 2) continue;
-    const by = (m: Method) => group.find((c) => c.method === m);
-    const other = (m: Method) => by(m) && pairedDifference(daft, by(m)!);
+    const by = (m: BenchMethod) => group.find((c) => c.method === m);
+    const other = (m: BenchMethod) => by(m) && pairedDifference(daft, by(m)!);
+    const otherId = (m: BenchMethod) => by(m) && pairedDifference(daft, by(m)!, "idBySeed");
     checks.push({
       shift: daft.shift,
       shots: daft.shots,
@@ -544,6 +612,12 @@ export function checkClaim(cells: CellSummary[]): ClaimCheck[] {
       daftVsLp: other("lp"),
       daftVsNoConversion: other("daft-no-conversion"),
       daftVsConversionOnly: other("conversion-only"),
+      idDaftVsLp: otherId("lp"),
+      idDaftVsLpFt: otherId("lp-ft"),
+      ablations: Object.fromEntries(
+        BENCH_ABLATIONS.filter((a) => by(a)).map((a) => [a, { id: otherId(a)!, ood: other(a)! }]),
+      ),
+      collapsedSeeds: daft.collapsedSeeds,
     });
   }
   return checks;
@@ -565,7 +639,7 @@ export function renderPlot(cells: CellSummary[]): string {
     title: "OOD accuracy against feature distortion (mean ± std over seeds; labels: shots per class)",
     xLabel: "feature distortion on OOD test images, 1 − cosine",
     yLabel: "OOD test accuracy",
-    points: cells.map((c) => ({
+    points: cells.filter((c) => (BENCH_METHODS as string[]).includes(c.method)).map((c) => ({
       panel: c.shift,
       series: c.method,
       x: 1 - c.oodCosine.mean,
@@ -601,7 +675,7 @@ export interface RunInfo {
 }
 
 const fmtRate = (v: number) => v === 0 ? "–" : v.toExponential(0).replace("e-", "e-");
-const hpText = (m: Method, hp: Hyperparameters) =>
+const hpText = (m: BenchMethod, hp: Hyperparameters) =>
   m === "lp"
     ? "L2 on val"
     : hp.lrHead === hp.lrBackbone
@@ -678,18 +752,44 @@ export function renderReport(
   push(
     "Differences are paired by seed (same training images): mean ± std of the per-seed differences, in points of accuracy.",
     "",
-    "| shift | shots | best OOD (backbone trained) | DAFT's OOD rank | least OOD distortion | DAFT − LP-FT | DAFT − FT | " +
-      "DAFT − no conversion | DAFT − conversion only | DAFT − LP |",
-    "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    "| shift | shots | ID: DAFT − LP | ID: DAFT − LP-FT | collapsed seeds | best OOD (backbone trained) | DAFT's OOD rank | " +
+      "least OOD distortion | DAFT − LP-FT | DAFT − FT | DAFT − no conversion | DAFT − conversion only | DAFT − LP |",
+    "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
   );
-  for (const c of checkClaim(cells)) {
-    const mark = (m: Method) => m === "daft" ? `**${m}**` : m;
+  const checks = checkClaim(cells);
+  for (const c of checks) {
+    const mark = (m: BenchMethod) => m === "daft" ? `**${m}**` : m;
     push(
-      `| ${c.shift} | ${c.shots} | ${mark(c.bestOod)} | ${c.daftRank} of ${c.trained} | ${
-        mark(c.leastDistortion)
-      } | ${signed(c.daftVsLpFt)} | ${signed(c.daftVsFt)} | ${signed(c.daftVsNoConversion)} | ${
-        signed(c.daftVsConversionOnly)
-      } | ${signed(c.daftVsLp)} |`,
+      `| ${c.shift} | ${c.shots} | ${signed(c.idDaftVsLp)} | ${signed(c.idDaftVsLpFt)} | ${
+        c.collapsedSeeds.length ? c.collapsedSeeds.join(", ") : "none"
+      } | ${mark(c.bestOod)} | ${c.daftRank} of ${c.trained} | ${mark(c.leastDistortion)} | ${
+        signed(c.daftVsLpFt)
+      } | ${signed(c.daftVsFt)} | ${signed(c.daftVsNoConversion)} | ${signed(c.daftVsConversionOnly)} | ${
+        signed(c.daftVsLp)
+      } |`,
+    );
+  }
+  const withAblations = checks.filter((c) => Object.keys(c.ablations).length);
+  if (withAblations.length) {
+    const names = BENCH_ABLATIONS.filter((a) => withAblations.some((c) => c.ablations[a]));
+    push(
+      "",
+      "## Ablations: what each of the few-shot changes to DAFT buys",
+      "",
+      ...names.map((a) => `- \`${a}\`: ${ABLATIONS[a].description}.`),
+      "",
+      "DAFT minus each ablation row, paired by seed, in points of accuracy (ID / OOD); positive means the change helps.",
+      "",
+      `| shift | shots | ${names.join(" | ")} |`,
+      `| --- | ---: | ${names.map(() => "---:").join(" | ")} |`,
+      ...withAblations.map((c) =>
+        `| ${c.shift} | ${c.shots} | ${
+          names.map((a) =>
+            c.ablations[a] ? `${signed(c.ablations[a]!.id)} / ${signed(c.ablations[a]!.ood)}` : "n/a"
+          )
+            .join(" | ")
+        } |`
+      ),
     );
   }
   push("", ...analysisSection(analysis));
@@ -840,8 +940,10 @@ async function main() {
     : flags.quick
     ? QUICK.seeds
     : [0, 1, 2];
-  const methods = (list(flags.methods) ?? BENCH_METHODS) as Method[];
-  for (const m of methods) if (!METHOD_NAMES.includes(m)) throw new Error(`unknown method '${m}'`);
+  const methods = (list(flags.methods) ?? [...BENCH_METHODS, ...BENCH_ABLATIONS]) as BenchMethod[];
+  for (const m of methods) {
+    if (!METHOD_NAMES.includes(m as Method) && !(m in ABLATIONS)) throw new Error(`unknown method '${m}'`);
+  }
   const grid = !flags["no-grid"] && !flags.quick;
   const out = flags.out ?? (subset ? undefined : "docs/BENCHMARKS-methods.md");
   const svg = flags.svg ?? (subset ? undefined : "docs/methods-ood-vs-distortion.svg");

@@ -71,10 +71,15 @@ export const JobSchema = z.object({
   dataset: z.object({ id: z.string(), name: z.string(), counts: CountsSchema }).optional(),
   metrics: z.record(z.string(), z.unknown()).optional().openapi({
     description: "valAccuracy, bestEpoch, history, validation {accuracy, perClassAccuracy, confusion}, " +
+      "baseline (the linear probe on the same split: valAccuracy, l2, validation), guard {verdict, chance, " +
+      "margin, message}, " +
       "distortion (feature distortion), parameterChange, bnConversion (the BN conversion report), classNames",
   }),
   modelId: z.string().optional(),
   activated: z.boolean().optional(),
+  activationSkipped: z.object({ code: z.enum(["at_chance", "below_baseline"]), message: z.string() })
+    .optional()
+    .openapi({ description: "why the guard kept the new model from being activated" }),
   activationError: z.object({
     code: z.string(),
     message: z.string(),

@@ -23,8 +23,10 @@ const CreateBody = z.object({
   lrHead: z.number().min(0).max(100).optional(),
   lrBackbone: z.number().min(0).max(100).optional(),
   seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
-  activate: z.boolean().optional().openapi({
-    description: "make the new model active when the job succeeds",
+  activate: z.union([z.boolean(), z.literal("force")]).optional().openapi({
+    description: "make the new model active when the job succeeds and its validation accuracy passes the " +
+      "guard (above chance, not below the linear-probe baseline by more than the validation noise); " +
+      '"force" activates it regardless',
   }),
 }).strict().openapi("AdaptationRequest");
 

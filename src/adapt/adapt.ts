@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { seededRandom } from "../data/random.ts";
 import { RuntimeError } from "../errors.ts";
 import type { Backbone } from "../model/backbone.ts";
-import type { AdaptationMetrics, EpochRecord } from "./adaptation_metrics.ts";
+import type { AdaptationMetrics, BaselineReport, EpochRecord } from "./adaptation_metrics.ts";
 import { AdaptedModel } from "./adapted_model.ts";
 import { augmentBatch, type AugmentOptions } from "./augment.ts";
 import { balancedBatches } from "./balanced_batches.ts";
@@ -13,8 +13,10 @@ import { FusedMomentumOptimizer } from "./momentum_optimizer.ts";
 import { InferencePlan } from "../model/inference_plan.ts";
 import { type StepState, trainingStep } from "./training_step.ts";
 import { featureDistortion } from "./feature_distortion.ts";
-import { fitLogisticRegression } from "./logistic_regression.ts";
-import { type Method, METHODS } from "./methods.ts";
+import { fitLogisticRegression, type LinearHead } from "./logistic_regression.ts";
+import { activationGuard } from "./activation_guard.ts";
+import { type Method, type MethodRecipe, METHODS } from "./methods.ts";
+import { type HeadOptimizer, StandardizedHeadOptimizer } from "./standardized_head_optimizer.ts";
 import { cosineLearningRate } from "./schedule.ts";
 import { stratifiedSplit } from "./stratified_split.ts";
 import { validateTrainingSet } from "./validate_training_set.ts";
@@ -53,7 +55,14 @@ export interface AdaptOptions {
   /** Share of each class held out for validation (see `stratifiedSplit` for the rule). */
   valFraction?: number;
   augment?: Partial<AugmentOptions>;
+  /** Overrides of the method's recipe, for ablations (see `MethodRecipe`). */
+  recipe?: Partial<MethodRecipe>;
   onProgress?: (progress: AdaptProgress) => void;
+  /**
+   * Called after each epoch's validation with the classifier as it stands (softmax outputs, BN in eval
+   * mode), for benchmarks that score every epoch; it must not change the model.
+   */
+  inspectEpoch?: (classifier: tf.LayersModel, epoch: number) => Promise<void> | void;
   signal?: AbortSignal;
 }
 
@@ -130,13 +139,14 @@ export async function adapt(
 ): Promise<AdaptedModel> {
   const started = performance.now();
   const method = options.method ?? ADAPT_DEFAULTS.method;
-  const recipe = METHODS[method];
-  if (!recipe) {
+  const base = METHODS[method];
+  if (!base) {
     throw new RuntimeError("invalid", "unknown_method", `no method named '${method}'`, {
       method,
       available: Object.keys(METHODS),
     });
   }
+  const recipe: MethodRecipe = { ...base, ...options.recipe };
   const epochs = options.epochs ?? ADAPT_DEFAULTS.epochs;
   const batchSize = options.batchSize ?? ADAPT_DEFAULTS.batchSize;
   const seed = options.seed ?? ADAPT_DEFAULTS.seed;
@@ -160,6 +170,20 @@ export async function adapt(
   try {
     const pretrainedValFeatures = backbone.model.predict(valX, { batchSize }) as tf.Tensor2D;
     owned.push(pretrainedValFeatures);
+    // The linear-probe baseline on the same split, for every method: what the activation guard compares
+    // the adapted model with, and LP-FT's starting head.
+    throwIfAborted(signal);
+    onProgress?.({ phase: "linear_probe" });
+    const baseline = await linearProbeBaseline(
+      backbone.model,
+      trainX,
+      trainLabels,
+      pretrainedValFeatures,
+      valLabels,
+      data.classNames,
+      batchSize,
+    );
+    owned.push(baseline.probe.kernel, baseline.probe.bias);
 
     let bnConversion: BnConversionReport | null = null;
     if (recipe.convertBatchNorm) {
@@ -169,7 +193,7 @@ export async function adapt(
     }
     for (const layer of backbone.model.layers) {
       if (layer.getClassName() === "BatchNormalization") {
-        (layer as unknown as { momentum: number }).momentum = FINE_TUNE_BN_MOMENTUM;
+        (layer as unknown as { momentum: number }).momentum = recipe.bnMomentum ?? FINE_TUNE_BN_MOMENTUM;
       }
     }
 
@@ -178,24 +202,18 @@ export async function adapt(
     const { head, logits: logitsModel } = headed;
     classifier = headed.probabilities;
 
-    if (recipe.headInit === "linear-probe") {
-      throwIfAborted(signal);
-      onProgress?.({ phase: "linear_probe" });
-      const trainFeatures = backbone.model.predict(trainX, { batchSize }) as tf.Tensor2D;
-      const probe = await fitLogisticRegression(
-        { x: trainFeatures, labels: trainLabels },
-        { x: pretrainedValFeatures, labels: valLabels },
-        classes,
-      );
-      head.setWeights([probe.kernel, probe.bias]);
-      tf.dispose([trainFeatures, probe.kernel, probe.bias]);
-    }
+    if (recipe.headInit === "linear-probe") head.setWeights([baseline.probe.kernel, baseline.probe.bias]);
 
     // A head step moves the logits by about lr * |f|^2 * gradient, so one head rate cannot suit backbones
     // whose feature norms differ tenfold (tiny ~50, MobileNetV2 ~240): the integrated methods give lrHead
-    // in units of 1 / mean |f|^2 over the training images, measured here after conversion.
-    const headRate = recipe.headInit === "zeros"
-      ? lrHead / await meanSquaredNorm(backbone.model, trainX, batchSize)
+    // in units of 1 / mean |f|^2 over the training images (of the standardised features when the head
+    // trains on those), measured here after conversion.
+    const featureStats = recipe.headInit === "zeros"
+      ? await featureMoments(backbone.model, trainX, batchSize)
+      : undefined;
+    const standardize = recipe.headInput === "standardized" && featureStats !== undefined;
+    const headRate = featureStats
+      ? lrHead / (standardize ? featureStats.standardizedSquaredNorm : featureStats.meanSquaredNorm)
       : lrHead;
     const headVars = head.trainableWeights.map((w) => w.read() as tf.Variable);
     const backboneVars = recipe.trainBackbone
@@ -206,12 +224,30 @@ export async function adapt(
 
     const history: EpochRecord[] = [];
     let best = { accuracy: -1, epoch: -1, weights: snapshot(classifier) };
-    const trainEpochs = recipe.trainBackbone || recipe.headInit !== "linear-probe" ? epochs : 0;
+    const stepsPerEpoch = balancedBatches(
+      trainLabels,
+      trainLabels.map((_, i) => i),
+      batchSize,
+      seededRandom(0),
+      recipe.evenBatches,
+    ).length;
+    const trainEpochs = recipe.trainBackbone || recipe.headInit !== "linear-probe"
+      ? Math.max(epochs, Math.ceil((recipe.minSteps ?? 0) / stepsPerEpoch))
+      : 0;
     const state: StepState = {
       logits: logitsModel,
       headVars,
       backboneVars,
-      headOptimizer: new FusedMomentumOptimizer(headRate, momentum),
+      headOptimizer: standardize
+        ? new StandardizedHeadOptimizer(
+          headVars[0],
+          headVars[1],
+          featureStats!.mean,
+          featureStats!.scale,
+          headRate,
+          momentum,
+        )
+        : new FusedMomentumOptimizer(headRate, momentum),
       backboneOptimizer: new FusedMomentumOptimizer(lrBackbone, momentum),
       training: recipe.batchNorm === "train",
     };
@@ -226,9 +262,15 @@ export async function adapt(
           lrHead: cosineLearningRate(headRate, epoch, trainEpochs),
           lrBackbone: cosineLearningRate(lrBackbone, epoch, trainEpochs),
         };
-        (state.headOptimizer as tf.MomentumOptimizer).setLearningRate(rates.lrHead);
-        (state.backboneOptimizer as tf.MomentumOptimizer).setLearningRate(rates.lrBackbone);
-        const batches = balancedBatches(trainLabels, trainLabels.map((_, i) => i), batchSize, random);
+        state.headOptimizer.setLearningRate(rates.lrHead);
+        state.backboneOptimizer.setLearningRate(rates.lrBackbone);
+        const batches = balancedBatches(
+          trainLabels,
+          trainLabels.map((_, i) => i),
+          batchSize,
+          random,
+          recipe.evenBatches,
+        );
         let lossSum = 0, correct = 0, seen = 0;
         for (const [step, batch] of batches.entries()) {
           throwIfAborted(signal);
@@ -273,7 +315,13 @@ export async function adapt(
           seconds: (performance.now() - epochStarted) / 1000,
         };
         history.push(record);
-        if (valAccuracy > best.accuracy) {
+        await options.inspectEpoch?.(classifier, epoch);
+        const keep = recipe.checkpoint === "last"
+          ? epoch === trainEpochs - 1
+          : recipe.checkpoint === "best-late"
+          ? valAccuracy >= best.accuracy
+          : valAccuracy > best.accuracy;
+        if (keep) {
           tf.dispose(best.weights);
           best = { accuracy: valAccuracy, epoch, weights: snapshot(classifier) };
         }
@@ -291,11 +339,19 @@ export async function adapt(
     const adaptedValFeatures = backbone.model.predict(valX, { batchSize }) as tf.Tensor2D;
     owned.push(adaptedValFeatures);
     const parameterChange = await parameterChangeByLayer(backbone.model, backboneVars, initial);
+    const validation = classificationMetrics(valLabels, predicted, data.classNames);
     const metrics: AdaptationMetrics = {
       valAccuracy: best.accuracy,
       bestEpoch: best.epoch,
       history,
-      validation: classificationMetrics(valLabels, predicted, data.classNames),
+      validation,
+      baseline: baseline.report,
+      guard: activationGuard({
+        accuracy: validation.accuracy,
+        baseline: baseline.report.valAccuracy,
+        samples: valLabels.length,
+        classes,
+      }),
       distortion: await featureDistortion(pretrainedValFeatures, adaptedValFeatures),
       parameterChange,
       trainSamples: split.train.length,
@@ -333,17 +389,55 @@ export async function adapt(
   }
 }
 
-async function meanSquaredNorm(
+/** Fits the linear probe on the pretrained features and scores it on the validation features. */
+async function linearProbeBaseline(
   model: tf.LayersModel,
-  images: tf.Tensor4D,
+  trainX: tf.Tensor4D,
+  trainLabels: number[],
+  valFeatures: tf.Tensor2D,
+  valLabels: number[],
+  classNames: string[],
   batchSize: number,
-): Promise<number> {
-  const value = tf.tidy(() =>
-    tf.mean(tf.sum(tf.square(model.predict(images, { batchSize }) as tf.Tensor), 1))
-  );
-  const norm = (await value.data())[0];
-  value.dispose();
-  return Math.max(norm, 1e-6);
+): Promise<{ probe: LinearHead; report: BaselineReport }> {
+  const trainFeatures = model.predict(trainX, { batchSize }) as tf.Tensor2D;
+  try {
+    const probe = await fitLogisticRegression(
+      { x: trainFeatures, labels: trainLabels },
+      { x: valFeatures, labels: valLabels },
+      classNames.length,
+    );
+    const predicted = tf.tidy(() => tf.argMax(tf.add(tf.matMul(valFeatures, probe.kernel), probe.bias), 1));
+    const values = await predicted.data();
+    predicted.dispose();
+    const validation = classificationMetrics(valLabels, values, classNames);
+    return { probe, report: { method: "lp", valAccuracy: validation.accuracy, l2: probe.l2, validation } };
+  } finally {
+    trainFeatures.dispose();
+  }
+}
+
+/** Per-channel mean and scale of the features over `images`, and the mean squared norms they give. */
+async function featureMoments(model: tf.LayersModel, images: tf.Tensor4D, batchSize: number) {
+  const [moments, norm] = tf.tidy(() => {
+    const f = model.predict(images, { batchSize }) as tf.Tensor2D;
+    const { mean, variance } = tf.moments(f, 0);
+    return [tf.stack([mean, variance]), tf.mean(tf.sum(tf.square(f), 1))];
+  });
+  const [m, n] = await Promise.all([moments.data() as Promise<Float32Array>, norm.data()]);
+  tf.dispose([moments, norm]);
+  const d = m.length / 2;
+  const mean = m.slice(0, d), variance = m.slice(d);
+  // A channel that barely varies on these images (a dead ReLU) must not get a huge step: its scale is
+  // floored at a tenth of the typical channel's.
+  const floor = 1e-2 * variance.reduce((a, b) => a + b, 0) / d + 1e-12;
+  const scale = variance.map((v) => Math.sqrt(v + floor));
+  const standardizedSquaredNorm = variance.reduce((a, v, i) => a + v / (scale[i] * scale[i]), 0);
+  return {
+    mean,
+    scale,
+    meanSquaredNorm: Math.max(n[0], 1e-6),
+    standardizedSquaredNorm: Math.max(standardizedSquaredNorm, 1e-6),
+  };
 }
 
 // tfjs 4.22's MomentumOptimizer.dispose() frees its accumulators and momentum but not its learning-rate

@@ -17,6 +17,7 @@ export function balancedBatches(
   indices: number[],
   batchSize: number,
   random: () => number,
+  even = false,
 ): number[][] {
   const byClass = new Map<number, number[]>();
   for (const i of indices) byClass.set(labels[i], [...(byClass.get(labels[i]) ?? []), i]);
@@ -30,6 +31,17 @@ export function balancedBatches(
   const order: number[] = [];
   for (let k = 0; k < largest; k++) order.push(...shuffle(queues.map((q) => q[k]), random));
   const batches: number[][] = [];
+  if (even) {
+    // As many batches as `batchSize` needs, of sizes that differ by at most one: 20 images at 16 make two
+    // batches of 10, not 16 and 4 (a batch of 4 gives train-mode BN statistics of little worth).
+    const count = Math.ceil(order.length / batchSize);
+    for (let b = 0, start = 0; b < count; b++) {
+      const size = Math.floor(order.length / count) + (b < order.length % count ? 1 : 0);
+      batches.push(order.slice(start, start + size));
+      start += size;
+    }
+    return batches;
+  }
   for (let s = 0; s < order.length; s += batchSize) batches.push(order.slice(s, s + batchSize));
   // A trailing batch of one would make batch statistics degenerate in train-mode BN.
   if (batches.length > 1 && batches[batches.length - 1].length < 2) {

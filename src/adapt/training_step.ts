@@ -1,12 +1,13 @@
 import * as tf from "@tensorflow/tfjs";
+import type { HeadOptimizer } from "./standardized_head_optimizer.ts";
 
 /** The variables and optimisers of one training run: head and backbone step with their own rates. */
 export interface StepState {
   logits: tf.LayersModel;
   headVars: tf.Variable[];
   backboneVars: tf.Variable[];
-  headOptimizer: tf.Optimizer;
-  backboneOptimizer: tf.Optimizer;
+  headOptimizer: HeadOptimizer;
+  backboneOptimizer: HeadOptimizer;
   /** BN mode while training: batch statistics (true) or running statistics (false). */
   training: boolean;
   /** Also compute the backbone gradient's norm (a reduction per variable); default false. */
@@ -29,6 +30,7 @@ export interface StepResult {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+import type { HeadOptimizer } from "./standardized_head_optimizer.ts";
  * import { trainingStep } from "./training_step.ts";
  * import { initBackend } from "../backend/init_backend.ts";
  * await initBackend("auto");

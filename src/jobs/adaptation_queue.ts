@@ -337,7 +337,13 @@ export class AdaptationQueue {
             });
             job.modelId = modelId;
             // The job is done when its model serves, if it asked to: `done` then means "predict now".
-            if (job.request.activate && this.options.activate) {
+            // The guard: a model at chance or below the linear-probe baseline is saved, not activated,
+            // unless the request says "force"; predictions keep coming from the previous active model.
+            const guard = metrics?.guard;
+            if (job.request.activate && guard && guard.verdict !== "ok" && job.request.activate !== "force") {
+              job.activated = false;
+              job.activationSkipped = { code: guard.verdict, message: guard.message };
+            } else if (job.request.activate && this.options.activate) {
               try {
                 await this.options.activate(modelId);
                 job.activated = true;

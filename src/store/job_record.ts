@@ -19,8 +19,11 @@ export interface AdaptationRequest {
   lrHead?: number;
   lrBackbone?: number;
   seed?: number;
-  /** Make the new model the active one when the job succeeds. */
-  activate?: boolean;
+  /**
+   * Make the new model the active one when the job succeeds and passes the activation guard (at chance or
+   * below the linear-probe baseline: saved, not activated); `"force"` activates it whatever the guard says.
+   */
+  activate?: boolean | "force";
 }
 
 /** How far a running job has come. */
@@ -67,6 +70,8 @@ export interface JobRecord {
   modelId?: string;
   /** Set when the request asked for `activate` and the new model became the active one. */
   activated?: boolean;
+  /** Why the guard kept a model the request asked to activate from being activated (code: the verdict). */
+  activationSkipped?: { code: "at_chance" | "below_baseline"; message: string };
   /** Why a model the request asked to activate could not be (the job still succeeded). */
   activationError?: JobError;
   error?: JobError;
