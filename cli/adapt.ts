@@ -51,6 +51,22 @@ async function main() {
   }
   const num = (name: "epochs" | "batch-size" | "lr-head" | "lr-backbone" | "seed") =>
     numberOption(name, values[name]);
+  // A zero rate leaves that part untrained (a zero head predicts 1/K for every class): refused, as by the API.
+  const positive = (name: "lr-head" | "lr-backbone") => {
+    const v = num(name);
+    if (v !== undefined && !(v > 0)) {
+      console.error(`error: --${name} must be a positive number, got '${values[name]}'`);
+      Deno.exit(2);
+    }
+    return v;
+  };
+  const hyper = {
+    epochs: num("epochs"),
+    batchSize: num("batch-size"),
+    lrHead: positive("lr-head"),
+    lrBackbone: positive("lr-backbone"),
+    seed: num("seed"),
+  };
   const augment = new Set(values.augment.split(",").filter(Boolean));
   for (const a of augment) {
     if (a !== "crop" && a !== "flip") {
@@ -76,11 +92,7 @@ async function main() {
   const started = performance.now();
   const model = await adapt(backbone, { images, labels: folder.labels, classNames: folder.classNames }, {
     method: values.method as "daft",
-    epochs: num("epochs"),
-    batchSize: num("batch-size"),
-    lrHead: num("lr-head"),
-    lrBackbone: num("lr-backbone"),
-    seed: num("seed"),
+    ...hyper,
     augment: { crop: augment.has("crop"), flip: augment.has("flip") },
     onProgress: progressReporter(started),
   });
