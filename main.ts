@@ -43,7 +43,14 @@ if (missing.length) {
   );
   Deno.exit(2);
 }
-const runtime = await openRuntime(config);
+let runtime: Awaited<ReturnType<typeof openRuntime>>;
+try {
+  runtime = await openRuntime(config);
+} catch (err) {
+  // An unusable data directory (not writable, a file, a path Deno guards) is a configuration mistake too.
+  console.error(`cannot open the data directory ${config.dataDir}: ${(err as Error).message}`);
+  Deno.exit(2);
+}
 const app = createApp({ runtime });
 
 const server = Deno.serve({
