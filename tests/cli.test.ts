@@ -35,8 +35,9 @@ Deno.test("deno task adapt trains on a class folder, prints a summary and writes
   assert.equal(adapt.code, 0, adapt.stderr);
   assert.match(adapt.stdout, /val accuracy \(best epoch\)/);
   // Off a terminal, progress is plain lines: one per phase and per epoch, no escape codes, no gaps.
-  assert.doesNotMatch(adapt.stderr, /\x1b|\r|undefined/);
-  assert.match(adapt.stderr, /^epoch 3\/3 \[#{24}\] loss \d+\.\d{4} val acc \d\.\d{3}  \d+s$/m);
+  assert.ok(!adapt.stderr.includes("\x1b") && !adapt.stderr.includes("\r"), "no escape codes");
+  assert.doesNotMatch(adapt.stderr, /undefined/);
+  assert.match(adapt.stderr, /^epoch 3\/3 \[#{24}\] loss \d+\.\d{4} val acc \d\.\d{3} {2}\d+s$/m);
   assert.match(adapt.stdout, /BN conversion\s+4 layers/);
   const metadata = JSON.parse(await Deno.readTextFile(`${out}/metadata.json`));
   assert.deepEqual(metadata.classNames, ["0", "1", "7"]);
@@ -111,6 +112,7 @@ Deno.test("the adaptation progress line on a terminal redraws one line and never
     },
   });
   assert.doesNotMatch(written, /undefined|NaN/);
-  assert.match(written, /\r\x1b\[2Kepoch 1\/2 \[#{12}\.{12}\] 3\/6 loss 1\.5000/);
+  assert.ok(written.startsWith("\r\x1b[2K"), "redraws the line");
+  assert.match(written, /epoch 1\/2 \[#{12}\.{12}\] 3\/6 loss 1\.5000/);
   assert.match(written, /epoch 1\/2 \[#{24}\] loss 1\.2500 val acc 0\.750 +\d+s\n$/);
 });

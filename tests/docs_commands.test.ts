@@ -32,7 +32,7 @@ interface Outcome {
  * Runs a document's commands in one bash session; returns each run block's output and exit status, with the
  * output the doc shows rewritten as its command was.
  */
-async function runDoc(doc: string, commands: DocCommand[]): Promise<{ outcomes: Outcome[]; log: string }> {
+async function runDoc(commands: DocCommand[]): Promise<{ outcomes: Outcome[]; log: string }> {
   const tmp = await Deno.makeTempDir({ prefix: "daft-docs-" });
   await Deno.mkdir(`${tmp}/tmp`);
   const ports = new Map<number, number>();
@@ -91,6 +91,7 @@ async function runDoc(doc: string, commands: DocCommand[]): Promise<{ outcomes: 
   clearTimeout(timer);
   const stdout = new TextDecoder().decode(result.stdout);
   const outcomes: Outcome[] = [];
+  // deno-lint-ignore no-control-regex -- the markers the script prints between blocks
   for (const m of stdout.matchAll(/\x1eblock (\d+)\x1e([\s\S]*?)\x1eend \1 (\d+)\x1e/g)) {
     const i = Number(m[1]);
     outcomes.push({
@@ -115,7 +116,7 @@ for (const doc of DOCS) {
   const { commands, skipped } = docCommands(markdown);
   if (commands.length === 0) continue;
   Deno.test(`every command in ${doc} runs as pasted and prints what the doc shows`, async () => {
-    const { outcomes, log } = await runDoc(doc, commands);
+    const { outcomes, log } = await runDoc(commands);
     const runs = commands.filter((c) => c.kind === "run");
     assert.equal(
       outcomes.length,
