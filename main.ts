@@ -4,15 +4,20 @@ import { createApp } from "./routes/app.ts";
 import { CONFIG_ENV_VARS, configTable, isLoopback, loadConfig } from "./src/config.ts";
 import { RuntimeError } from "./src/errors.ts";
 import { openRuntime } from "./src/serve/open_runtime.ts";
+import { missingPermissionFlags, serverPermissions } from "./src/serve/server_permissions.ts";
 
 const USAGE = `Usage: deno task serve [flags]
 
-Serves the daft-edge HTTP API. Flags win over environment variables; both are optional.
+Serves the daft-edge HTTP API. Flags win over environment variables; both are optional. The task grants
+the server exactly the permissions these settings need (network on the port, reads and writes of the data
+directory).
 
 `;
 
+// A variable this process may not read counts as unset here; the permission check below names it.
 function readEnv(name: string): string | undefined {
   if (!CONFIG_ENV_VARS.includes(name)) return undefined;
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return undefined;
   return Deno.env.get(name);
 }
 
@@ -20,8 +25,7 @@ let loaded;
 try {
   loaded = loadConfig(Deno.args, readEnv);
 } catch (err) {
-  console.error(err instanceof RuntimeError ? err.message : err);
-  console.error("Run with --help for the settings.");
+  console.error(`${err instanceof RuntimeError ? err.message : err} (--help lists the settings)`);
   Deno.exit(2);
 }
 if (loaded.help) {
@@ -29,7 +33,24 @@ if (loaded.help) {
   Deno.exit(0);
 }
 const config = loaded.config;
-const runtime = await openRuntime(config);
+// Started by `deno run` with narrower permissions than this configuration needs: say which, before anything
+// fails half-way with a stack trace (or, for the training worker's code, only when the first job runs).
+const missing = missingPermissionFlags(serverPermissions(config));
+if (missing.length) {
+  console.error(
+    `missing permissions for this configuration: ${missing.join(" ")}. ` +
+      "'deno task serve [flags]' grants exactly what the flags need.",
+  );
+  Deno.exit(2);
+}
+let runtime: Awaited<ReturnType<typeof openRuntime>>;
+try {
+  runtime = await openRuntime(config);
+} catch (err) {
+  // An unusable data directory (not writable, a file, a path Deno guards) is a configuration mistake too.
+  console.error(`cannot open the data directory ${config.dataDir}: ${(err as Error).message}`);
+  Deno.exit(2);
+}
 const app = createApp({ runtime });
 
 const server = Deno.serve({

@@ -21,7 +21,7 @@
  */
 import { analysisSection, extractAnalysis } from "./_report_analysis.ts";
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
+import { commandLine } from "../cli/_args.ts";
 import { adapt } from "../src/adapt/adapt.ts";
 import type { AdaptedModel } from "../src/adapt/adapted_model.ts";
 import { type FeatureDistortion, featureDistortion } from "../src/adapt/feature_distortion.ts";
@@ -884,20 +884,35 @@ async function machine(): Promise<string> {
 /** The quick smoke run: each shift's first regime, one seed, no grid, small test sets. */
 const QUICK = { seeds: [0], testPerClass: 20, validationPerClass: 5 };
 
+const USAGE = `usage: deno task bench:methods [options]
+
+DAFT against FT, LP, LP-FT and DAFT's two ablations on real ID -> OOD shifts, few-shot regimes and seeds,
+rates chosen on ID validation. The full run (no options, about half an hour on 2 cores) writes
+docs/BENCHMARKS-methods.md and its SVG; a run with any subset option prints its tables and writes only where
+--out, --svg or --json say.
+
+  --quick                 each shift's first regime, one seed, no grid, small test sets
+  --shifts LIST           comma list of ${Object.keys(SHIFTS).join(", ")}
+  --regimes LIST          shots per class, e.g. 5,10,50,200
+  --seeds N | LIST        how many seeds (3), or which (0,1,2)
+  --methods LIST          comma list of ${METHOD_NAMES.join(", ")}
+  --no-grid               each method's default rates only
+  --out FILE --svg FILE   where to write the report and the picture
+  --json FILE             save the raw results
+  --render FILE           rewrite the report and picture from a --json file, without training`;
+
 async function main() {
-  const { values: flags } = parseArgs({
-    options: {
-      quick: { type: "boolean", default: false },
-      shifts: { type: "string" },
-      regimes: { type: "string" },
-      seeds: { type: "string" },
-      methods: { type: "string" },
-      "no-grid": { type: "boolean", default: false },
-      out: { type: "string" },
-      svg: { type: "string" },
-      json: { type: "string" },
-      render: { type: "string" },
-    },
+  const { values: flags } = commandLine(USAGE, {
+    quick: { type: "boolean", default: false },
+    shifts: { type: "string" },
+    regimes: { type: "string" },
+    seeds: { type: "string" },
+    methods: { type: "string" },
+    "no-grid": { type: "boolean", default: false },
+    out: { type: "string" },
+    svg: { type: "string" },
+    json: { type: "string" },
+    render: { type: "string" },
   });
   if (flags.render) {
     // Re-renders the report and picture from a run saved with --json, without training anything.

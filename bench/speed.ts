@@ -27,7 +27,7 @@
  * @module
  */
 import "./_speed_wasm_dir.ts";
-import { parseArgs } from "node:util";
+import { commandLine } from "../cli/_args.ts";
 import { fileURLToPath } from "node:url";
 import { ADAPT_DEFAULTS } from "../src/adapt/adapt.ts";
 import { METHODS } from "../src/adapt/methods.ts";
@@ -345,29 +345,48 @@ function emitRecord(record: RowRecord) {
   console.log(RECORD_PREFIX + JSON.stringify(record));
 }
 
+const USAGE = `usage: deno task bench [options]
+
+Speed of the runtime beside PyTorch on the same architectures: training throughput, inference latency and
+throughput, time to an adapted model, peak memory, and a memory soak of small jobs. The full run (no
+--quick, default backends and backbones; about 10 minutes on 2 cores) writes docs/BENCHMARKS.md; other runs
+print the report and write only where --out or --json say.
+
+  --quick                      short budgets, small batches
+  --backends LIST              comma list of auto, webgpu, wasm, cpu
+  --backbones LIST             comma list of mobilenetv2, tiny
+  --skip-peer                  no PyTorch rows
+  --peer-devices LIST          PyTorch devices (cpu, cuda)
+  --peer-threads LIST          PyTorch CPU thread counts, e.g. 1,2
+  --python PATH                a python3 with PyTorch (default /usr/bin/python3)
+  --budget S --headline-budget S   seconds per row (the first backend and PyTorch get the headline budget)
+  --soak-jobs N                jobs in the memory soak (default 50)
+  --quiet-wait S               wait up to S seconds for the cores to be quiet before each row (0: never)
+  --retries N                  rerun a row this often when other work ran beside it
+  --out FILE --json FILE       where to write the report and the raw results
+  --verbose                    each row's own output`;
+
 async function main() {
-  const { values: flags } = parseArgs({
-    options: {
-      quick: { type: "boolean", default: false },
-      backends: { type: "string" },
-      backbones: { type: "string" },
-      "skip-peer": { type: "boolean", default: false },
-      "peer-devices": { type: "string" },
-      "peer-threads": { type: "string" },
-      python: { type: "string" },
-      "peer-script": { type: "string" },
-      budget: { type: "string" },
-      "headline-budget": { type: "string" },
-      "soak-jobs": { type: "string" },
-      out: { type: "string" },
-      json: { type: "string" },
-      command: { type: "string" },
-      "quiet-wait": { type: "string" },
-      retries: { type: "string" },
-      verbose: { type: "boolean", default: false },
-      row: { type: "string" },
-      soak: { type: "string" },
-    },
+  const { values: flags } = commandLine(USAGE, {
+    quick: { type: "boolean", default: false },
+    backends: { type: "string" },
+    backbones: { type: "string" },
+    "skip-peer": { type: "boolean", default: false },
+    "peer-devices": { type: "string" },
+    "peer-threads": { type: "string" },
+    python: { type: "string" },
+    "peer-script": { type: "string" },
+    budget: { type: "string" },
+    "headline-budget": { type: "string" },
+    "soak-jobs": { type: "string" },
+    out: { type: "string" },
+    json: { type: "string" },
+    command: { type: "string" },
+    "quiet-wait": { type: "string" },
+    retries: { type: "string" },
+    verbose: { type: "boolean", default: false },
+    row: { type: "string" },
+    soak: { type: "string" },
   });
   if (flags.row) return await runRow(JSON.parse(flags.row), emitRecord);
   if (flags.soak) return await runSoak(JSON.parse(flags.soak), emitRecord);

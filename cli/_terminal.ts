@@ -12,18 +12,41 @@ export function table(header: string[], rows: (string | number)[][]): string {
 
 const encoder = new TextEncoder();
 
-/** Redraws one progress line on stderr for an adaptation progress event. */
-export function progressLine(p: AdaptProgress, started: number): void {
-  const elapsed = ((performance.now() - started) / 1000).toFixed(0);
-  let text = `${p.phase}`;
-  if (p.phase === "training" && p.epoch !== undefined) {
-    const width = 24;
-    const done = p.steps ? Math.round((p.step ?? 0) / p.steps * width) : width;
-    const bar = "#".repeat(done) + ".".repeat(width - done);
-    text = `epoch ${p.epoch + 1}/${p.epochs} [${bar}] ${p.step ?? p.steps}/${p.steps ?? ""}` +
-      (p.loss !== undefined ? ` loss ${p.loss.toFixed(4)}` : "") +
-      (p.record ? ` val acc ${p.record.valAccuracy.toFixed(3)}` : "");
-  }
-  Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${text}  ${elapsed}s`));
-  if (p.record) Deno.stderr.writeSync(encoder.encode("\n"));
+/**
+ * A progress reporter for `adapt()`'s events, writing to stderr. On a terminal it redraws one line (a bar
+ * per epoch); otherwise (a pipe or a file) it writes plain lines, one per phase and one per finished epoch,
+ * with no escape codes.
+ */
+export function progressReporter(
+  started: number,
+  out: { writeSync(p: Uint8Array): number; isTerminal(): boolean } = Deno.stderr,
+): (p: AdaptProgress) => void {
+  const terminal = out.isTerminal();
+  let lastPhase = "";
+  const write = (text: string) => out.writeSync(encoder.encode(text));
+  return (p) => {
+    const elapsed = `${((performance.now() - started) / 1000).toFixed(0)}s`;
+    if (!terminal) {
+      if (p.record) write(`${describe(p)}  ${elapsed}\n`);
+      else if (p.phase !== lastPhase && p.phase !== "training") write(`${p.phase}  ${elapsed}\n`);
+      lastPhase = p.phase;
+      return;
+    }
+    write(`\r\x1b[2K${describe(p)}  ${elapsed}`);
+    if (p.record) write("\n");
+  };
+}
+
+// One line for an event: the phase, or during training the epoch, a bar over its steps, the loss, and at the
+// epoch's end its validation accuracy.
+function describe(p: AdaptProgress): string {
+  if (p.phase !== "training" || p.epoch === undefined) return p.phase;
+  const width = 24;
+  const fraction = p.record ? 1 : p.steps ? (p.step ?? 0) / p.steps : 0;
+  const done = Math.round(fraction * width);
+  const steps = p.steps ? ` ${p.step ?? 0}/${p.steps}` : "";
+  const loss = p.record ? p.record.trainLoss : p.loss;
+  return `epoch ${p.epoch + 1}/${p.epochs} [${"#".repeat(done)}${".".repeat(width - done)}]${steps}` +
+    (loss !== undefined ? ` loss ${loss.toFixed(4)}` : "") +
+    (p.record ? ` val acc ${p.record.valAccuracy.toFixed(3)}` : "");
 }

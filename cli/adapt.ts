@@ -4,17 +4,21 @@
  * summary and writes the adapted model (tfjs artifacts + metadata.json) to --out.
  */
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
-import { adapt, type AdaptProgress } from "../src/adapt/adapt.ts";
+import { adapt } from "../src/adapt/adapt.ts";
 import { METHOD_NAMES } from "../src/adapt/methods.ts";
 import { initBackend } from "../src/backend/init_backend.ts";
 import { readImageFolder } from "../src/data/folder.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
 import { RuntimeError } from "../src/errors.ts";
 import { DEFAULT_BACKBONE, loadBackbone } from "../src/model/registry.ts";
-import { progressLine, table } from "./_terminal.ts";
+import { commandLine, numberOption } from "./_args.ts";
+import { progressReporter, table } from "./_terminal.ts";
 
 const USAGE = `usage: deno task adapt --data <folder> --out <dir> [options]
+
+Adapts a pretrained backbone to a folder of labelled images and writes the adapted model (model.json,
+weights.bin, metadata.json) to --out. Progress goes to stderr, the report to stdout.
+
   --data DIR           one sub-folder per class, PNG or JPEG images inside
   --out DIR            where to write the adapted model
   --method NAME        ${METHOD_NAMES.join(" | ")} (default daft)
@@ -26,34 +30,47 @@ const USAGE = `usage: deno task adapt --data <folder> --out <dir> [options]
   --backend NAME       auto | webgpu | wasm | cpu (default auto)`;
 
 async function main() {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      data: { type: "string" },
-      out: { type: "string" },
-      method: { type: "string", default: "daft" },
-      backbone: { type: "string", default: DEFAULT_BACKBONE },
-      "backbone-path": { type: "string" },
-      "feature-layer": { type: "string" },
-      epochs: { type: "string" },
-      "batch-size": { type: "string" },
-      "lr-head": { type: "string" },
-      "lr-backbone": { type: "string" },
-      seed: { type: "string" },
-      augment: { type: "string", default: "" },
-      backend: { type: "string", default: "auto" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = commandLine(USAGE, {
+    data: { type: "string" },
+    out: { type: "string" },
+    method: { type: "string", default: "daft" },
+    backbone: { type: "string", default: DEFAULT_BACKBONE },
+    "backbone-path": { type: "string" },
+    "feature-layer": { type: "string" },
+    epochs: { type: "string" },
+    "batch-size": { type: "string" },
+    "lr-head": { type: "string" },
+    "lr-backbone": { type: "string" },
+    seed: { type: "string" },
+    augment: { type: "string", default: "" },
+    backend: { type: "string", default: "auto" },
   });
-  if (values.help || !values.data || !values.out) {
-    console.log(USAGE);
-    Deno.exit(values.help ? 0 : 2);
+  if (!values.data || !values.out) {
+    console.error(`error: --data and --out are required (deno task adapt --help lists the options)`);
+    Deno.exit(2);
   }
-  const num = (v?: string) => (v === undefined ? undefined : Number(v));
+  const num = (name: "epochs" | "batch-size" | "lr-head" | "lr-backbone" | "seed") =>
+    numberOption(name, values[name]);
+  // A zero rate leaves that part untrained (a zero head predicts 1/K for every class): refused, as by the API.
+  const positive = (name: "lr-head" | "lr-backbone") => {
+    const v = num(name);
+    if (v !== undefined && !(v > 0)) {
+      console.error(`error: --${name} must be a positive number, got '${values[name]}'`);
+      Deno.exit(2);
+    }
+    return v;
+  };
+  const hyper = {
+    epochs: num("epochs"),
+    batchSize: num("batch-size"),
+    lrHead: positive("lr-head"),
+    lrBackbone: positive("lr-backbone"),
+    seed: num("seed"),
+  };
   const augment = new Set(values.augment.split(",").filter(Boolean));
   for (const a of augment) {
     if (a !== "crop" && a !== "flip") {
-      throw new RuntimeError("invalid", "invalid_augment", `unknown augmentation '${a}'`);
+      throw new RuntimeError("invalid", "invalid_augment", `unknown augmentation '${a}'; use crop, flip`);
     }
   }
 
@@ -75,18 +92,14 @@ async function main() {
   const started = performance.now();
   const model = await adapt(backbone, { images, labels: folder.labels, classNames: folder.classNames }, {
     method: values.method as "daft",
-    epochs: num(values.epochs),
-    batchSize: num(values["batch-size"]),
-    lrHead: num(values["lr-head"]),
-    lrBackbone: num(values["lr-backbone"]),
-    seed: num(values.seed),
+    ...hyper,
     augment: { crop: augment.has("crop"), flip: augment.has("flip") },
-    onProgress: (p: AdaptProgress) => progressLine(p, started),
+    onProgress: progressReporter(started),
   });
   images.dispose();
   await model.save(values.out);
   const m = model.metadata.metrics;
-  console.error("");
+  if (Deno.stderr.isTerminal()) console.error("");
   console.log(table(
     ["epoch", "train loss", "train acc", "val acc", "lr head", "lr backbone", "s"],
     m.history.map((h) => [
@@ -133,7 +146,7 @@ try {
   await main();
 } catch (err) {
   if (err instanceof RuntimeError) {
-    console.error(`\nerror [${err.code}]: ${err.message}`);
+    console.error(`${Deno.stderr.isTerminal() ? "\n" : ""}error [${err.code}]: ${err.message}`);
     Deno.exit(1);
   }
   throw err;

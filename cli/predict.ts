@@ -1,27 +1,44 @@
 /**
- * `deno task predict --model <dir> [--top-k 3] <image files...>`: classifies images with an adapted model
- * and prints one line per image (or JSON with --json).
+ * `deno task predict --model <dir> [--top-k 3] [--json] <image files...>`: classifies images with an adapted
+ * model and prints a table, one row per image (or JSON with --json).
  */
-import { parseArgs } from "node:util";
 import { AdaptedModel } from "../src/adapt/adapted_model.ts";
 import { initBackend } from "../src/backend/init_backend.ts";
 import { decodeImage } from "../src/data/image.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
 import { RuntimeError } from "../src/errors.ts";
+import { commandLine, numberOption } from "./_args.ts";
+import { table } from "./_terminal.ts";
+
+const USAGE = `usage: deno task predict --model <dir> [options] <image files...>
+
+Classifies PNG/JPEG images with a model written by 'deno task adapt' and prints one row per image: the file,
+the predicted label, its score (softmax probability) and the top-k labels with their scores.
+
+  --model DIR     the adapted model's directory (model.json, weights.bin, metadata.json)
+  --top-k N       how many labels to list per image (default 3)
+  --json          print JSON instead of a table
+  --backend NAME  auto | webgpu | wasm | cpu (default auto)`;
 
 try {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: {
+  const { values, positionals } = commandLine(
+    USAGE,
+    {
       model: { type: "string" },
       "top-k": { type: "string", default: "3" },
       backend: { type: "string", default: "auto" },
       json: { type: "boolean", default: false },
     },
-  });
+    Deno.args,
+    true,
+  );
   if (!values.model || positionals.length === 0) {
-    console.log("usage: deno task predict --model <dir> [--top-k 3] [--json] <image files...>");
+    console.error("error: --model and at least one image file are required (deno task predict --help)");
+    Deno.exit(2);
+  }
+  const topK = numberOption("top-k", values["top-k"])!;
+  if (!Number.isInteger(topK) || topK < 1) {
+    console.error(`error: --top-k must be a whole number from 1, got '${values["top-k"]}'`);
     Deno.exit(2);
   }
   await initBackend(values.backend as "auto");
@@ -36,17 +53,21 @@ try {
     }
   }
   const x = imagesToTensor(images, model.metadata.input);
-  const predictions = await model.predict(x, Number(values["top-k"]));
+  const predictions = await model.predict(x, topK);
   x.dispose();
   if (values.json) {
     console.log(JSON.stringify(positionals.map((file, i) => ({ file, ...predictions[i] })), null, 2));
   } else {
-    predictions.forEach((p, i) =>
-      console.log(
-        `${positionals[i]}\t${p.label}\t${p.score.toFixed(4)}\t${
-          p.topK.map((t) => `${t.label}:${t.score.toFixed(3)}`).join(" ")
-        }`,
-      )
+    console.log(
+      table(
+        ["file", "label", "score", `top ${topK}`],
+        predictions.map((p, i) => [
+          positionals[i],
+          p.label,
+          p.score.toFixed(4),
+          p.topK.map((t) => `${t.label}:${t.score.toFixed(3)}`).join(" "),
+        ]),
+      ).trimEnd(),
     );
   }
   model.dispose();

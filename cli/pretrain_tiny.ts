@@ -3,25 +3,34 @@
  * writes it to `fixtures/tiny`. The source domain is clothing, so adapting it to digits in tests and
  * benchmarks is a real domain shift. Deterministic for a given backend: fixed subset, seeds and order.
  *
- * Flags: --train N (examples per class, default 2000), --epochs E (default 4), --backend auto|webgpu|cpu.
+ * Flags: --train N (examples per class, default 2000), --epochs E (default 4), --backend, --out.
  */
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
 import { initBackend } from "../src/backend/init_backend.ts";
 import { readFashionMnist } from "../src/data/fashion_mnist.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
 import { directorySaver } from "../src/model/artifacts_io.ts";
 import { buildTinyNet, TINY_INPUT_SIZE, TINY_WEIGHTS_DIR } from "../src/model/tiny.ts";
+import { commandLine, numberOption } from "./_args.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    train: { type: "string", default: "2000" },
-    epochs: { type: "string", default: "4" },
-    backend: { type: "string", default: "auto" },
-    out: { type: "string", default: TINY_WEIGHTS_DIR },
-  },
+const USAGE = `usage: deno task pretrain [options]
+
+Pretrains the tiny backbone on Fashion-MNIST (Debian package dataset-fashion-mnist) and writes its weights
+and provenance.json, deterministically for a given backend.
+
+  --train N       training images per class (default 2000)
+  --epochs N      epochs (default 4)
+  --backend NAME  auto | webgpu | wasm | cpu (default auto)
+  --out DIR       where to write (default fixtures/tiny, the weights the tiny backbone loads)`;
+
+const { values } = commandLine(USAGE, {
+  train: { type: "string", default: "2000" },
+  epochs: { type: "string", default: "4" },
+  backend: { type: "string", default: "auto" },
+  out: { type: "string", default: TINY_WEIGHTS_DIR },
 });
+numberOption("train", values.train);
+numberOption("epochs", values.epochs);
 const info = await initBackend(values.backend as "auto");
 console.log(`backend: ${info.name} (${info.adapter.description || "no adapter"})`);
 

@@ -1,4 +1,4 @@
-import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import type { Context, ErrorHandler, MiddlewareHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { type ErrorKind, RuntimeError } from "../src/errors.ts";
@@ -17,6 +17,12 @@ export const STATUS_OF_KIND: Record<ErrorKind, ContentfulStatusCode> = {
 
 /** Request validation failures (zod) are 422, the other `invalid` errors 400. */
 export const VALIDATION_CODE = "invalid_request";
+
+/** A field the body's schema does not know, in JSON or multipart: also a validation failure (422). */
+export const UNKNOWN_FIELD_CODE = "unknown_field";
+
+/** URLs longer than this are refused with 414 before routing (Deno's HTTP server refuses over 64 KiB). */
+export const MAX_URL_LENGTH = 16 * 1024;
 
 // Errors Hono's own middleware raise as HTTPException, by status.
 const CODE_OF_STATUS: Record<number, string> = {
@@ -40,7 +46,7 @@ export function errorBody(code: string, message: string, details: Record<string,
  */
 export const onError: ErrorHandler = (err: Error, c: Context) => {
   if (err instanceof RuntimeError) {
-    const status = err.kind === "invalid" && err.code === VALIDATION_CODE
+    const status = err.kind === "invalid" && (err.code === VALIDATION_CODE || err.code === UNKNOWN_FIELD_CODE)
       ? 422
       : STATUS_OF_KIND[err.kind] ?? 500;
     if (err.kind === "busy") c.header("Retry-After", String(err.details.retryAfterSeconds ?? 30));
@@ -60,6 +66,32 @@ export const onError: ErrorHandler = (err: Error, c: Context) => {
   }
   console.error(`[http] ${c.req.method} ${c.req.path}:`, err);
   return c.json(errorBody("internal", "internal error; the server log has the details"), 500);
+};
+
+/**
+ * 414 `uri_too_long` for a URL over {@linkcode MAX_URL_LENGTH}, in the same shape, before any route reads it.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { refuseLongUrls } from "./_error_handler.ts";
+ * const app = new Hono().use(refuseLongUrls).get("/", (c) => c.text("ok"));
+ * console.assert((await app.request(`/?q=${"a".repeat(20000)}`)).status === 414);
+ * ```
+ */
+export const refuseLongUrls: MiddlewareHandler = async (c, next) => {
+  const length = c.req.url.length;
+  if (length > MAX_URL_LENGTH) {
+    return c.json(
+      errorBody(
+        "uri_too_long",
+        `the URL is ${length} characters, over the limit of ${MAX_URL_LENGTH}; send large images in a POST body`,
+        { length, maxUrlLength: MAX_URL_LENGTH },
+      ),
+      414,
+    );
+  }
+  await next();
 };
 
 /** 404 for a path no route serves, in the same shape. */

@@ -70,10 +70,10 @@ export async function samplesFromMultipart(c: Context): Promise<SampleUpload[]> 
       throw new RuntimeError(
         "invalid",
         "unknown_field",
-        `unexpected multipart field '${name}'${
+        `unknown multipart field '${name}'${
           name === "label" ? " (a file, not text)" : ""
         }; send 'label' and 'image' pairs`,
-        { field: name },
+        { field: name, fields: [name] },
       );
     }
   }
@@ -84,18 +84,14 @@ export async function samplesFromMultipart(c: Context): Promise<SampleUpload[]> 
 }
 
 /**
- * The samples of a JSON upload, `{samples: [{label, image: base64}]}` (already validated in shape). A body
- * without `samples` (no content type at all) is refused as neither JSON nor multipart.
+ * The samples of a JSON upload, `{samples: [{label, image: base64}]}` (already validated in shape). A sample
+ * without one of the two is passed on incomplete, for `validateSamples` to name, as in multipart.
  */
-export function samplesFromJson(body: { samples?: { label: string; image: string }[] }): SampleUpload[] {
-  if (!body.samples) {
-    throw new RuntimeError(
-      "unsupported",
-      "unsupported_media_type",
-      "send the samples as multipart/form-data or as JSON {samples: [...]}",
-    );
-  }
-  return body.samples.map((s, i) => ({ label: s.label, bytes: bytesFromBase64(s.image, "samples", i) }));
+export function samplesFromJson(body: { samples: { label?: string; image?: string }[] }): SampleUpload[] {
+  return body.samples.map((s, i) => ({
+    label: s.label,
+    bytes: s.image === undefined ? undefined : bytesFromBase64(s.image, "samples", i),
+  }));
 }
 
 /** The images of a multipart prediction request (repeated `image` file fields) and its optional `topK`. */
@@ -110,10 +106,8 @@ export async function imagesFromMultipart(c: Context): Promise<{ images: Uint8Ar
       throw new RuntimeError(
         "invalid",
         "unknown_field",
-        `unexpected multipart field '${name}'; send 'image' files`,
-        {
-          field: name,
-        },
+        `unknown multipart field '${name}'; send 'image' files (and optionally 'topK')`,
+        { field: name, fields: [name] },
       );
     }
   }

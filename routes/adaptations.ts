@@ -4,7 +4,7 @@ import { METHOD_NAMES } from "../src/adapt/methods.ts";
 import type { JobEvent } from "../src/jobs/adaptation_queue.ts";
 import type { Runtime } from "../src/serve/open_runtime.ts";
 import { FINAL_JOB_STATUSES, type JobRecord } from "../src/store/job_record.ts";
-import { newRouter } from "./_router.ts";
+import { bodyRoute, newRouter } from "./_router.ts";
 import { errorResponse, IdParam, JobSchema, jsonResponse } from "./_schemas.ts";
 
 const tags = ["adaptations"];
@@ -20,8 +20,8 @@ const CreateBody = z.object({
   method: z.enum(METHOD_NAMES as [string, ...string[]]).default("daft"),
   epochs: z.number().int().min(1).max(1000).optional(),
   batchSize: z.number().int().min(2).max(1024).optional(),
-  lrHead: z.number().min(0).max(100).optional(),
-  lrBackbone: z.number().min(0).max(100).optional(),
+  lrHead: z.number().positive().max(100).optional(),
+  lrBackbone: z.number().positive().max(100).optional(),
   seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
   activate: z.union([z.boolean(), z.literal("force")]).optional().openapi({
     description: "make the new model active when the job succeeds and its validation accuracy passes the " +
@@ -30,7 +30,7 @@ const CreateBody = z.object({
   }),
 }).strict().openapi("AdaptationRequest");
 
-const create = createRoute({
+const create = bodyRoute({
   method: "post",
   path: "/",
   tags,
@@ -40,7 +40,8 @@ const create = createRoute({
     202: jsonResponse(JobSchema, "Queued"),
     400: errorResponse("Unknown backbone, or the dataset has too few labels or samples"),
     404: errorResponse("No such dataset"),
-    422: errorResponse("Invalid body"),
+    415: errorResponse("Not application/json"),
+    422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
     429: errorResponse("The queue is full; see Retry-After"),
   },
 });

@@ -7,7 +7,8 @@ import { secureHeaders } from "hono/secure-headers";
 import { RuntimeError } from "../src/errors.ts";
 import type { Runtime } from "../src/serve/open_runtime.ts";
 import { isMutating, requireTokenForChanges } from "./_auth.ts";
-import { onError, onNotFound } from "./_error_handler.ts";
+import { onError, onNotFound, refuseLongUrls } from "./_error_handler.ts";
+import { completeResponses } from "./_openapi_responses.ts";
 import { newRouter } from "./_router.ts";
 import { adaptationRoutes } from "./adaptations.ts";
 import { datasetRoutes } from "./datasets.ts";
@@ -54,6 +55,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   const app = newRouter();
   if (deps.logRequests ?? true) app.use(logger());
   app.use(secureHeaders());
+  app.use(refuseLongUrls);
   app.use("/v1/models/:id/tfjs/*", cors({ origin: "*", allowMethods: ["GET", "HEAD"] }));
   // Hono's csrf() refuses form posts without an Origin or Sec-Fetch-Site header; curl and scripts send neither
   // and cannot be forged into sending a cross-site request, so only browser requests are checked.
@@ -102,11 +104,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
           "adapted models.",
       },
     });
-    for (const [path, item] of Object.entries(document.paths ?? {})) {
-      for (const [method, operation] of Object.entries(item as Record<string, { security?: unknown }>)) {
-        if (isMutating(method.toUpperCase(), path)) operation.security = [{ bearerAuth: [] }];
-      }
-    }
+    completeResponses(document, isMutating);
     return c.json(document);
   });
 

@@ -4,7 +4,7 @@ import type { Runtime } from "../src/serve/open_runtime.ts";
 import { countLabels } from "../src/store/dataset_store.ts";
 import { validateSamples } from "../src/store/validate_samples.ts";
 import { isMultipart, samplesFromJson, samplesFromMultipart } from "./_image_input.ts";
-import { newRouter } from "./_router.ts";
+import { bodyRoute, newRouter } from "./_router.ts";
 import {
   Base64Image,
   CountsSchema,
@@ -16,14 +16,19 @@ import {
 
 const tags = ["datasets"];
 
-const CreateBody = z.object({ name: z.string().trim().min(1).max(100).openapi({ example: "digits" }) });
+const CreateBody = z.object({ name: z.string().trim().min(1).max(100).openapi({ example: "digits" }) })
+  .strict();
 
+// Label and image are optional here so that a sample missing one gets the same error as in multipart
+// (`missing_label`, `missing_image`, with its index), from validateSamples.
 const SamplesJson = z.object({
-  samples: z.array(z.object({
-    label: z.string().openapi({ example: "7" }),
-    image: Base64Image,
-  })).min(1),
-});
+  samples: z.array(
+    z.object({
+      label: z.string().optional().openapi({ example: "7" }),
+      image: Base64Image.optional(),
+    }).strict(),
+  ),
+}).strict();
 
 const SamplesAdded = z.object({
   id: z.string(),
@@ -33,13 +38,17 @@ const SamplesAdded = z.object({
   counts: CountsSchema,
 }).openapi("SamplesAdded");
 
-const create = createRoute({
+const create = bodyRoute({
   method: "post",
   path: "/",
   tags,
   summary: "Create an empty dataset",
   request: { body: { content: { "application/json": { schema: CreateBody } }, required: true } },
-  responses: { 201: jsonResponse(DatasetSchema, "The new dataset"), 422: errorResponse("Invalid body") },
+  responses: {
+    201: jsonResponse(DatasetSchema, "The new dataset"),
+    415: errorResponse("Not application/json"),
+    422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
+  },
 });
 
 const list = createRoute({
@@ -74,7 +83,7 @@ const remove = createRoute({
   },
 });
 
-const addSamples = createRoute({
+const addSamples = bodyRoute({
   method: "post",
   path: "/{id}/samples",
   tags,
@@ -106,7 +115,7 @@ const addSamples = createRoute({
     404: errorResponse("No such dataset"),
     413: errorResponse("Body, image or sample count over the limit"),
     415: errorResponse("Not PNG or JPEG, or not multipart/JSON"),
-    422: errorResponse("Invalid JSON body"),
+    422: errorResponse("Invalid JSON body, or a field it does not know (unknown_field)"),
   },
 });
 
@@ -132,7 +141,7 @@ export function datasetRoutes(runtime: Runtime) {
       // The multipart half of this route's body is a plain schema, so the JSON half is typed loosely.
       const uploads = isMultipart(c)
         ? await samplesFromMultipart(c)
-        : samplesFromJson(c.req.valid("json" as never) as { samples?: { label: string; image: string }[] });
+        : samplesFromJson(c.req.valid("json" as never) as z.infer<typeof SamplesJson>);
       const valid = validateSamples(uploads, config);
       const dataset = await datasets.add(id, valid);
       return c.json({

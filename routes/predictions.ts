@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Runtime } from "../src/serve/open_runtime.ts";
 import { bytesFromBase64, imagesFromMultipart, isMultipart, MAX_TOP_K, parseTopK } from "./_image_input.ts";
-import { newRouter } from "./_router.ts";
+import { bodyRoute, newRouter } from "./_router.ts";
 import { Base64Image, errorResponse, jsonResponse, PredictionResultSchema } from "./_schemas.ts";
 
 const tags = ["predictions"];
@@ -19,20 +19,23 @@ const TopKQuery = z.string().optional().openapi({
   example: "3",
 });
 
+// `images` may be absent or empty here, so that a request without images gets `no_images` (400) as in
+// multipart.
 const PredictJson = z.object({
-  images: z.array(Base64Image).min(1),
+  images: z.array(Base64Image).optional(),
   topK: z.number().int().min(1).max(MAX_TOP_K).optional(),
-});
+}).strict();
 
 const errors = {
-  400: errorResponse("An image is corrupt (details.index names it)"),
+  400: errorResponse("No image, a corrupt one (details.index names it), or a bad topK"),
   404: errorResponse("No such model"),
   413: errorResponse("Body, image or image count over the limit"),
-  415: errorResponse("Not PNG or JPEG"),
+  415: errorResponse("Not PNG or JPEG, or a body neither JSON nor multipart"),
+  422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
   503: errorResponse("No model is active, or the backend is not ready"),
 };
 
-const predictPost = createRoute({
+const predictPost = bodyRoute({
   method: "post",
   path: "/{id}/predict",
   tags,
@@ -74,7 +77,11 @@ const predictGet = createRoute({
       topK: TopKQuery,
     }),
   },
-  responses: { 200: jsonResponse(PredictionResultSchema, "The prediction"), ...errors },
+  responses: {
+    200: jsonResponse(PredictionResultSchema, "The prediction"),
+    ...errors,
+    414: errorResponse("The URL is over 16 KiB: send the image in a POST body"),
+  },
 });
 
 /** `/v1/models/{id}/predict`: predictions from a model or the active one. */

@@ -53,7 +53,10 @@ export interface ConfigSetting {
 const MiB = 1024 * 1024;
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const int = (min: number, max: number) => {
+  const error = `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
 
 // The source of truth for every setting: its flag, environment variable, default and rule.
 const SETTINGS = {

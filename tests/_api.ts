@@ -6,6 +6,45 @@ import { loadConfig } from "../src/config.ts";
 import { openRuntime } from "../src/serve/open_runtime.ts";
 import { FIXTURES, testBackend } from "./_setup.ts";
 
+/**
+ * Wraps `app.request` so that every response to an operation of the app's OpenAPI document is checked
+ * against it: a status the document does not list for that operation fails the test at that request.
+ * Paths no operation serves (`/docs`, `/`, unknown routes) pass unchecked.
+ */
+function checkResponsesAgainstSpec(app: ReturnType<typeof createApp>) {
+  const request = app.request.bind(app);
+  let operations:
+    | Promise<{ method: string; path: RegExp; template: string; statuses: string[] }[]>
+    | undefined;
+  const spec = async () => {
+    const document = await (await request("/openapi.json")).json();
+    return Object.entries(document.paths as Record<string, Record<string, { responses: object }>>).flatMap((
+      [template, item],
+    ) =>
+      Object.entries(item).map(([method, operation]) => ({
+        method: method.toUpperCase(),
+        path: new RegExp(`^${template.replace(/\{[^}]+\}/g, "[^/]+")}/?$`),
+        template,
+        statuses: Object.keys(operation.responses),
+      }))
+    );
+  };
+  app.request = (async (input: string | Request | URL, init?: RequestInit, ...rest: unknown[]) => {
+    const res = await (request as (...a: unknown[]) => Promise<Response>)(input, init, ...rest);
+    const url = new URL(input instanceof Request ? input.url : String(input), "http://localhost");
+    const method = (init?.method ?? (input instanceof Request ? input.method : "GET")).toUpperCase();
+    const operation = (await (operations ??= spec())).find((o) =>
+      o.method === method && o.path.test(url.pathname)
+    );
+    assert.ok(
+      !operation || operation.statuses.includes(String(res.status)),
+      `${method} ${url.pathname} answered ${res.status}, which the OpenAPI document does not list for ` +
+        `${method} ${operation?.template} (it lists ${operation?.statuses.join(", ")})`,
+    );
+    return res;
+  }) as typeof app.request;
+}
+
 /** `bringUp: false` leaves the runtime as it opened: no backend, not ready. */
 export async function openTestApp(flags: string[] = [], bringUp = true) {
   const backend = await testBackend();
@@ -18,6 +57,7 @@ export async function openTestApp(flags: string[] = [], bringUp = true) {
   const runtime = await openRuntime(loaded.config);
   if (bringUp) await runtime.bringUp(backend);
   const app = createApp({ runtime, logRequests: false });
+  checkResponsesAgainstSpec(app);
   const json = async (method: string, path: string, body?: unknown) =>
     await app.request(path, {
       method,

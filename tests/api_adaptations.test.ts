@@ -70,8 +70,9 @@ Deno.test("an adaptation request is validated at the edge", async () => {
       [{ dataset: ds, epochs: 0 }, "epochs"],
       [{ dataset: ds, method: "magic" }, "method"],
       [{ dataset: ds, lrHead: -1 }, "lrHead"],
+      [{ dataset: ds, lrHead: 0 }, "lrHead"],
+      [{ dataset: ds, lrBackbone: 0 }, "lrBackbone"],
       [{ dataset: ds, batchSize: 1.5 }, "batchSize"],
-      [{ dataset: ds, colour: "blue" }, ""],
       [{}, "dataset"],
     ] as const
   ) {
@@ -79,8 +80,13 @@ Deno.test("an adaptation request is validated at the edge", async () => {
     assert.equal(res.status, 422, JSON.stringify(body));
     const error = await errorOf(res);
     assert.equal(error.code, "invalid_request");
-    assert.match(error.message, new RegExp(`json${field ? `\\.${field}` : ""}`));
+    assert.match(error.message, new RegExp(`json\\.${field}:`));
   }
+  const unknown = await json("POST", "/v1/adaptations", { dataset: ds, colour: "blue" });
+  assert.equal(unknown.status, 422);
+  const unknownError = await errorOf(unknown);
+  assert.equal(unknownError.code, "unknown_field");
+  assert.deepEqual(unknownError.details.fields, ["colour"]);
   const unknownBackbone = await json("POST", "/v1/adaptations", { dataset: ds, backbone: "resnet-9000" });
   assert.equal(unknownBackbone.status, 400);
   assert.equal((await errorOf(unknownBackbone)).code, "unknown_backbone");

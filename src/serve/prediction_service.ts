@@ -4,7 +4,7 @@ import { imagesToTensor } from "../data/input_spec.ts";
 import { RuntimeError } from "../errors.ts";
 import { decodeUploadedImage, type ImageLimits } from "../store/decode_uploaded_image.ts";
 import { KeyedLock } from "../store/keyed_lock.ts";
-import type { ModelStore } from "../store/model_store.ts";
+import type { ActiveModelRecord, ModelStore } from "../store/model_store.ts";
 
 /** Options of {@linkcode PredictionService}. */
 export interface PredictionServiceOptions extends ImageLimits {
@@ -58,26 +58,46 @@ const ACTIVATION = "activation";
 export class PredictionService {
   #cache = new Map<string, Loaded>();
   #active?: Loaded;
+  // What active.json said at start, until `restore` has loaded it (or found that it cannot).
+  #recorded?: ActiveModelRecord;
+  #restoring?: Promise<unknown>;
   #lock = new KeyedLock();
 
   constructor(readonly models: ModelStore, readonly options: PredictionServiceOptions) {}
 
-  /** The active model's id, if one is active. */
+  /**
+   * The active model's id, if one is active. From the start that is the model `active.json` names, while
+   * `restore` loads it; predictions for `active` wait for that load.
+   */
   activeModelId(): string | undefined {
-    return this.#active?.id;
+    return this.#active?.id ?? this.#recorded?.modelId;
   }
 
-  /** Makes the model `active.json` names active again (after a restart). A model that fails to load is logged and skipped. */
-  async restore(): Promise<string | undefined> {
-    const record = await this.models.readActive();
-    if (!record) return undefined;
-    try {
-      await this.activate(record.modelId);
-      return record.modelId;
-    } catch (err) {
-      console.error(`[serve] could not restore active model ${record.modelId}:`, (err as Error).message);
-      return undefined;
-    }
+  /** Reads which model `active.json` names, so that it is reported active from the first request on. */
+  async recall(): Promise<void> {
+    this.#recorded = await this.models.readActive();
+  }
+
+  /**
+   * Loads the model `active.json` names and makes it active again (after a restart), keeping its record
+   * (`activatedAt` stays when it was activated). A model that fails to load is logged, and none is active.
+   */
+  restore(): Promise<string | undefined> {
+    const restoring = this.#lock.run(ACTIVATION, async () => {
+      const record = this.#recorded ?? await this.models.readActive();
+      if (!record || this.#active) return this.#active?.id;
+      try {
+        this.#assertReady();
+        return await this.#makeActive(record.modelId, () => Promise.resolve(record.modelId));
+      } catch (err) {
+        console.error(`[serve] could not restore active model ${record.modelId}:`, (err as Error).message);
+        return undefined;
+      } finally {
+        this.#recorded = undefined;
+      }
+    });
+    this.#restoring = restoring;
+    return restoring;
   }
 
   /**
@@ -86,25 +106,30 @@ export class PredictionService {
    */
   activate(id: string): Promise<{ modelId: string; activatedAt: string }> {
     this.#assertReady();
-    return this.#lock.run(ACTIVATION, async () => {
-      const entry = this.#acquire(id);
+    return this.#lock.run(ACTIVATION, () => this.#makeActive(id, () => this.models.writeActive(id)));
+  }
+
+  // Makes a model active once `commit` (writing active.json, or nothing on restore) has succeeded. The model
+  // is loaded and run once first: that compiles the backend's kernels now, and proves the model runs before
+  // anyone is sent to it.
+  async #makeActive<T>(id: string, commit: () => Promise<T>): Promise<T> {
+    const entry = this.#acquire(id);
+    try {
+      const model = await entry.model;
+      const { height, width, channels } = model.metadata.input;
+      const blank = tf.zeros([1, height, width, channels]) as tf.Tensor4D;
       try {
-        const model = await entry.model;
-        // Warm-up: compiles the backend's kernels now, and proves the model runs before anyone is sent to it.
-        const { height, width, channels } = model.metadata.input;
-        const blank = tf.zeros([1, height, width, channels]) as tf.Tensor4D;
-        try {
-          await model.predict(blank, 1);
-        } finally {
-          blank.dispose();
-        }
-        const record = await this.models.writeActive(id);
-        this.#active = entry;
-        return record;
+        await model.predict(blank, 1);
       } finally {
-        this.#release(entry);
+        blank.dispose();
       }
-    });
+      const result = await commit();
+      this.#active = entry;
+      this.#recorded = undefined;
+      return result;
+    } finally {
+      this.#release(entry);
+    }
   }
 
   /**
@@ -113,7 +138,7 @@ export class PredictionService {
    */
   delete(id: string): Promise<void> {
     return this.#lock.run(ACTIVATION, async () => {
-      if (this.#active?.id === id) {
+      if (this.activeModelId() === id) {
         throw new RuntimeError(
           "conflict",
           "model_active",
@@ -153,6 +178,7 @@ export class PredictionService {
         },
       );
     }
+    if (modelRef === ACTIVE_MODEL && !this.#active && this.#restoring) await this.#restoring;
     const entry = modelRef === ACTIVE_MODEL ? this.#active : this.#acquire(modelRef);
     if (!entry) {
       throw new RuntimeError(
