@@ -4,6 +4,7 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import {
+  ABLATIONS,
   BENCH_METHODS,
   checkClaim,
   GRIDS,
@@ -158,6 +159,7 @@ Deno.test("the claim check compares DAFT with the others paired by seed", () => 
         selected: true,
         idValidationAccuracy: 0.5,
         idAccuracy: 0.5,
+        idPredictedClasses: 2,
         oodAccuracy,
         oodDistortion: { cosineMean: cos, cosineStd: 0, l2Mean: 1 - cos, l2Std: 0, samples: 1 },
         idDistortion: { cosineMean: cos, cosineStd: 0, l2Mean: 1 - cos, l2Std: 0, samples: 1 },
@@ -180,6 +182,26 @@ Deno.test("the claim check compares DAFT with the others paired by seed", () => 
       Math.abs(check.daftVsLpFt!.std - Math.SQRT1_2 * 0.1) < 1e-9,
   );
   assert.ok(Math.abs(check.daftVsFt!.mean - 0.25) < 1e-9);
+});
+
+Deno.test("an ablation row runs DAFT with its recipe change and the report pairs it with DAFT by seed", async () => {
+  const records = await runMethodsBenchmark({
+    plans: [TOY_PLAN],
+    regimes: TOY_REGIMES,
+    seeds: [0],
+    methods: ["lp", "lp-ft", "daft", "daft-v1"],
+    grid: false,
+  });
+  const v1 = records.find((r) => r.method === "daft-v1")!;
+  assert.deepEqual(v1.hyperparameters, ABLATIONS["daft-v1"].hyperparameters);
+  const [check] = checkClaim(summarise(records));
+  const diff = check.ablations["daft-v1"]!;
+  const daft = records.find((r) => r.method === "daft")!;
+  assert.ok(Math.abs(diff.id.mean - (daft.idAccuracy - v1.idAccuracy)) < 1e-12);
+  assert.ok(Math.abs(check.idDaftVsLp!.mean - (daft.idAccuracy - records[0].idAccuracy)) < 1e-12);
+  const report = renderReport(records, info(records));
+  assert.match(report, /## Ablations/);
+  assert.match(report, /\| mnist-optdigits \| 4 \| [+−]\d+\.\d \/ [+−]\d+\.\d \|/);
 });
 
 Deno.test("a rewrite keeps the hand-written analysis and statistics use the sample deviation", () => {

@@ -15,7 +15,7 @@ import { type StepState, trainingStep } from "./training_step.ts";
 import { featureDistortion } from "./feature_distortion.ts";
 import { fitLogisticRegression, type LinearHead } from "./logistic_regression.ts";
 import { activationGuard } from "./activation_guard.ts";
-import { type Method, type MethodRecipe, METHODS } from "./methods.ts";
+import { type Method, type MethodRecipe, METHODS, RECIPE_DEFAULTS } from "./methods.ts";
 import { type HeadOptimizer, StandardizedHeadOptimizer } from "./standardized_head_optimizer.ts";
 import { cosineLearningRate } from "./schedule.ts";
 import { stratifiedSplit } from "./stratified_split.ts";
@@ -78,7 +78,7 @@ export const ADAPT_DEFAULTS = {
 };
 
 /** Keras-style BN momentum while fine-tuning: 0.9 here is PyTorch's 0.1. */
-export const FINE_TUNE_BN_MOMENTUM = 0.9;
+export const FINE_TUNE_BN_MOMENTUM = RECIPE_DEFAULTS.bnMomentum;
 
 function throwIfAborted(signal?: AbortSignal) {
   if (signal?.aborted) throw new RuntimeError("conflict", "cancelled", "the adaptation was cancelled");
@@ -146,7 +146,7 @@ export async function adapt(
       available: Object.keys(METHODS),
     });
   }
-  const recipe: MethodRecipe = { ...base, ...options.recipe };
+  const recipe: MethodRecipe & typeof RECIPE_DEFAULTS = { ...RECIPE_DEFAULTS, ...base, ...options.recipe };
   const epochs = options.epochs ?? ADAPT_DEFAULTS.epochs;
   const batchSize = options.batchSize ?? ADAPT_DEFAULTS.batchSize;
   const seed = options.seed ?? ADAPT_DEFAULTS.seed;
@@ -193,7 +193,7 @@ export async function adapt(
     }
     for (const layer of backbone.model.layers) {
       if (layer.getClassName() === "BatchNormalization") {
-        (layer as unknown as { momentum: number }).momentum = recipe.bnMomentum ?? FINE_TUNE_BN_MOMENTUM;
+        (layer as unknown as { momentum: number }).momentum = recipe.bnMomentum;
       }
     }
 
@@ -232,7 +232,7 @@ export async function adapt(
       recipe.evenBatches,
     ).length;
     const trainEpochs = recipe.trainBackbone || recipe.headInit !== "linear-probe"
-      ? Math.max(epochs, Math.ceil((recipe.minSteps ?? 0) / stepsPerEpoch))
+      ? Math.max(epochs, Math.ceil(recipe.minSteps / stepsPerEpoch))
       : 0;
     const state: StepState = {
       logits: logitsModel,
@@ -371,7 +371,15 @@ export async function adapt(
         seed,
         valFraction,
         augment,
-        bnMomentum: FINE_TUNE_BN_MOMENTUM,
+        bnMomentum: recipe.bnMomentum,
+        // What the few-shot rules made of the request: epochs actually trained, and how the kept
+        // checkpoint was chosen (see RECIPE_DEFAULTS).
+        trainedEpochs: trainEpochs,
+        steps: trainEpochs * stepsPerEpoch,
+        selection: recipe.checkpoint === "last" ? "last epoch" : "best validation accuracy",
+        headInput: recipe.headInput,
+        minSteps: recipe.minSteps,
+        evenBatches: recipe.evenBatches,
       },
       classNames: data.classNames,
       input: backbone.input,

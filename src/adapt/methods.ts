@@ -13,9 +13,9 @@ export interface MethodRecipe {
   batchNorm: "train" | "eval";
   /**
    * Default learning rates (SGD, momentum 0.9, cosine per epoch). Single-rate methods use one for all. For
-   * a zero-initialised head, lrHead is in units of 1 / mean |feature|^2 (see adapt.ts), so it carries
-   * across backbones. The integrated methods' defaults (32 / 1e-2) are the pair that won on ID validation in
-   * 6 of 7 cells of docs/BENCHMARKS-methods.md.
+   * a zero-initialised head, lrHead is in units of 1 / mean |feature|^2 of the features it trains on (the
+   * standardised ones by default; see adapt.ts), so it carries across backbones. The integrated methods'
+   * defaults (4 / 1e-2) are discussed in docs/BENCHMARKS-methods.md.
    */
   lrHead: number;
   lrBackbone: number;
@@ -51,7 +51,7 @@ export const METHODS: Record<Method, MethodRecipe> = {
     headInit: "zeros",
     trainBackbone: true,
     batchNorm: "train",
-    lrHead: 32,
+    lrHead: 4,
     lrBackbone: 1e-2,
     description: "BN conversion + integrated LP/FT (zero head, large head rate, small backbone rate)",
   },
@@ -60,7 +60,7 @@ export const METHODS: Record<Method, MethodRecipe> = {
     headInit: "zeros",
     trainBackbone: true,
     batchNorm: "train",
-    lrHead: 32,
+    lrHead: 4,
     lrBackbone: 1e-2,
     description: "ablation: integrated LP/FT without BN conversion",
   },
@@ -100,6 +100,28 @@ export const METHODS: Record<Method, MethodRecipe> = {
     lrBackbone: 1e-3,
     description: "linear probe, then fine-tune all layers with BN frozen in eval mode",
   },
+};
+
+/**
+ * The training-loop rules every method shares unless its recipe says otherwise; each is an ablation row of
+ * docs/BENCHMARKS-methods.md, where the reasons are measured:
+ * - `headInput: "standardized"`: a zero head trains as if its input were standardised with the target
+ *   training images' feature statistics (pooled ReLU features are uncentred; SGD on them spikes the loss);
+ * - `checkpoint: "last"`: with 1-2 validation images per class the best-validation epoch is chosen by noise
+ *   (ties went to an early, barely trained epoch), and under the cosine schedule the last epoch is the most
+ *   trained one;
+ * - `minSteps: 60`: a few shots make a few batches per epoch, and the default epochs then leave the head
+ *   short of its fit;
+ * - `evenBatches: true`: no small trailing batch whose train-mode BN statistics are noise.
+ */
+export const RECIPE_DEFAULTS: Required<
+  Pick<MethodRecipe, "headInput" | "checkpoint" | "minSteps" | "evenBatches" | "bnMomentum">
+> = {
+  headInput: "standardized",
+  checkpoint: "last",
+  minSteps: 60,
+  evenBatches: true,
+  bnMomentum: 0.9,
 };
 
 /** The method names, for validation and docs. */
