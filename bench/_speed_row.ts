@@ -368,7 +368,8 @@ async function timeJob(spec: RowSpec, stepMsAt: Map<number, number>, watch: Memo
   const data = syntheticJob(backbone, job.classes, job.shots);
   try {
     const started = performance.now();
-    const model = await adapt(backbone, data, { epochs, onProgress: () => watch.sample() });
+    // Exactly `epochs` (no few-shot step floor), the same schedule the PyTorch peer runs.
+    const model = await adapt(backbone, data, { epochs, minSteps: 0, onProgress: () => watch.sample() });
     const seconds = (performance.now() - started) / 1000;
     const m = model.metadata.metrics;
     emit({
@@ -421,7 +422,12 @@ export async function runSoak(spec: SoakSpec, emit: Emit): Promise<void> {
     if (Date.now() > spec.deadline) break;
     const backbone = await speedBackbone("tiny");
     const data = syntheticJob(backbone, spec.classes, spec.shots, job);
-    const model = await adapt(backbone, data, { epochs: spec.epochs, batchSize: spec.batchSize, seed: job });
+    const model = await adapt(backbone, data, {
+      epochs: spec.epochs,
+      batchSize: spec.batchSize,
+      seed: job,
+      minSteps: 0,
+    });
     model.dispose();
     data.images.dispose();
     done = job;

@@ -26,6 +26,7 @@ weights.bin, metadata.json) to --out. Progress goes to stderr, the report to std
   --backbone-path DIR  with --backbone path: a tfjs LayersModel directory
   --feature-layer NAME with --backbone path: the layer to take features from
   --epochs N --batch-size N --lr-head X --lr-backbone X --seed N
+  --min-steps N        train at least N SGD steps: small sets get more epochs (default 60; 0: exactly --epochs)
   --augment LIST       comma list of crop, flip (default none)
   --backend NAME       auto | webgpu | wasm | cpu (default auto)`;
 
@@ -39,6 +40,7 @@ async function main() {
     "feature-layer": { type: "string" },
     epochs: { type: "string" },
     "batch-size": { type: "string" },
+    "min-steps": { type: "string" },
     "lr-head": { type: "string" },
     "lr-backbone": { type: "string" },
     seed: { type: "string" },
@@ -49,7 +51,7 @@ async function main() {
     console.error(`error: --data and --out are required (deno task adapt --help lists the options)`);
     Deno.exit(2);
   }
-  const num = (name: "epochs" | "batch-size" | "lr-head" | "lr-backbone" | "seed") =>
+  const num = (name: "epochs" | "min-steps" | "batch-size" | "lr-head" | "lr-backbone" | "seed") =>
     numberOption(name, values[name]);
   // A zero rate leaves that part untrained (a zero head predicts 1/K for every class): refused, as by the API.
   const positive = (name: "lr-head" | "lr-backbone") => {
@@ -62,6 +64,7 @@ async function main() {
   };
   const hyper = {
     epochs: num("epochs"),
+    minSteps: num("min-steps"),
     batchSize: num("batch-size"),
     lrHead: positive("lr-head"),
     lrBackbone: positive("lr-backbone"),
@@ -115,7 +118,14 @@ async function main() {
   console.log(table(["summary", ""], [
     ["method", model.metadata.method],
     ["backbone", `${model.metadata.backbone.name} (${backbone.provenance.featureLayer})`],
-    ["val accuracy (best epoch)", `${m.valAccuracy.toFixed(3)} (epoch ${m.bestEpoch + 1})`],
+    [
+      "val accuracy (kept epoch)",
+      `${m.valAccuracy.toFixed(3)} (epoch ${
+        m.bestEpoch + 1
+      } of ${m.history.length}, ${model.metadata.hyperparameters.selection})`,
+    ],
+    ["linear-probe baseline, same split", m.baseline.valAccuracy.toFixed(3)],
+    ["verdict", `${m.guard.verdict}: ${m.guard.message}`],
     [
       "feature cosine (mean ± std)",
       `${m.distortion.cosineMean.toFixed(4)} ± ${m.distortion.cosineStd.toFixed(4)}`,
@@ -135,10 +145,19 @@ async function main() {
   ]));
   console.log(
     table(
-      ["class", "val accuracy"],
-      Object.entries(m.validation.perClassAccuracy).map(([k, v]) => [k, v.toFixed(3)]),
+      ["class", "val accuracy", "baseline val accuracy"],
+      Object.entries(m.validation.perClassAccuracy).map(([k, v]) => [
+        k,
+        v.toFixed(3),
+        (m.baseline.validation.perClassAccuracy[k] ?? NaN).toFixed(3),
+      ]),
     ),
   );
+  if (m.guard.verdict !== "ok") {
+    console.error(
+      `warning: ${m.guard.message.replace(/: not activated$/, "")}; the server would not activate this model`,
+    );
+  }
   model.dispose();
 }
 

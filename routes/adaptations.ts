@@ -19,6 +19,10 @@ const CreateBody = z.object({
   }),
   method: z.enum(METHOD_NAMES as [string, ...string[]]).default("daft"),
   epochs: z.number().int().min(1).max(1000).optional(),
+  minSteps: z.number().int().min(0).max(10_000).optional().openapi({
+    description: "train at least this many SGD steps: a small set gets more epochs than `epochs` " +
+      "(default 60; 0 trains exactly `epochs`)",
+  }),
   batchSize: z.number().int().min(2).max(1024).optional(),
   lrHead: z.number().positive().max(100).optional(),
   lrBackbone: z.number().positive().max(100).optional(),

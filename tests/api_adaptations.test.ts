@@ -22,12 +22,19 @@ async function readEvents(res: Response): Promise<{ event: string; data: any }[]
 Deno.test("an adaptation is accepted as queued, streams its events and ends with a model", async () => {
   const { app, json, dataset, close } = await openTestApp();
   const ds = await dataset([0, 1, 7], 8);
-  const res = await json("POST", "/v1/adaptations", { dataset: ds, epochs: 2, seed: 3 });
+  const res = await json("POST", "/v1/adaptations", { dataset: ds, epochs: 2, minSteps: 0, seed: 3 });
   assert.equal(res.status, 202);
   const job = await res.json();
   assert.equal(job.status, "queued");
   assert.match(job.id, /^job_/);
-  assert.deepEqual(job.request, { dataset: ds, backbone: "tiny", method: "daft", epochs: 2, seed: 3 });
+  assert.deepEqual(job.request, {
+    dataset: ds,
+    backbone: "tiny",
+    method: "daft",
+    epochs: 2,
+    minSteps: 0,
+    seed: 3,
+  });
 
   const stream = await app.request(`/v1/adaptations/${job.id}/events`);
   assert.equal(stream.status, 200);

@@ -88,7 +88,7 @@ Deno.test("a submission is checked before it is queued", async () => {
 Deno.test("a job runs in a worker and leaves a stored model with its metrics", async () => {
   const { queue, dataset, stores, close } = await setup();
   queue.start();
-  const job = await queue.submit({ dataset: dataset.id, epochs: 2, seed: 1 });
+  const job = await queue.submit({ dataset: dataset.id, epochs: 2, minSteps: 0, seed: 1 });
   assert.equal(job.status, "queued");
   assert.equal(job.request.backbone, "tiny");
   const events: JobEvent["type"][] = [];

@@ -32,6 +32,7 @@ Deno.test("on WebGPU, a DAFT job trains, keeps its best checkpoint and frees its
   const baseline = tf.memory().numTensors;
   const model = await adapt(backbone, { images, labels: keep.map(([y]) => y), classNames: ["0", "1", "2"] }, {
     epochs: 2,
+    minSteps: 0,
     batchSize: 8,
   });
   assert.equal(model.metadata.backend, "webgpu");

@@ -16,7 +16,7 @@ import { featureDistortion } from "./feature_distortion.ts";
 import { fitLogisticRegression, type LinearHead } from "./logistic_regression.ts";
 import { activationGuard } from "./activation_guard.ts";
 import { type Method, type MethodRecipe, METHODS, RECIPE_DEFAULTS } from "./methods.ts";
-import { type HeadOptimizer, StandardizedHeadOptimizer } from "./standardized_head_optimizer.ts";
+import { StandardizedHeadOptimizer } from "./standardized_head_optimizer.ts";
 import { cosineLearningRate } from "./schedule.ts";
 import { stratifiedSplit } from "./stratified_split.ts";
 import { validateTrainingSet } from "./validate_training_set.ts";
@@ -45,7 +45,13 @@ export interface AdaptProgress {
 /** Options of {@linkcode adapt}; defaults come from the method's recipe. */
 export interface AdaptOptions {
   method?: Method;
+  /** Passes over the training images; few-shot sets get more (see `minSteps`). */
   epochs?: number;
+  /**
+   * Train at least this many SGD steps: a set too small to fill `epochs` with them gets more epochs
+   * (default: the recipe's, 60; 0 trains exactly `epochs`).
+   */
+  minSteps?: number;
   batchSize?: number;
   lrHead?: number;
   lrBackbone?: number;
@@ -155,7 +161,16 @@ export async function adapt(
   const lrBackbone = options.lrBackbone ?? recipe.lrBackbone;
   const augment = { ...ADAPT_DEFAULTS.augment, ...options.augment };
   const valFraction = options.valFraction ?? ADAPT_DEFAULTS.valFraction;
-  validateTrainingSet(backbone, data, { epochs, batchSize, lrHead, lrBackbone, momentum, valFraction });
+  const minSteps = options.minSteps ?? recipe.minSteps;
+  validateTrainingSet(backbone, data, {
+    epochs,
+    minSteps,
+    batchSize,
+    // LP fits its head in closed form and trains nothing: its rates are unused.
+    ...(recipe.trainBackbone || recipe.headInit !== "linear-probe" ? { lrHead, lrBackbone } : {}),
+    momentum,
+    valFraction,
+  });
   const { signal, onProgress } = options;
   const random = seededRandom(seed);
   const classes = data.classNames.length;
@@ -232,7 +247,7 @@ export async function adapt(
       recipe.evenBatches,
     ).length;
     const trainEpochs = recipe.trainBackbone || recipe.headInit !== "linear-probe"
-      ? Math.max(epochs, Math.ceil(recipe.minSteps / stepsPerEpoch))
+      ? Math.max(epochs, Math.ceil(minSteps / stepsPerEpoch))
       : 0;
     const state: StepState = {
       logits: logitsModel,
@@ -378,7 +393,7 @@ export async function adapt(
         steps: trainEpochs * stepsPerEpoch,
         selection: recipe.checkpoint === "last" ? "last epoch" : "best validation accuracy",
         headInput: recipe.headInput,
-        minSteps: recipe.minSteps,
+        minSteps,
         evenBatches: recipe.evenBatches,
       },
       classNames: data.classNames,

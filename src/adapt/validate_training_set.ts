@@ -24,7 +24,7 @@ export function validateTrainingSet(
   backbone: Backbone,
   data: TrainingSet,
   hyper: Partial<
-    Record<"epochs" | "batchSize" | "lrHead" | "lrBackbone" | "momentum" | "valFraction", number>
+    Record<"epochs" | "minSteps" | "batchSize" | "lrHead" | "lrBackbone" | "momentum" | "valFraction", number>
   >,
 ): void {
   const fail = (code: string, message: string, details: Record<string, unknown> = {}) => {
@@ -70,8 +70,10 @@ export function validateTrainingSet(
   };
   check("epochs", (v) => Number.isInteger(v) && v >= 1 && v <= 1000, "an integer in [1, 1000]");
   check("batchSize", (v) => Number.isInteger(v) && v >= 2 && v <= 1024, "an integer in [2, 1024]");
-  check("lrHead", (v) => v >= 0 && v <= 100, "in [0, 100]");
-  check("lrBackbone", (v) => v >= 0 && v <= 100, "in [0, 100]");
+  check("minSteps", (v) => Number.isInteger(v) && v >= 0 && v <= 10_000, "an integer in [0, 10000]");
+  // A zero rate leaves that part untrained (a zero head predicts 1/K for every class).
+  check("lrHead", (v) => v > 0 && v <= 100, "in (0, 100]");
+  check("lrBackbone", (v) => v > 0 && v <= 100, "in (0, 100]");
   check("momentum", (v) => v >= 0 && v < 1, "in [0, 1)");
   check("valFraction", (v) => v > 0 && v < 1, "in (0, 1)");
 }

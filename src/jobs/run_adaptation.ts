@@ -80,6 +80,7 @@ export async function runAdaptation(
     model = await adapt(backbone, { images: x, labels, classNames }, {
       method: request.method,
       epochs: request.epochs,
+      minSteps: request.minSteps,
       batchSize: request.batchSize,
       lrHead: request.lrHead,
       lrBackbone: request.lrBackbone,

@@ -15,6 +15,8 @@ export interface AdaptationRequest {
   backbone: string;
   method: Method;
   epochs?: number;
+  /** At least this many SGD steps (few-shot sets get more epochs); 0: exactly `epochs`. */
+  minSteps?: number;
   batchSize?: number;
   lrHead?: number;
   lrBackbone?: number;
