@@ -38,6 +38,8 @@ export interface AdaptProgress {
   step?: number;
   steps?: number;
   loss?: number;
+  /** Images in the step's batch. */
+  batchSize?: number;
   /** Set at the end of each epoch. */
   record?: EpochRecord;
 }
@@ -318,6 +320,7 @@ export async function adapt(
             step: step + 1,
             steps: batches.length,
             loss: l,
+            batchSize: batch.length,
           });
         }
         const valAccuracy = accuracyOf(await evalLogits(logitsModel, valX, batchSize), valLabels);
