@@ -102,9 +102,14 @@ async function runOne(
       if (p.record) run.valAccuracy.push(p.record.valAccuracy);
     },
     inspectEpoch: async (classifier) => {
-      const { accuracy, maxAbs } = await accuracyOn(classifier, test.x, test.labels);
+      // The classifier ends in a softmax; its logits are the head's output.
+      const logits = tf.model({
+        inputs: classifier.inputs,
+        outputs: classifier.getLayer("head").output as tf.SymbolicTensor,
+      });
+      const { accuracy, maxAbs } = await accuracyOn(logits, test.x, test.labels);
       run.testAccuracy.push(accuracy);
-      run.maxAbsLogit.push(maxAbs); // of the softmax's input: the head is the layer before it
+      run.maxAbsLogit.push(maxAbs);
       const head = classifier.getLayer("head").getWeights()[0];
       run.headNorm.push((await tf.norm(head).data())[0]);
       let shift = 0, ratio = 0;

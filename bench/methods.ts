@@ -186,7 +186,7 @@ export const GRIDS: Record<BenchMethod, Hyperparameters[]> = {
       ["hyperparameters" in a ? a.hyperparameters : { lrHead: 4, lrBackbone: 1e-2 }],
     ]),
   ) as Record<Ablation, Hyperparameters[]>,
-  "daft-no-conversion": [{ lrHead: 32, lrBackbone: 1e-2 }, { lrHead: 100, lrBackbone: 1e-3 }],
+  "daft-no-conversion": [{ lrHead: 4, lrBackbone: 1e-2 }, { lrHead: 16, lrBackbone: 1e-3 }],
   "conversion-only": [{ lrHead: 1e-2, lrBackbone: 1e-2 }, { lrHead: 3e-2, lrBackbone: 3e-2 }],
   "ft": [{ lrHead: 1e-2, lrBackbone: 1e-2 }, { lrHead: 3e-2, lrBackbone: 3e-2 }],
   "lp": [{ lrHead: 0, lrBackbone: 0 }],
@@ -712,11 +712,11 @@ export function renderReport(
     "",
     `- Command: \`${info.command}\``,
     `- Machine: ${info.machine}; tfjs backend \`${info.backend}\`; Deno ${info.deno}; commit \`${info.commit}\``,
-    `- Started ${info.startedAt}; **wall time ${minutes} min** (${
-      info.wallSeconds.toFixed(0)
-    } s); load average ` +
-      `${info.loadAverage.start.map((v) => v.toFixed(1)).join("/")} at the start, ` +
-      `${info.loadAverage.end.map((v) => v.toFixed(1)).join("/")} at the end (other jobs shared the cores)`,
+    `- Started ${info.startedAt}; **wall time ${minutes} min** (${info.wallSeconds.toFixed(0)} s); ` +
+      (Number.isFinite(info.loadAverage.start[0])
+        ? `load average ${info.loadAverage.start.map((v) => v.toFixed(1)).join("/")} at the start, ` +
+          `${info.loadAverage.end.map((v) => v.toFixed(1)).join("/")} at the end (other jobs shared the cores)`
+        : "load average not recorded"),
     `- Seeds ${info.seeds.join(", ")}; hyperparameter grid ${
       info.grid ? "searched on the first seed" : "off (defaults)"
     }`,
@@ -912,7 +912,7 @@ docs/BENCHMARKS-methods.md and its SVG; a run with any subset option prints its 
   --grid                  search each method's rate grid on ID validation (first seed), not the defaults
   --out FILE --svg FILE   where to write the report and the picture
   --json FILE             save the raw results
-  --render FILE           rewrite the report and picture from a --json file, without training`;
+  --render FILES          rewrite the report and picture from --json files (a comma list is merged), without training`;
 
 async function main() {
   const { values: flags } = commandLine(USAGE, {
@@ -928,14 +928,11 @@ async function main() {
     render: { type: "string" },
   });
   if (flags.render) {
-    // Re-renders the report and picture from a run saved with --json, without training anything.
-    const saved = JSON.parse(await Deno.readTextFile(flags.render)) as {
-      info: RunInfo;
-      records: RunRecord[];
-    };
+    // Re-renders the report and picture from runs saved with --json, without training anything.
+    const { records, info } = await mergeRuns(flags.render.split(","));
     await writeOutputs(
-      saved.records,
-      saved.info,
+      records,
+      info,
       flags.out ?? "docs/BENCHMARKS-methods.md",
       flags.svg ?? "docs/methods-ood-vs-distortion.svg",
     );
@@ -1010,6 +1007,52 @@ async function main() {
   };
   if (flags.json) await Deno.writeTextFile(flags.json, JSON.stringify({ info, records }, null, 1));
   await writeOutputs(records, info, out, svg);
+}
+
+/**
+ * The records of one or more `--json` files (runs of different shifts made side by side, or a run stopped
+ * early, whose file then holds its records only), as one run: the first complete file's info, with the plans,
+ * regimes and seeds the records cover, and the runs' wall time summed.
+ */
+export async function mergeRuns(files: string[]): Promise<{ records: RunRecord[]; info: RunInfo }> {
+  const saved = await Promise.all(files.map(async (f) =>
+    JSON.parse(await Deno.readTextFile(f)) as { info?: RunInfo; records: RunRecord[] }
+  ));
+  // A later file's run replaces an earlier one of the same shift, shots, method and seed (a rerun of a row).
+  const key = (r: RunRecord) => `${r.shift}|${r.shots}|${r.method}|${r.seed}|${r.selected}`;
+  const byKey = new Map<string, RunRecord>();
+  for (const r of saved.flatMap((s) => s.records)) byKey.set(key(r), r);
+  const records = [...byKey.values()];
+  const shifts = [...new Set(records.map((r) => r.shift))];
+  const base = saved.find((s) => s.info)?.info;
+  const plans = shifts.map((shift) => {
+    const plan = base?.plans.find((p) => p.shift === shift) ?? PLANS.find((p) => p.shift === shift)!;
+    const shots = new Set(records.filter((r) => r.shift === shift).map((r) => r.shots));
+    return { ...plan, regimes: plan.regimes.filter((r) => shots.has(REGIMES[r]?.shots)) };
+  });
+  const wallSeconds = saved.reduce(
+    (sum, s) => sum + (s.info?.wallSeconds ?? s.records.reduce((a, r) => a + r.adaptSeconds + r.evalSeconds, 0)),
+    0,
+  );
+  const info: RunInfo = {
+    command: files.length > 1 || !base
+      ? `deno task bench:methods --render ${files.join(",")} (runs merged; see the analysis)`
+      : base.command,
+    machine: base?.machine ?? await machine(),
+    backend: base?.backend ?? "wasm",
+    deno: base?.deno ?? Deno.version.deno,
+    commit: base?.commit ?? await gitCommit(),
+    startedAt: base?.startedAt ?? new Date().toISOString(),
+    wallSeconds,
+    loadAverage: base?.loadAverage ?? { start: [NaN, NaN, NaN], end: [NaN, NaN, NaN] },
+    seeds: [...new Set(records.map((r) => r.seed))].sort((a, b) => a - b),
+    grid: base?.grid ?? false,
+    plans,
+    regimes: Object.fromEntries(
+      [...new Set(plans.flatMap((p) => p.regimes))].map((r) => [r, REGIMES[r]]),
+    ),
+  };
+  return { records, info };
 }
 
 async function writeOutputs(records: RunRecord[], info: RunInfo, out?: string, svg?: string) {

@@ -20,6 +20,7 @@ import {
 } from "../bench/methods.ts";
 import { extractAnalysis } from "../bench/_report_analysis.ts";
 import { adapt } from "../src/adapt/adapt.ts";
+import { METHODS } from "../src/adapt/methods.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
 import { SHIFTS } from "../src/data/shifts.ts";
 import { tinyBackbone } from "../src/model/tiny.ts";
@@ -202,6 +203,12 @@ Deno.test("an ablation row runs DAFT with its recipe change and the report pairs
   const report = renderReport(records, info(records));
   assert.match(report, /## Ablations/);
   assert.match(report, /\| mnist-optdigits \| 4 \| [+−]\d+\.\d \/ [+−]\d+\.\d \|/);
+});
+
+Deno.test("each method's first grid point is the engine's default, so a run without --grid is what users get", () => {
+  for (const m of BENCH_METHODS.filter((m) => m !== "lp")) {
+    assert.deepEqual(GRIDS[m][0], { lrHead: METHODS[m].lrHead, lrBackbone: METHODS[m].lrBackbone }, m);
+  }
 });
 
 Deno.test("a rewrite keeps the hand-written analysis and statistics use the sample deviation", () => {
