@@ -46,7 +46,7 @@ try {
   const images = [];
   for (const file of positionals) {
     try {
-      images.push(decodeImage(await Deno.readFile(file)));
+      images.push(await decodeImage(await Deno.readFile(file)));
     } catch (err) {
       if (err instanceof RuntimeError) throw new RuntimeError(err.kind, err.code, `${file}: ${err.message}`);
       throw new RuntimeError("not_found", "file_not_found", `${file}: ${(err as Error).message}`);

@@ -114,7 +114,9 @@ const addSamples = bodyRoute({
     400: errorResponse("A sample is corrupt or unlabelled (details.index names it)"),
     404: errorResponse("No such dataset"),
     413: errorResponse("Body, image or sample count over the limit"),
-    415: errorResponse("Not PNG or JPEG, or not multipart/JSON"),
+    415: errorResponse(
+      "Not an image format the server decodes (JPEG, PNG, WebP, GIF, AVIF, TIFF), or not multipart/JSON",
+    ),
     422: errorResponse("Invalid JSON body, or a field it does not know (unknown_field)"),
   },
 });
@@ -142,7 +144,7 @@ export function datasetRoutes(runtime: Runtime) {
       const uploads = isMultipart(c)
         ? await samplesFromMultipart(c)
         : samplesFromJson(c.req.valid("json" as never) as z.infer<typeof SamplesJson>);
-      const valid = validateSamples(uploads, config);
+      const valid = await validateSamples(uploads, config);
       const dataset = await datasets.add(id, valid);
       return c.json({
         id,

@@ -4,6 +4,7 @@ import { BACKEND_POLICIES, type BackendPolicy } from "./backend/init_backend.ts"
 import { WASM_MAX_THREADS, type WasmThreads } from "./backend/start_wasm_backend.ts";
 import { RuntimeError } from "./errors.ts";
 import { DEFAULT_BACKBONE } from "./model/registry.ts";
+import { DEFAULT_MAX_SIDE } from "./data/image.ts";
 
 /** The server's settings, after flags and environment are merged and validated. */
 export interface Config {
@@ -27,6 +28,12 @@ export interface Config {
   maxImageBytes: number;
   /** Largest image, in pixels (width x height), checked from the header before decoding. */
   maxImagePixels: number;
+  /** Longest side an image is decoded and stored at; larger ones are shrunk (antialiased) on arrival. */
+  maxImageSide: number;
+  /** Most source pixels (summed over the headers) one upload or prediction request may decode. */
+  maxRequestPixels: number;
+  /** Most stored pixels (after `maxImageSide`) a dataset may hold. */
+  maxDatasetPixels: number;
   /** Most samples one upload may carry. */
   maxSamplesPerRequest: number;
   /** Most samples a dataset may hold. */
@@ -125,6 +132,24 @@ const SETTINGS = {
     default: 4096 * 4096,
     schema: int(1, 2 ** 28),
     doc: "largest image in pixels (width x height), checked before decoding",
+  },
+  maxImageSide: {
+    env: "MAX_IMAGE_SIDE",
+    default: DEFAULT_MAX_SIDE,
+    schema: int(32, 8192),
+    doc: "longest side an image is decoded and stored at; larger images are shrunk (antialiased) on arrival",
+  },
+  maxRequestPixels: {
+    env: "MAX_REQUEST_PIXELS",
+    default: 4 * 4096 * 4096,
+    schema: int(1, 2 ** 40),
+    doc: "most source pixels, summed over the image headers, one upload or prediction may decode",
+  },
+  maxDatasetPixels: {
+    env: "MAX_DATASET_PIXELS",
+    default: 2 ** 31,
+    schema: int(1, 2 ** 46),
+    doc: "most stored pixels (each image after --max-image-side) a dataset may hold",
   },
   maxSamplesPerRequest: {
     env: "MAX_SAMPLES_PER_REQUEST",

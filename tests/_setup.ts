@@ -27,7 +27,7 @@ export async function photoFixtures() {
   const images = [];
   for await (const entry of Deno.readDir(`${FIXTURES}photos`)) {
     if (entry.isFile && /\.(png|jpe?g)$/i.test(entry.name)) {
-      images.push(decodeImage(await Deno.readFile(`${FIXTURES}photos/${entry.name}`)));
+      images.push(await decodeImage(await Deno.readFile(`${FIXTURES}photos/${entry.name}`)));
     }
   }
   return images;

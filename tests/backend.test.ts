@@ -11,7 +11,7 @@ const DenoWorker = globalThis.Worker;
 
 Deno.test("the WebGPU adapter is found and reported, software or not", async () => {
   const report = await probeAdapter();
-  assert.ok(report.available, report.reason);
+  assert.ok(report.available, report.reason ?? "");
   assert.ok(report.description.length > 0);
   if (/llvmpipe|lavapipe|swiftshader/i.test(report.description)) assert.equal(report.isFallback, true);
 });

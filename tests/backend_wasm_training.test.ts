@@ -41,7 +41,7 @@ function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): 
 /** Makes wasm the backend, on the build these tests run on (see _wasm_threads.ts). */
 async function useWasm() {
   const build = await startWasmBackend({ threads: wasmTestThreads() });
-  assert.equal(build.threads, wasmTestThreads(), build.fallbackReason);
+  assert.equal(build.threads, wasmTestThreads(), build.fallbackReason ?? "");
 }
 
 /** Runs `f` on `backend` and returns what it returns as plain arrays. */

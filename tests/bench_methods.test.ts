@@ -68,7 +68,7 @@ Deno.test("the benchmark runs every method on a real shift, with metrics in rang
   assert.equal(tf.memory().numTensors, before);
   assert.deepEqual(records.map((r) => r.method), BENCH_METHODS);
   for (const r of records) {
-    assert.equal(r.diverged, undefined, r.diverged);
+    assert.equal(r.diverged, undefined, r.diverged ?? "");
     assert.ok(r.selected);
     for (const acc of [r.idAccuracy, r.oodAccuracy, r.idValidationAccuracy, r.engine.valAccuracy]) {
       assert.ok(inUnit(acc), `${r.method}: accuracy ${acc}`);

@@ -85,13 +85,13 @@ Deno.test("a toy run yields well-formed rows for tfjs, PyTorch and the soak, and
     "soak",
   ]]);
   const [ours, peer, soak] = run.rows;
-  assert.equal(ours.stopped, undefined, ours.stopped);
+  assert.equal(ours.stopped, undefined, ours.stopped ?? "");
   assertFigureRow(ours, [4, 8]);
   const profile = ours.records.find((r) => r.kind === "profile");
   assert.ok(profile?.kind === "profile" && profile.kernels.length > 0 && positive(profile.kernelMs));
 
   if (torch) {
-    assert.equal(peer.stopped, undefined, peer.stopped);
+    assert.equal(peer.stopped, undefined, peer.stopped ?? "");
     assertFigureRow(peer, [4, 8]);
     const [a, b] = [ours, peer].map((r) => r.records.find((x) => x.kind === "info"));
     assert.ok(a?.kind === "info" && b?.kind === "info");
@@ -100,7 +100,7 @@ Deno.test("a toy run yields well-formed rows for tfjs, PyTorch and the soak, and
     assert.ok(peer.stopped, "a missing PyTorch must be reported, not silently dropped");
   }
 
-  assert.equal(soak.stopped, undefined, soak.stopped);
+  assert.equal(soak.stopped, undefined, soak.stopped ?? "");
   const record = soak.records.find((r) => r.kind === "soak");
   assert.ok(record?.kind === "soak");
   assert.deepEqual(record.samples.map((s) => s.job), [0, 1, 2]);

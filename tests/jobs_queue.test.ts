@@ -13,7 +13,13 @@ import { newResourceId } from "../src/store/resource_id.ts";
 import { validateSamples } from "../src/store/validate_samples.ts";
 import { FIXTURES, testBackend } from "./_setup.ts";
 
-const LIMITS = { maxSamplesPerRequest: 1000, maxImageBytes: 1e6, maxImagePixels: 1e6 };
+const LIMITS = {
+  maxSamplesPerRequest: 1000,
+  maxImageBytes: 1e6,
+  maxImagePixels: 1e6,
+  maxImageSide: 512,
+  maxRequestPixels: 1e8,
+};
 
 async function digitSamples(digits: number[], perDigit: number) {
   const uploads = [];
@@ -42,6 +48,7 @@ async function setup(options: Partial<AdaptationQueueOptions> = {}) {
     maxQueuedJobs: 8,
     cancelGraceMs: 10_000,
     maxImagePixels: 1e6,
+    maxImageSide: 512,
     ...options,
   });
   const close = async () => {
@@ -195,6 +202,7 @@ Deno.test("a job left running by the last process is failed as interrupted, and 
     maxQueuedJobs: 8,
     cancelGraceMs: 1000,
     maxImagePixels: 1e6,
+    maxImageSide: 512,
   });
   const interrupted = queue.get(running.id);
   assert.equal(interrupted.status, "failed");
@@ -226,7 +234,7 @@ Deno.test("runAdaptation frees every tensor it makes around the engine", async (
   // What the engine alone leaves behind (it is the engine's to fix if it is not zero).
   let before = tf.memory().numTensors;
   const backbone = await loadBackbone({ name: "tiny" });
-  const x = imagesToTensor(samples.map((s) => decodeImage(s.bytes)), backbone.input);
+  const x = imagesToTensor(await Promise.all(samples.map((s) => decodeImage(s.bytes))), backbone.input);
   (await adapt(backbone, {
     images: x,
     labels: samples.map((s) => (s.label === "2" ? 0 : 1)),
@@ -245,6 +253,7 @@ Deno.test("runAdaptation frees every tensor it makes around the engine", async (
     backend: backend.policy,
     request,
     maxImagePixels: 1e6,
+    maxImageSide: 512,
   }, { onProgress: (p) => phases.add(p.phase) });
   assert.equal(tf.memory().numTensors - before, engineLeft);
   assert.deepEqual(metrics.classNames, ["2", "5"]);

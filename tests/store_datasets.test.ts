@@ -8,7 +8,13 @@ import { isResourceId, newResourceId } from "../src/store/resource_id.ts";
 import { validateSamples } from "../src/store/validate_samples.ts";
 import { FIXTURES } from "./_setup.ts";
 
-const LIMITS = { maxSamplesPerRequest: 4, maxImageBytes: 10_000, maxImagePixels: 64 * 64 };
+const LIMITS = {
+  maxSamplesPerRequest: 4,
+  maxImageBytes: 10_000,
+  maxImagePixels: 64 * 64,
+  maxImageSide: 512,
+  maxRequestPixels: 1e6,
+};
 const png = (value: number, size = 2) =>
   encodePng({ width: size, height: size, data: new Uint8Array(size * size * 3).fill(value) });
 const digit = (d: number) =>
@@ -73,12 +79,12 @@ Deno.test("validateSamples names the first bad sample", async () => {
     "image_too_large",
   );
   await rejects(
-    () => validateSamples([good, { label: "b", bytes: new TextEncoder().encode("GIF89a....") }], LIMITS),
+    () => validateSamples([good, { label: "b", bytes: new TextEncoder().encode("BM......") }], LIMITS),
     "unsupported",
     "unsupported_image_type",
   );
   try {
-    validateSamples([good, good, { label: "c", bytes: png(1).slice(0, 30) }], LIMITS);
+    await validateSamples([good, good, { label: "c", bytes: png(1).slice(0, 30) }], LIMITS);
     assert.fail("a truncated PNG was accepted");
   } catch (err) {
     assert.ok(err instanceof RuntimeError);
@@ -92,7 +98,7 @@ Deno.test("a dataset keeps its samples and counts them per label", async () => {
   const root = await Deno.makeTempDir();
   const store = await DatasetStore.open(root);
   const ds = await store.create("digits");
-  const samples = validateSamples([
+  const samples = await validateSamples([
     { label: "3", bytes: await digit(3) },
     { label: "3", bytes: await digit(3) },
     { label: "10", bytes: await Deno.readFile(`${FIXTURES}photos/coffee.jpg`) },
@@ -111,7 +117,7 @@ Deno.test("an upload that would overfill a dataset stores nothing", async () => 
   const root = await Deno.makeTempDir();
   const store = await DatasetStore.open(root, { maxSamplesPerDataset: 3 });
   const ds = await store.create("small");
-  const two = validateSamples([{ label: "a", bytes: png(1) }, { label: "b", bytes: png(2) }], LIMITS);
+  const two = await validateSamples([{ label: "a", bytes: png(1) }, { label: "b", bytes: png(2) }], LIMITS);
   await store.add(ds.id, two);
   await rejects(store.add(ds.id, two), "too_large", "too_many_samples");
   assert.equal((await store.get(ds.id)).sampleCount, 2);

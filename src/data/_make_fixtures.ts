@@ -61,7 +61,9 @@ async function writePhotos(): Promise<void> {
   const dir = new URL("photos/", ROOT);
   await Deno.mkdir(dir, { recursive: true });
   for (const [source, target] of PHOTOS) {
-    const image = downscale(decodeImage(await Deno.readFile(`${SKIMAGE_DATA}/${source}`)));
+    const image = downscale(
+      await decodeImage(await Deno.readFile(`${SKIMAGE_DATA}/${source}`), { maxSide: Infinity }),
+    );
     let bytes: Uint8Array;
     if (target.endsWith(".png")) {
       bytes = encodePng(image);

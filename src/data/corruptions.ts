@@ -1,6 +1,6 @@
 import jpeg from "jpeg-js";
 import { RuntimeError } from "../errors.ts";
-import { decodeImage, type RgbImage } from "./image.ts";
+import type { RgbImage } from "./image.ts";
 import { seededRandom } from "./random.ts";
 
 /**
@@ -248,7 +248,10 @@ function jpegRoundTrip(image: RgbImage, quality: number): RgbImage {
     rgba[p * 4 + 3] = 255;
     grey &&= data[p * 3] === data[p * 3 + 1] && data[p * 3] === data[p * 3 + 2];
   }
-  const decoded = decodeImage(new Uint8Array(jpeg.encode({ width, height, data: rgba }, quality).data));
+  // jpeg-js both ways, synchronously: the corruption is the codec's round trip, not the server's decoder.
+  const encoded = jpeg.encode({ width, height, data: rgba }, quality).data;
+  const raw = jpeg.decode(encoded, { useTArray: true, formatAsRGBA: false });
+  const decoded: RgbImage = { width: raw.width, height: raw.height, data: raw.data };
   if (grey) {
     for (let p = 0; p < width * height; p++) {
       decoded.data[p * 3] = decoded.data[p * 3 + 2] = decoded.data[p * 3 + 1];

@@ -3,11 +3,11 @@ import { decodeImage, type DecodeImageOptions } from "./image.ts";
 import type { LabeledImages } from "./labeled_images.ts";
 
 /** File name endings read as images (case-insensitive); other files are ignored. */
-const IMAGE_FILE = /\.(png|jpe?g)$/i;
+const IMAGE_FILE = /\.(png|jpe?g|webp|gif|avif|tiff?)$/i;
 
 /**
  * Reads a folder laid out as one sub-folder per class, each holding that class's `.png`, `.jpg` or
- * `.jpeg` files:
+ * `.jpeg` files (or `.webp`, `.gif`, `.avif`, `.tif`):
  *
  * ```text
  * dir/cat/1.jpg  dir/cat/2.png  dir/dog/a.jpeg ...
@@ -73,14 +73,14 @@ export async function readImageFolder(dir: string, options: DecodeImageOptions =
       throw new RuntimeError(
         "invalid",
         "empty_class_folder",
-        `class folder ${dir}/${className} has no .png, .jpg or .jpeg files`,
+        `class folder ${dir}/${className} has no .png, .jpg, .jpeg, .webp, .gif, .avif or .tif files`,
         { dir, className },
       );
     }
     for (const name of files.sort(byCodePoint)) {
       const file = `${dir}/${className}/${name}`;
       try {
-        result.images.push(decodeImage(await Deno.readFile(file), options));
+        result.images.push(await decodeImage(await Deno.readFile(file), options));
       } catch (err) {
         if (!(err instanceof RuntimeError)) throw err;
         throw new RuntimeError(err.kind, err.code, `${file}: ${err.message}`, { ...err.details, file });

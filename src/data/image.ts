@@ -1,8 +1,6 @@
-import { decode as decodePngPixels, encode as encodePngPixels } from "fast-png";
-import jpeg from "jpeg-js";
+import { encode as encodePngPixels } from "fast-png";
 import { RuntimeError } from "../errors.ts";
-import { pixelChunksOnly, PNG_SIGNATURE, pngToRgb, readPngHeader } from "./_png.ts";
-import { readJpegSize } from "./_jpeg.ts";
+import { sharp } from "./_sharp.ts";
 
 /**
  * An 8-bit RGB image: the one pixel format every stage after decoding sees.
@@ -26,13 +24,19 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
+/** The file formats {@link decodeImage} reads. GIF and TIFF give their first page. */
+export const IMAGE_FORMATS = ["jpeg", "png", "webp", "gif", "avif", "tiff"] as const;
+
+/** One of {@link IMAGE_FORMATS}. */
+export type ImageFormat = typeof IMAGE_FORMATS[number];
+
 /**
- * Options for {@link decodeImage}.
+ * Options for {@link decodeImage} and {@link probeImage}.
  *
  * @example
  * ```ts
  * import type { DecodeImageOptions } from "./image.ts";
- * const thumbnailsOnly: DecodeImageOptions = { maxPixels: 512 * 512 };
+ * const thumbnailsOnly: DecodeImageOptions = { maxPixels: 512 * 512, maxSide: 256 };
  * console.assert(thumbnailsOnly.maxPixels === 262144);
  * ```
  */
@@ -42,52 +46,171 @@ export interface DecodeImageOptions {
    * before any pixel is decoded. Default `4096 * 4096`.
    */
   maxPixels?: number;
+  /**
+   * The longest side of the decoded image: a larger image is shrunk to fit (aspect ratio kept) while it is
+   * decoded, JPEG and WebP in the DCT domain first, then with an antialiased Lanczos-3 filter. Default
+   * {@link DEFAULT_MAX_SIDE}; `Infinity` keeps the full size.
+   */
+  maxSide?: number;
 }
 
-const DEFAULT_MAX_PIXELS = 4096 * 4096;
+/** What {@link probeImage} reads from a header. */
+export interface ImageInfo {
+  format: ImageFormat;
+  /** Stored size, before the EXIF orientation is applied. */
+  width: number;
+  height: number;
+  /** Whether the file needs no rotation or flip (EXIF orientation absent or 1). */
+  upright: boolean;
+}
+
+/** Default for {@link DecodeImageOptions.maxPixels}. */
+export const DEFAULT_MAX_PIXELS = 4096 * 4096;
 
 /**
- * Decodes PNG or JPEG bytes, recognised by their leading magic bytes, to an {@link RgbImage}.
+ * Default for {@link DecodeImageOptions.maxSide}: well above any backbone's input (96 to 224), so the
+ * final antialiased resize in `imagesToTensor` always shrinks, and small enough that a decoded image is at
+ * most 768 KiB.
+ */
+export const DEFAULT_MAX_SIDE = 512;
+
+const WHITE = { r: 255, g: 255, b: 255 };
+
+/**
+ * Reads an image's format and size from its header without decoding any pixel.
  *
- * - PNG (fast-png): grey, grey+alpha, RGB, RGBA and palette images at every bit depth (1 to 16 bits) become
- *   8-bit RGB (16-bit samples are rounded to the nearest 8-bit value). Transparency, whether an alpha
- *   channel, palette alpha or a tRNS colour key, is composited onto white rather than dropped, because
- *   the colour under a transparent pixel is arbitrary (often black) and would otherwise show. Interlaced
- *   PNGs with fewer than 8 bits per sample are refused as unsupported (the decoder mishandles them).
- *   Metadata chunks are ignored; colour profiles (iCCP, gAMA) are not applied.
- * - JPEG (jpeg-js): baseline and progressive, grey, YCbCr and CMYK. The EXIF orientation is not applied.
+ * @throws {RuntimeError} the same header errors as {@link decodeImage}: `unsupported_image_type`,
+ *   `invalid_image`, and `image_too_large` over `maxPixels`.
  *
- * Decompression bombs are refused before decoding: the size in the PNG IHDR or JPEG frame header must not
- * exceed `maxPixels`, PNG image data may not inflate past what IHDR declares, and jpeg-js runs with a
- * resolution and memory cap derived from `maxPixels`.
+ * @example
+ * ```ts
+ * import { encodePng, probeImage } from "./image.ts";
+ * const info = await probeImage(encodePng({ width: 3, height: 2, data: new Uint8Array(18) }));
+ * console.assert(info.format === "png" && info.width === 3 && info.height === 2 && info.upright);
+ * ```
+ */
+export async function probeImage(bytes: Uint8Array, options: DecodeImageOptions = {}): Promise<ImageInfo> {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (bytes.length === 0) {
+    throw new RuntimeError("invalid", "invalid_image", "the image is empty (0 bytes)", {});
+  }
+  const sniffed = sniff(bytes);
+  // A HEIF container holds AVIF (AV1) or HEIC (HEVC, which libvips here does not decode): the header says.
+  const expected = sniffed === "heif" ? "avif" : sniffed;
+  if (!expected || !(IMAGE_FORMATS as readonly string[]).includes(expected)) throw unsupported(sniffed);
+  let meta;
+  try {
+    // Header only; the pixel limit is ours, checked below with a clearer error than libvips' own.
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw invalid(expected, err);
+  }
+  const format = meta.format === "heif" ? (meta.compression === "av1" ? "avif" : "heic") : meta.format;
+  if (format !== expected) throw unsupported(format);
+  const { width, height } = meta;
+  if (!width || !height) throw invalid(format, new Error("the header gives no size"));
+  if (width * height > maxPixels) throw tooLarge(format, width, height, maxPixels);
+  return { format: format as ImageFormat, width, height, upright: (meta.orientation ?? 1) === 1 };
+}
+
+/**
+ * Decodes JPEG, PNG, WebP, GIF, AVIF or TIFF bytes (recognised by their leading bytes) to an upright,
+ * bounded {@link RgbImage}, with libvips (sharp), off the event loop.
  *
- * @throws {RuntimeError} `unsupported`/`unsupported_image_type` when the bytes are neither PNG nor JPEG
- *   (`details.detected` names GIF, WebP, BMP or TIFF when recognised); `invalid`/`invalid_image` when
- *   they are empty, truncated or corrupt; `too_large`/`image_too_large` when the image has more than
- *   `maxPixels` pixels.
+ * - The EXIF orientation (JPEG, WebP, AVIF, TIFF) is applied, so a phone photo comes out the right way up.
+ * - Images whose longest side exceeds `maxSide` are shrunk while decoding: a JPEG decodes at 1/2, 1/4 or
+ *   1/8 scale straight from its DCT coefficients, then an antialiased Lanczos-3 filter takes it the rest of
+ *   the way, so memory and time follow the output size, not the file's.
+ * - Grey, palette, 16-bit and CMYK images become 8-bit sRGB (an embedded ICC profile is applied);
+ *   transparency is composited onto white rather than dropped, because the colour under a transparent
+ *   pixel is arbitrary (often black) and would otherwise show. GIF and TIFF give their first page.
+ *
+ * Decompression bombs are refused from the header, before decoding: `width * height` must not exceed
+ * `maxPixels`.
+ *
+ * @throws {RuntimeError} `unsupported`/`unsupported_image_type` for any other format (`details.detected`
+ *   names BMP, SVG, HEIC, ... when recognised); `invalid`/`invalid_image` when the bytes are empty,
+ *   truncated or corrupt; `too_large`/`image_too_large` when the image has more than `maxPixels` pixels.
  *
  * @example
  * ```ts
  * import { decodeImage, encodePng } from "./image.ts";
  * const png = encodePng({ width: 2, height: 1, data: new Uint8Array([255, 0, 0, 0, 0, 255]) });
- * const image = decodeImage(png);
+ * const image = await decodeImage(png);
  * console.assert(image.width === 2 && image.height === 1 && image.data[5] === 255);
  * ```
  */
-export function decodeImage(bytes: Uint8Array, options: DecodeImageOptions = {}): RgbImage {
-  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (bytes.length === 0) {
-    throw new RuntimeError("invalid", "invalid_image", "the image is empty (0 bytes)", {});
+export async function decodeImage(bytes: Uint8Array, options: DecodeImageOptions = {}): Promise<RgbImage> {
+  const info = await probeImage(bytes, options);
+  try {
+    const { data, info: out } = await pipeline(bytes, info, options).raw({ depth: "uchar" })
+      .toBuffer({ resolveWithObject: true });
+    if (out.channels !== 3) throw new Error(`decoded to ${out.channels} channels`);
+    return {
+      width: out.width,
+      height: out.height,
+      data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+    };
+  } catch (err) {
+    throw invalid(info.format, err);
   }
-  if (PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return decodePng(bytes, maxPixels);
-  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return decodeJpeg(bytes, maxPixels);
-  const detected = sniffOther(bytes);
-  throw new RuntimeError(
-    "unsupported",
-    "unsupported_image_type",
-    `unsupported image type${detected ? ` (${detected})` : ""}: only PNG and JPEG can be decoded`,
-    { detected: detected ?? "unknown" },
-  );
+}
+
+/**
+ * The file to keep for an image: its own bytes when they already decode to themselves at full size (upright
+ * and no side over `maxSide`), otherwise a lossless PNG of what {@link decodeImage} gives. Either way,
+ * decoding the result with the same `maxSide` gives the same pixels as decoding `bytes`, so a stored
+ * sample trains on exactly what a prediction on the original file sees, and storage is bounded by
+ * `maxSide`.
+ *
+ * @throws {RuntimeError} {@link decodeImage}'s errors.
+ *
+ * @example
+ * ```ts
+ * import { boundedImageFile, decodeImage, encodePng } from "./image.ts";
+ * const wide = encodePng({ width: 40, height: 10, data: new Uint8Array(1200).fill(90) });
+ * const kept = await boundedImageFile(wide, { maxSide: 20 });
+ * console.assert(kept.format === "png" && kept.width === 20 && kept.height === 5);
+ * console.assert((await decodeImage(kept.bytes)).width === 20);
+ * ```
+ */
+export async function boundedImageFile(
+  bytes: Uint8Array,
+  options: DecodeImageOptions = {},
+): Promise<{ bytes: Uint8Array; format: ImageFormat; width: number; height: number }> {
+  const info = await probeImage(bytes, options);
+  const maxSide = options.maxSide ?? DEFAULT_MAX_SIDE;
+  if (info.upright && Math.max(info.width, info.height) <= maxSide && info.format !== "tiff") {
+    // Decoded once all the same: a file that does not decode is refused now, not when it trains.
+    await decodeImage(bytes, options);
+    return { bytes, format: info.format, width: info.width, height: info.height };
+  }
+  try {
+    const { data, info: out } = await pipeline(bytes, info, options).png({ compressionLevel: 6 })
+      .toBuffer({ resolveWithObject: true });
+    return {
+      bytes: new Uint8Array(data.buffer, data.byteOffset, data.length),
+      format: "png",
+      width: out.width,
+      height: out.height,
+    };
+  } catch (err) {
+    throw invalid(info.format, err);
+  }
+}
+
+// The one decoding pipeline: orientation, bounded size, white background, 8-bit sRGB.
+function pipeline(bytes: Uint8Array, info: ImageInfo, options: DecodeImageOptions) {
+  const maxSide = options.maxSide ?? DEFAULT_MAX_SIDE;
+  let image = sharp(bytes, {
+    failOn: "truncated",
+    limitInputPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
+    sequentialRead: true,
+  }).autoOrient();
+  if (Math.max(info.width, info.height) > maxSide) {
+    image = image.resize({ width: maxSide, height: maxSide, fit: "inside", withoutEnlargement: true });
+  }
+  return image.flatten({ background: WHITE }).toColourspace("srgb");
 }
 
 /**
@@ -100,7 +223,7 @@ export function decodeImage(bytes: Uint8Array, options: DecodeImageOptions = {})
  * ```ts
  * import { decodeImage, encodePng } from "./image.ts";
  * const grey = { width: 1, height: 2, data: new Uint8Array([7, 7, 7, 9, 9, 9]) };
- * console.assert(decodeImage(encodePng(grey)).data.join() === grey.data.join());
+ * console.assert((await decodeImage(encodePng(grey))).data.join() === grey.data.join());
  * ```
  */
 export function encodePng(img: RgbImage): Uint8Array {
@@ -141,78 +264,46 @@ function tooLarge(format: string, width: number, height: number, maxPixels: numb
   );
 }
 
-function decodePng(bytes: Uint8Array, maxPixels: number): RgbImage {
-  const header = readPngHeader(bytes);
-  if (header.width * header.height > maxPixels) throw tooLarge("png", header.width, header.height, maxPixels);
-  if (header.interlaced && header.depth < 8) {
-    throw new RuntimeError(
-      "unsupported",
-      "unsupported_image_type",
-      `interlaced PNG with ${header.depth}-bit samples is not supported; re-save it without interlacing`,
-      { format: "png", depth: header.depth, interlaced: true },
-    );
-  }
-  const minimal = pixelChunksOnly(bytes, header);
-  let rgb: Uint8Array;
-  try {
-    const png = decodePngPixels(minimal);
-    rgb = pngToRgb(png, header.colorType);
-  } catch (err) {
-    if (err instanceof RuntimeError) throw err;
-    throw new RuntimeError("invalid", "invalid_image", `invalid PNG: ${(err as Error).message}`, {
-      format: "png",
-    });
-  }
-  if (rgb.length !== header.width * header.height * 3) {
-    throw new RuntimeError(
-      "invalid",
-      "invalid_image",
-      "invalid PNG: image data is shorter than the header says",
-      {
-        format: "png",
-      },
-    );
-  }
-  return { width: header.width, height: header.height, data: rgb };
+function invalid(format: string, err: unknown): RuntimeError {
+  if (err instanceof RuntimeError) return err;
+  const message = (err as Error)?.message ?? String(err);
+  // libvips' messages name the loader and the fault ("VipsJpeg: Premature end of input file"), never a path:
+  // the input is always a buffer.
+  return new RuntimeError(
+    "invalid",
+    "invalid_image",
+    `invalid ${format.toUpperCase()}: ${firstLine(message)}`,
+    {
+      format,
+    },
+  );
 }
 
-function decodeJpeg(bytes: Uint8Array, maxPixels: number): RgbImage {
-  const { width, height } = readJpegSize(bytes);
-  if (width * height > maxPixels) throw tooLarge("jpeg", width, height, maxPixels);
-  try {
-    const image = jpeg.decode(bytes, {
-      useTArray: true,
-      formatAsRGBA: false,
-      // A second line of defence; the header check above already enforces the same limit.
-      maxResolutionInMP: maxPixels / 1e6,
-      // Output, component planes and their up-sampled copies: generously 16 bytes a pixel.
-      maxMemoryUsageInMB: Math.max(64, Math.ceil((maxPixels * 16) / 2 ** 20)),
-    });
-    return { width: image.width, height: image.height, data: image.data };
-  } catch (err) {
-    const message = (err as Error).message ?? String(err);
-    if (/maxResolutionInMP|maxMemoryUsageInMB|allocate enough memory/.test(message)) {
-      throw new RuntimeError(
-        "too_large",
-        "image_too_large",
-        `JPEG image is too large to decode: ${message}`,
-        {
-          format: "jpeg",
-          width,
-          height,
-          maxPixels,
-        },
-      );
-    }
-    throw new RuntimeError("invalid", "invalid_image", `invalid JPEG: ${message}`, { format: "jpeg" });
-  }
+function firstLine(text: string): string {
+  return text.split("\n").map((l) => l.trim()).filter(Boolean)[0] ?? "cannot be decoded";
 }
 
-function sniffOther(bytes: Uint8Array): string | undefined {
+function unsupported(detected: string | undefined): RuntimeError {
+  return new RuntimeError(
+    "unsupported",
+    "unsupported_image_type",
+    `unsupported image type${detected ? ` (${detected})` : ""}: send ${IMAGE_FORMATS.join(", ")}`,
+    { detected: detected ?? "unknown", supported: [...IMAGE_FORMATS] },
+  );
+}
+
+// The format from the leading bytes, before any decoder sees them: only the formats listed can reach
+// libvips (not SVG, PDF or the other loaders it has).
+function sniff(bytes: Uint8Array): string | undefined {
   const ascii = (from: number, to: number) => String.fromCharCode(...bytes.subarray(from, to));
-  if (ascii(0, 4) === "GIF8") return "gif";
+  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return "jpeg";
+  if (ascii(1, 4) === "PNG" && bytes[0] === 0x89) return "png";
   if (ascii(0, 4) === "RIFF" && ascii(8, 12) === "WEBP") return "webp";
-  if (ascii(0, 2) === "BM") return "bmp";
+  if (ascii(0, 4) === "GIF8") return "gif";
+  if (ascii(4, 8) === "ftyp" && /^(heic|heix|hevc|hevx)$/.test(ascii(8, 12))) return "heic";
+  if (ascii(4, 8) === "ftyp" && /^(avif|avis|mif1|msf1)$/.test(ascii(8, 12))) return "heif";
   if (ascii(0, 4) === "II*\0" || ascii(0, 4) === "MM\0*") return "tiff";
+  if (ascii(0, 2) === "BM") return "bmp";
+  if (/^\s*<(\?xml|svg)/.test(ascii(0, 64))) return "svg";
   return undefined;
 }

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { RuntimeError } from "../errors.ts";
 import type { RgbImage } from "./image.ts";
+import { resample } from "./_resample.ts";
 
 /**
  * What a backbone expects as input: the size it was trained at, grey or colour, and the interval pixel
@@ -32,17 +33,59 @@ export interface InputSpec {
 const LUMA = [0.299, 0.587, 0.114];
 
 /**
- * Turns decoded images into one batch tensor for a backbone described by `spec`.
+ * The one preprocessing step between a decoded image and a backbone, used for training, validation and
+ * prediction alike: writes `image` as `spec.height x spec.width x spec.channels` float values into `out`
+ * from `offset` (or into a new array).
  *
- * Each image, of any size, is resized with `tf.image.resizeBilinear` (alignCorners false, halfPixelCenters
- * true) to `spec.height x spec.width`; an image already that size passes through unchanged. When
- * `spec.channels` is 1 it is reduced to grey with the ITU-R 601 luma weights 0.299 R + 0.587 G + 0.114 B
- * (before resizing, which is the same result in a third of the work since both are linear). Values are
- * then mapped linearly from [0, 255] to `spec.range`.
+ * When `spec.channels` is 1 the image is first reduced to grey with the ITU-R 601 luma weights
+ * 0.299 R + 0.587 G + 0.114 B. It is then resized with an antialiased triangle filter, PIL's
+ * `resize(BILINEAR)` and torchvision's `resize(antialias=True)`: when shrinking by a factor s, each output
+ * pixel averages about 2s input pixels per axis, so detail finer than the output grid is averaged, not
+ * aliased; when enlarging it is bilinear interpolation with half-pixel centres; an image already the
+ * right size passes through. Values are last mapped linearly from [0, 255] to `spec.range`.
+ *
+ * @throws {RuntimeError} `invalid`/`invalid_input` as {@link imagesToTensor}.
+ *
+ * @example
+ * ```ts
+ * import { imageToInput } from "./input_spec.ts";
+ * const stripes = { width: 4, height: 1, data: new Uint8Array([0, 0, 0, 255, 255, 255, 0, 0, 0, 255, 255, 255]) };
+ * const [grey] = imageToInput(stripes, { height: 1, width: 1, channels: 1, range: [0, 255] });
+ * console.assert(Math.abs(grey - 127.5) < 1e-3); // averaged, not one stripe picked
+ * ```
+ */
+export function imageToInput(
+  image: RgbImage,
+  spec: InputSpec,
+  out = new Float32Array(spec.height * spec.width * spec.channels),
+  offset = 0,
+): Float32Array {
+  checkSpec(spec);
+  checkImage(image, 0);
+  const { width, height, data } = image;
+  const channels = spec.channels;
+  const planes = new Float32Array(width * height * channels);
+  if (channels === 1) {
+    for (let p = 0; p < planes.length; p++) {
+      planes[p] = LUMA[0] * data[p * 3] + LUMA[1] * data[p * 3 + 1] + LUMA[2] * data[p * 3 + 2];
+    }
+  } else {
+    planes.set(data);
+  }
+  resample(planes, width, height, channels, spec.width, spec.height, out, offset);
+  const [low, high] = spec.range;
+  const scale = (high - low) / 255;
+  const end = offset + spec.height * spec.width * channels;
+  for (let i = offset; i < end; i++) out[i] = out[i] * scale + low;
+  return out;
+}
+
+/**
+ * Turns decoded images into one batch tensor for a backbone described by `spec`, each image through
+ * {@link imageToInput}.
  *
  * Shapes: each `images[i].data` has `width * height * 3` bytes; the result is a float32
  * `[images.length, spec.height, spec.width, spec.channels]` tensor the caller owns (and disposes).
- * Intermediate tensors are freed.
  *
  * @throws {RuntimeError} `invalid`/`invalid_input` when `images` is empty, an image's data length does not
  *   match its size, or `spec` has a non-positive size, a channel count other than 1 or 3, or a range that
@@ -66,19 +109,10 @@ export function imagesToTensor(images: RgbImage[], spec: InputSpec): tf.Tensor4D
     throw new RuntimeError("invalid", "invalid_input", "imagesToTensor needs at least one image", {});
   }
   images.forEach(checkImage);
-  const [low, high] = spec.range;
-  return tf.tidy(() => {
-    const perImage = images.map((img) => {
-      let x: tf.Tensor3D = tf.tensor3d(img.data, [img.height, img.width, 3], "float32");
-      if (spec.channels === 1) x = tf.sum(tf.mul(x, tf.tensor1d(LUMA)), -1, true);
-      if (img.height !== spec.height || img.width !== spec.width) {
-        x = tf.image.resizeBilinear(x, [spec.height, spec.width], false, true);
-      }
-      return x;
-    });
-    const batch = tf.stack(perImage) as tf.Tensor4D;
-    return tf.add(tf.mul(batch, (high - low) / 255), low);
-  });
+  const size = spec.height * spec.width * spec.channels;
+  const values = new Float32Array(images.length * size);
+  images.forEach((image, i) => imageToInput(image, spec, values, i * size));
+  return tf.tensor4d(values, [images.length, spec.height, spec.width, spec.channels], "float32");
 }
 
 function checkSpec(spec: InputSpec): void {

@@ -118,7 +118,9 @@ async function readPhotos(): Promise<RgbImage[]> {
   for await (const entry of Deno.readDir(PHOTOS_DIR)) {
     if (entry.isFile && /\.(png|jpe?g)$/i.test(entry.name)) names.push(entry.name);
   }
-  for (const name of names.sort()) photos.push(decodeImage(await Deno.readFile(new URL(name, PHOTOS_DIR))));
+  for (const name of names.sort()) {
+    photos.push(await decodeImage(await Deno.readFile(new URL(name, PHOTOS_DIR))));
+  }
   return photos;
 }
 

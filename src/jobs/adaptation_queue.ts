@@ -45,6 +45,8 @@ export interface AdaptationQueueOptions {
   /** How long a cancelled job may take to stop before its worker is terminated. */
   cancelGraceMs: number;
   maxImagePixels: number;
+  /** Longest side a stored image decodes at (uploads are stored within it already). */
+  maxImageSide: number;
   /** Called when a job that asked for `activate` succeeds. */
   activate?: (modelId: string) => Promise<unknown>;
   /** The worker module; tests may substitute one. */
@@ -85,7 +87,7 @@ const INTERRUPTED: JobError = {
  * import { openStores } from "../store/open_stores.ts";
  * const stores = await openStores(await Deno.makeTempDir());
  * const queue = await AdaptationQueue.open({ ...stores, backend: "cpu", defaultBackbone: "tiny",
- *   maxQueuedJobs: 8, cancelGraceMs: 5000, maxImagePixels: 1 << 24 });
+ *   maxQueuedJobs: 8, cancelGraceMs: 5000, maxImagePixels: 1 << 24, maxImageSide: 512 });
  * console.assert(queue.list().length === 0);
  * await queue.close();
  * ```
@@ -311,6 +313,7 @@ export class AdaptationQueue {
       wasmThreads: this.options.wasmThreads,
       request: job.request,
       maxImagePixels: this.options.maxImagePixels,
+      maxImageSide: this.options.maxImageSide,
     };
     Object.assign(job, { status: "running", startedAt: new Date().toISOString() });
     job.progress = { phase: "starting", fraction: 0 };

@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import { adapt, type AdaptProgress } from "../adapt/adapt.ts";
 import type { EpochRecord } from "../adapt/adaptation_metrics.ts";
-import type { RgbImage } from "../data/image.ts";
-import { imagesToTensor } from "../data/input_spec.ts";
+import * as tf from "@tensorflow/tfjs";
+import { imageToInput, type InputSpec } from "../data/input_spec.ts";
 import { RuntimeError } from "../errors.ts";
 import { loadBackbone } from "../model/registry.ts";
 import { countLabels, DatasetStore } from "../store/dataset_store.ts";
@@ -64,17 +64,15 @@ export async function runAdaptation(
   hooks.onStarted?.({ id: contents.id, name: contents.name, counts });
 
   const classNames = Object.keys(counts);
-  const images: RgbImage[] = contents.samples.map((s, index) =>
-    decodeUploadedImage(s.bytes, { list: "samples", index }, {
-      maxImageBytes: Infinity,
-      maxImagePixels: task.maxImagePixels,
-    })
-  );
   const labels = contents.samples.map((s) => classNames.indexOf(s.label));
-  if (hooks.signal?.aborted) throw new RuntimeError("conflict", "cancelled", "the adaptation was cancelled");
   const backbone = await loadBackbone({ name: request.backbone });
-  const x = imagesToTensor(images, backbone.input);
-  images.length = 0;
+  let x;
+  try {
+    x = await samplesToTensor(contents.samples.map((s) => s.bytes), backbone.input, task, hooks.signal);
+  } catch (err) {
+    backbone.model.dispose();
+    throw err;
+  }
   let model;
   try {
     model = await adapt(backbone, { images: x, labels, classNames }, {
@@ -115,4 +113,29 @@ export async function runAdaptation(
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * The training tensor, decoded one sample at a time straight into its slot, so memory is the tensor plus
+ * one image of at most `maxImageSide` squared, whatever the dataset's files are.
+ */
+async function samplesToTensor(
+  files: Uint8Array[],
+  spec: InputSpec,
+  task: AdaptationTask,
+  signal?: AbortSignal,
+): Promise<tf.Tensor4D> {
+  const size = spec.height * spec.width * spec.channels;
+  const values = new Float32Array(files.length * size);
+  const limits = {
+    maxImageBytes: Infinity,
+    maxImagePixels: task.maxImagePixels,
+    maxImageSide: task.maxImageSide,
+  };
+  for (const [index, bytes] of files.entries()) {
+    if (signal?.aborted) throw new RuntimeError("conflict", "cancelled", "the adaptation was cancelled");
+    const image = await decodeUploadedImage(bytes, { list: "samples", index }, limits);
+    imageToInput(image, spec, values, index * size);
+  }
+  return tf.tensor4d(values, [files.length, spec.height, spec.width, spec.channels], "float32");
 }

@@ -15,6 +15,8 @@ export interface AdaptationTask {
   request: AdaptationRequest;
   /** Image limits, as for uploads (the stored files already passed them). */
   maxImagePixels: number;
+  /** Longest side an image decodes at, as for uploads. */
+  maxImageSide: number;
 }
 
 /** Main thread to worker. `cancelFlag` is shared memory: set to 1 it cancels even a busy event loop. */

@@ -70,7 +70,10 @@ export interface Runtime {
  * ```
  */
 export async function openRuntime(config: Config): Promise<Runtime> {
-  const stores = await openStores(config.dataDir, { maxSamplesPerDataset: config.maxSamplesPerDataset });
+  const stores = await openStores(config.dataDir, {
+    maxSamplesPerDataset: config.maxSamplesPerDataset,
+    maxDatasetPixels: config.maxDatasetPixels,
+  });
   const readiness = new Readiness(config.defaultBackbone);
   // Predictions need the backend, not the default backbone: a model that exists can serve even if the
   // default backbone cannot be loaded.

@@ -2,7 +2,12 @@ import * as tf from "@tensorflow/tfjs";
 import { AdaptedModel, type Prediction } from "../adapt/adapted_model.ts";
 import { imagesToTensor } from "../data/input_spec.ts";
 import { RuntimeError } from "../errors.ts";
-import { decodeUploadedImage, type ImageLimits } from "../store/decode_uploaded_image.ts";
+import {
+  checkRequestPixels,
+  decodeUploadedImage,
+  type ImageLimits,
+  settleInOrder,
+} from "../store/decode_uploaded_image.ts";
 import { KeyedLock } from "../store/keyed_lock.ts";
 import type { ActiveModelRecord, ModelStore } from "../store/model_store.ts";
 
@@ -50,7 +55,7 @@ const ACTIVATION = "activation";
  * import { PredictionService } from "./prediction_service.ts";
  * import { ModelStore } from "../store/model_store.ts";
  * const models = await ModelStore.open(await Deno.makeTempDir());
- * const service = new PredictionService(models, { maxImageBytes: 1e6, maxImagePixels: 1e6,
+ * const service = new PredictionService(models, { maxImageBytes: 1e6, maxImagePixels: 1e6, maxImageSide: 512, maxRequestPixels: 1e7,
  *   maxPredictImages: 8, maxCachedModels: 2, isReady: () => true });
  * console.assert(service.activeModelId() === undefined);
  * ```
@@ -153,10 +158,11 @@ export class PredictionService {
   }
 
   /**
-   * Predicts labels for a batch of PNG/JPEG images, in input order, with the `topK` best of each.
+   * Predicts labels for a batch of images (JPEG, PNG, WebP, GIF, AVIF, TIFF), decoded off the event loop, in input order, with the `topK` best of each.
    * `modelRef` is a model id or `active`.
    *
-   * @throws {RuntimeError} `invalid`/`no_images`, `too_large`/`too_many_images`, the decode errors of each
+   * @throws {RuntimeError} `invalid`/`no_images`, `too_large`/`too_many_images`,
+   *   `too_large`/`pixel_budget_exceeded` (over `maxRequestPixels`), the decode errors of each
    *   image (naming it), `unavailable`/`no_active_model`, `not_found`/`model_not_found`,
    *   `unavailable`/`not_ready`.
    */
@@ -190,8 +196,9 @@ export class PredictionService {
     }
     if (modelRef === ACTIVE_MODEL) entry.users++;
     try {
-      const decoded = images.map((bytes, index) =>
-        decodeUploadedImage(bytes, { list: "images", index }, this.options)
+      await checkRequestPixels(images, "images", this.options);
+      const decoded = await settleInOrder(
+        images.map((bytes, index) => decodeUploadedImage(bytes, { list: "images", index }, this.options)),
       );
       const model = await entry.model;
       const x = imagesToTensor(decoded, model.metadata.input);

@@ -4,11 +4,14 @@ import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from "./atomic_wri
 import { KeyedLock } from "./keyed_lock.ts";
 import { assertResourceId, newResourceId } from "./resource_id.ts";
 import type { ValidSample } from "./validate_samples.ts";
+import type { ImageFormat } from "../data/image.ts";
 
 /** A stored sample: its file under `samples/` and its label. */
 export interface StoredSample {
   file: string;
   label: string;
+  /** Pixels of the stored image; absent in records written before images were bounded (counted as 0). */
+  pixels?: number;
 }
 
 /** `dataset.json`: the dataset and the list of its samples, rewritten atomically on every change. */
@@ -40,6 +43,23 @@ export interface DatasetContents {
   samples: { label: string; bytes: Uint8Array }[];
 }
 
+/** Limits of a {@linkcode DatasetStore}; each defaults to none. */
+export interface DatasetStoreOptions {
+  /** Most samples a dataset may hold. */
+  maxSamplesPerDataset?: number;
+  /** Most stored pixels (each sample's `width * height` as stored) a dataset may hold. */
+  maxDatasetPixels?: number;
+}
+
+const EXTENSION: Record<ImageFormat, string> = {
+  jpeg: "jpg",
+  png: "png",
+  webp: "webp",
+  gif: "gif",
+  avif: "avif",
+  tiff: "tif",
+};
+
 const RECORD = "dataset.json";
 const SAMPLES = "samples";
 
@@ -55,7 +75,7 @@ export function countLabels(labels: Iterable<string>): Record<string, number> {
  *
  * ```text
  * <root>/<id>/dataset.json          name, samples [{file, label}]  (written atomically)
- * <root>/<id>/samples/000001.png    the uploaded bytes, unchanged
+ * <root>/<id>/samples/000001.png    the uploaded file, or its bounded PNG (see `validateSamples`)
  * ```
  *
  * A sample file is written before `dataset.json` names it, so a crash leaves at worst an unnamed file, never
@@ -72,20 +92,28 @@ export function countLabels(labels: Iterable<string>): Record<string, number> {
 export class DatasetStore {
   #lock = new KeyedLock();
 
-  private constructor(readonly root: string, readonly maxSamplesPerDataset: number) {}
+  private constructor(
+    readonly root: string,
+    readonly maxSamplesPerDataset: number,
+    readonly maxDatasetPixels: number,
+  ) {}
 
   /** Opens (creating if needed) the datasets directory and clears what an interrupted delete left. */
-  static async open(root: string, options: { maxSamplesPerDataset?: number } = {}): Promise<DatasetStore> {
+  static async open(root: string, options: DatasetStoreOptions = {}): Promise<DatasetStore> {
     await Deno.mkdir(root, { recursive: true });
     for await (const entry of Deno.readDir(root)) {
       if (entry.name.startsWith(".")) await Deno.remove(join(root, entry.name), { recursive: true });
     }
-    return new DatasetStore(root, options.maxSamplesPerDataset ?? Infinity);
+    return DatasetStore.at(root, options);
   }
 
   /** The store at `root` as it is, without `open`'s clean-up (for a reader in another thread). */
-  static at(root: string, options: { maxSamplesPerDataset?: number } = {}): DatasetStore {
-    return new DatasetStore(root, options.maxSamplesPerDataset ?? Infinity);
+  static at(root: string, options: DatasetStoreOptions = {}): DatasetStore {
+    return new DatasetStore(
+      root,
+      options.maxSamplesPerDataset ?? Infinity,
+      options.maxDatasetPixels ?? Infinity,
+    );
   }
 
   /** Creates an empty dataset. */
@@ -119,7 +147,8 @@ export class DatasetStore {
    * rename; if anything fails first, the files written so far are removed and the dataset is unchanged.
    *
    * @throws {RuntimeError} `not_found`/`dataset_not_found`; `too_large`/`too_many_samples` when the dataset
-   *   would exceed its limit (naming the first sample over it).
+   *   would exceed its limit (naming the first sample over it); `too_large`/`pixel_budget_exceeded` when its
+   *   stored pixels would exceed `maxDatasetPixels` (named in the message and details).
    */
   add(id: string, samples: ValidSample[]): Promise<DatasetSummary> {
     return this.#lock.run(id, async () => {
@@ -140,17 +169,30 @@ export class DatasetStore {
           },
         );
       }
+      const existing = record.samples.reduce((sum, s) => sum + (s.pixels ?? 0), 0);
+      let total = existing;
+      samples.forEach((sample, index) => {
+        total += sample.pixels;
+        if (total <= this.maxDatasetPixels) return;
+        throw new RuntimeError(
+          "too_large",
+          "pixel_budget_exceeded",
+          `samples[${index}]: dataset ${id} would hold more than maxDatasetPixels (${this.maxDatasetPixels}) ` +
+            `stored pixels; it has ${existing} and the upload adds ${
+              samples.reduce((sum, s) => sum + s.pixels, 0)
+            }`,
+          { index, maxDatasetPixels: this.maxDatasetPixels, existing },
+        );
+      });
       const written: string[] = [];
       try {
         const added: StoredSample[] = [];
         for (const sample of samples) {
-          const file = `${String(record.nextSample++).padStart(6, "0")}.${
-            sample.format === "png" ? "png" : "jpg"
-          }`;
+          const file = `${String(record.nextSample++).padStart(6, "0")}.${EXTENSION[sample.format]}`;
           const path = join(this.root, id, SAMPLES, file);
           await writeFileAtomic(path, sample.bytes);
           written.push(path);
-          added.push({ file, label: sample.label });
+          added.push({ file, label: sample.label, pixels: sample.pixels });
         }
         const updated = {
           ...record,

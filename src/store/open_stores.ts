@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { DatasetStore } from "./dataset_store.ts";
+import { DatasetStore, type DatasetStoreOptions } from "./dataset_store.ts";
 import { JobStore } from "./job_store.ts";
 import { ModelStore } from "./model_store.ts";
 
@@ -23,7 +23,7 @@ export interface Stores {
  */
 export async function openStores(
   dataDir: string,
-  options: { maxSamplesPerDataset?: number } = {},
+  options: DatasetStoreOptions = {},
 ): Promise<Stores> {
   return {
     dataDir,

@@ -1,5 +1,6 @@
 import { RuntimeError } from "../errors.ts";
-import { decodeUploadedImage, type ImageLimits } from "./decode_uploaded_image.ts";
+import { boundedImageFile, type ImageFormat } from "../data/image.ts";
+import { atPosition, checkRequestPixels, type ImageLimits, settleInOrder } from "./decode_uploaded_image.ts";
 
 /** A labelled image as it arrives, before any check. */
 export interface SampleUpload {
@@ -7,11 +8,16 @@ export interface SampleUpload {
   bytes?: Uint8Array;
 }
 
-/** A sample that passed every check: its label and the original file bytes. */
+/**
+ * A sample that passed every check: its label and the file to store, which is the uploaded file when it is
+ * upright and within `maxImageSide`, otherwise a lossless PNG of the decoded, upright, shrunk image.
+ */
 export interface ValidSample {
   label: string;
   bytes: Uint8Array;
-  format: "png" | "jpeg";
+  format: ImageFormat;
+  /** Pixels of the stored image (`width * height`), at most `maxImageSide` squared. */
+  pixels: number;
 }
 
 /** The limits of {@linkcode validateSamples}. */
@@ -28,22 +34,27 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
  * Checks a whole upload before any of it is stored, so an upload is all or nothing: a count within the
- * limit, a label on every sample (1 to 100 characters, no control characters, not blank), and an image
- * that decodes as PNG or JPEG within the byte and pixel limits. The first failure names its sample.
+ * limit, a label on every sample (1 to 100 characters, no control characters, not blank), the request's
+ * source pixels within `maxRequestPixels` (from the headers, before decoding), and an image that decodes
+ * within the byte and pixel limits. The first failure names its sample. Each image is then bounded for
+ * storage once, here (`boundedImageFile`), so nothing later decodes a file larger than `maxImageSide`.
  *
  * @throws {RuntimeError} `invalid`/`no_samples`, `too_large`/`too_many_samples`, `invalid`/`missing_label`,
- *   `invalid`/`invalid_label`, `invalid`/`missing_image`, and {@linkcode decodeUploadedImage}'s errors.
+ *   `invalid`/`invalid_label`, `invalid`/`missing_image`, {@linkcode checkRequestPixels}'s
+ *   `pixel_budget_exceeded`, and the decode errors (`invalid_image`, `unsupported_image_type`,
+ *   `image_too_large`).
  *
  * @example
  * ```ts
  * import { validateSamples } from "./validate_samples.ts";
  * import { encodePng } from "../data/image.ts";
  * const bytes = encodePng({ width: 1, height: 1, data: new Uint8Array([0, 0, 0]) });
- * const [s] = validateSamples([{ label: "cat", bytes }], { maxSamplesPerRequest: 10, maxImageBytes: 1e6, maxImagePixels: 1e6 });
+ * const limits = { maxSamplesPerRequest: 10, maxImageBytes: 1e6, maxImagePixels: 1e6, maxImageSide: 512, maxRequestPixels: 1e6 };
+ * const [s] = await validateSamples([{ label: "cat", bytes }], limits);
  * console.assert(s.format === "png");
  * ```
  */
-export function validateSamples(samples: SampleUpload[], limits: SampleLimits): ValidSample[] {
+export async function validateSamples(samples: SampleUpload[], limits: SampleLimits): Promise<ValidSample[]> {
   if (samples.length === 0) {
     throw new RuntimeError("invalid", "no_samples", "the upload holds no samples", {});
   }
@@ -60,7 +71,7 @@ export function validateSamples(samples: SampleUpload[], limits: SampleLimits): 
       },
     );
   }
-  return samples.map(({ label, bytes }, index) => {
+  const checked = samples.map(({ label, bytes }, index) => {
     if (label === undefined) {
       throw new RuntimeError("invalid", "missing_label", `samples[${index}]: the sample has no label`, {
         index,
@@ -79,7 +90,16 @@ export function validateSamples(samples: SampleUpload[], limits: SampleLimits): 
         index,
       });
     }
-    decodeUploadedImage(bytes, { list: "samples", index }, limits);
-    return { label, bytes, format: bytes[0] === 0x89 ? "png" : "jpeg" };
+    return { label, bytes };
   });
+  await checkRequestPixels(checked.map((s) => s.bytes), "samples", limits);
+  const options = { maxPixels: limits.maxImagePixels, maxSide: limits.maxImageSide };
+  return await settleInOrder(
+    checked.map(({ label, bytes }, index) =>
+      atPosition({ list: "samples", index }, async () => {
+        const file = await boundedImageFile(bytes, options);
+        return { label, bytes: file.bytes, format: file.format, pixels: file.width * file.height };
+      })
+    ),
+  );
 }
