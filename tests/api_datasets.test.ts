@@ -117,8 +117,8 @@ Deno.test("a bad sample anywhere in an upload stores nothing and is named", asyn
     ["no label", await upload(digitForm([["1", good], [undefined, good]])), 400, "missing_label", 1],
     ["no image", await upload(digitForm([["1", good], ["1", undefined]])), 400, "missing_image", 1],
     [
-      "gif",
-      await upload(digitForm([["1", new TextEncoder().encode("GIF89a\x01\x00\x01\x00")]])),
+      "bmp",
+      await upload(digitForm([["1", new TextEncoder().encode("BM\x01\x00\x01\x00\x00\x00")]])),
       415,
       "unsupported_image_type",
       0,

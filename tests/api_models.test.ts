@@ -130,9 +130,9 @@ Deno.test("models: listing, artifacts, activation, predictions and deletion", as
         "invalid_image",
       ],
       [
-        "gif",
+        "bmp",
         json("POST", "/v1/models/active/predict", {
-          images: [base64(new TextEncoder().encode("GIF89a...."))],
+          images: [base64(new TextEncoder().encode("BM......"))],
         }),
         415,
         "unsupported_image_type",

@@ -4,7 +4,13 @@ import * as tf from "@tensorflow/tfjs";
 import { encode as encodeRawPng } from "fast-png";
 import jpeg from "jpeg-js";
 import { RuntimeError } from "../src/errors.ts";
-import { decodeImage, encodePng, type RgbImage } from "../src/data/image.ts";
+import {
+  boundedImageFile,
+  decodeImage,
+  DEFAULT_MAX_SIDE,
+  encodePng,
+  type RgbImage,
+} from "../src/data/image.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
 
 await tf.setBackend("cpu");
@@ -384,3 +390,106 @@ function crc32(bytes: Uint8Array): number {
   }
   return (crc ^ 0xffffffff) >>> 0;
 }
+
+// --- orientation, formats, bounded size ------------------------------------------------------------
+
+const ORIENTATION = new URL("../fixtures/orientation/", import.meta.url);
+
+/** `image` turned a quarter clockwise (`turns` = 1), half (2) or three quarters (3). */
+function turned(image: RgbImage, turns: number): RgbImage {
+  let { width, height, data } = image;
+  for (let t = 0; t < turns; t++) {
+    const out = new Uint8Array(data.length);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        // (x, y) goes to (height - 1 - y, x) in a width-`height` image.
+        out.set(
+          data.subarray((y * width + x) * 3, (y * width + x) * 3 + 3),
+          (x * height + height - 1 - y) * 3,
+        );
+      }
+    }
+    [width, height, data] = [height, width, out];
+  }
+  return { width, height, data };
+}
+
+for (
+  const [file, turns] of [["orientation-6.jpg", 1], ["orientation-3.jpg", 2], [
+    "orientation-8.jpg",
+    3,
+  ]] as const
+) {
+  Deno.test(`a JPEG tagged by exiftool with EXIF ${file.slice(0, -4)} decodes the right way up`, async () => {
+    const upright = await decodeImage(await Deno.readFile(new URL("upright.jpg", ORIENTATION)));
+    const tagged = await decodeImage(await Deno.readFile(new URL(file, ORIENTATION)));
+    assert.deepEqual(tagged, turned(upright, turns));
+  });
+}
+
+Deno.test("a WebP tagged by exiftool with EXIF orientation 6 decodes the right way up", async () => {
+  const upright = await decodeImage(await Deno.readFile(new URL("upright.webp", ORIENTATION)));
+  const tagged = await decodeImage(await Deno.readFile(new URL("orientation-6.webp", ORIENTATION)));
+  assert.deepEqual([upright.width, upright.height, tagged.width, tagged.height], [48, 32, 32, 48]);
+  assert.deepEqual(tagged, turned(upright, 1));
+});
+
+Deno.test("WebP, GIF, AVIF and TIFF decode to the size and about the colour they hold", async () => {
+  const { sharp } = await import("../src/data/_sharp.ts");
+  const source = sharp({
+    create: { width: 20, height: 10, channels: 3, background: { r: 200, g: 60, b: 30 } },
+  });
+  const files = {
+    webp: await source.clone().webp({ quality: 90 }).toBuffer(),
+    gif: await source.clone().gif().toBuffer(),
+    avif: await source.clone().avif({ quality: 90 }).toBuffer(),
+    tiff: await source.clone().tiff().toBuffer(),
+  };
+  for (const [format, bytes] of Object.entries(files)) {
+    const image = await decodeImage(new Uint8Array(bytes));
+    assert.deepEqual([image.width, image.height], [20, 10], format);
+    const centre = Array.from(image.data.subarray((5 * 20 + 10) * 3, (5 * 20 + 10) * 3 + 3));
+    [200, 60, 30].forEach((v, c) => assert.ok(Math.abs(centre[c] - v) <= 12, `${format}: ${centre}`));
+  }
+});
+
+Deno.test("an image longer than maxSide is shrunk to it, aspect ratio kept; a smaller one is kept", async () => {
+  const { sharp } = await import("../src/data/_sharp.ts");
+  const big = new Uint8Array(
+    await sharp({ create: { width: 1200, height: 800, channels: 3, background: "#808080" } }).jpeg()
+      .toBuffer(),
+  );
+  const shrunk = await decodeImage(big, { maxSide: 300 });
+  assert.deepEqual([shrunk.width, shrunk.height], [300, 200]);
+  const full = await decodeImage(big, { maxSide: Infinity });
+  assert.deepEqual([full.width, full.height], [1200, 800]);
+  assert.deepEqual([(await decodeImage(big)).width], [DEFAULT_MAX_SIDE]);
+});
+
+Deno.test("a shrunk image averages fine stripes to grey instead of aliasing them", async () => {
+  // 1-pixel black and white columns, 1024 wide: any sampling resize picks mostly one colour.
+  const data = new Uint8Array(1024 * 64 * 3);
+  for (let p = 0; p < 1024 * 64; p++) data.fill((p % 1024) % 2 ? 255 : 0, p * 3, p * 3 + 3);
+  const image = await decodeImage(encodePng({ width: 1024, height: 64, data }), { maxSide: 96 });
+  const [min, max] = [Math.min(...image.data), Math.max(...image.data)];
+  assert.ok(min >= 110 && max <= 145, `${min}..${max}`);
+});
+
+Deno.test("boundedImageFile keeps a small upright file as it is and stores a big one as its bounded PNG", async () => {
+  const small = await Deno.readFile(new URL("upright.jpg", ORIENTATION));
+  const kept = await boundedImageFile(small);
+  assert.equal(kept.bytes, small);
+  assert.equal(kept.format, "jpeg");
+  const tagged = await Deno.readFile(new URL("orientation-6.jpg", ORIENTATION));
+  const turnedFile = await boundedImageFile(tagged);
+  assert.deepEqual([turnedFile.format, turnedFile.width, turnedFile.height], ["png", 32, 48]);
+  assert.deepEqual(await decodeImage(turnedFile.bytes), await decodeImage(tagged));
+  const { sharp } = await import("../src/data/_sharp.ts");
+  const big = new Uint8Array(await sharp(small).resize(960, 640).jpeg().toBuffer());
+  const bounded = await boundedImageFile(big, { maxSide: 120 });
+  assert.deepEqual([bounded.format, bounded.width, bounded.height], ["png", 120, 80]);
+  assert.deepEqual(
+    await decodeImage(bounded.bytes, { maxSide: 120 }),
+    await decodeImage(big, { maxSide: 120 }),
+  );
+});
