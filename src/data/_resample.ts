@@ -4,10 +4,11 @@
 // 2 that plain bilinear interpolation samples, so detail finer than the output grid is averaged out
 // rather than aliased. When enlarging it is ordinary bilinear interpolation with half-pixel centres.
 
-/** For each output index, the first input index it reads and its normalised weights. */
+/** For each output index, the first input index it reads, how many, and their normalised weights. */
 interface Taps {
   start: Int32Array;
-  /** Taps per output index (the longest window; shorter ones are padded with zero weights). */
+  count: Int32Array;
+  /** Row `i` of `size` weights belongs to output index `i`; only its first `count[i]` are used. */
   size: number;
   weights: Float32Array;
 }
@@ -17,21 +18,23 @@ function taps(inSize: number, outSize: number): Taps {
   const support = Math.max(scale, 1);
   const size = Math.ceil(support) * 2 + 1;
   const start = new Int32Array(outSize);
+  const count = new Int32Array(outSize);
   const weights = new Float32Array(outSize * size);
   for (let i = 0; i < outSize; i++) {
     const centre = (i + 0.5) * scale;
     const from = Math.max(Math.floor(centre - support + 0.5), 0);
-    const to = Math.min(Math.floor(centre + support + 0.5), inSize);
+    const to = Math.min(Math.floor(centre + support + 0.5), inSize, from + size);
     let total = 0;
-    for (let x = from; x < to && x - from < size; x++) {
+    for (let x = from; x < to; x++) {
       const w = Math.max(0, 1 - Math.abs((x + 0.5 - centre) / support));
       weights[i * size + x - from] = w;
       total += w;
     }
-    if (total > 0) { for (let k = 0; k < size; k++) weights[i * size + k] /= total; }
+    for (let k = 0; k < to - from; k++) weights[i * size + k] /= total;
     start[i] = from;
+    count[i] = to - from;
   }
-  return { start, size, weights };
+  return { start, count, size, weights };
 }
 
 /**
@@ -39,7 +42,7 @@ function taps(inSize: number, outSize: number): Taps {
  * `offset`. Rows first (on the input's height), then columns, as PIL does.
  */
 export function resample(
-  src: Float32Array,
+  src: Float32Array | Uint8Array,
   inW: number,
   inH: number,
   channels: number,
@@ -48,25 +51,7 @@ export function resample(
   out: Float32Array,
   offset: number,
 ): void {
-  const h = inW === outW ? undefined : taps(inW, outW);
-  let rows = src;
-  if (h) {
-    rows = new Float32Array(inH * outW * channels);
-    for (let y = 0; y < inH; y++) {
-      const rowIn = y * inW * channels, rowOut = y * outW * channels;
-      for (let x = 0; x < outW; x++) {
-        const first = h.start[x], wAt = x * h.size;
-        for (let c = 0; c < channels; c++) {
-          let acc = 0;
-          for (let k = 0; k < h.size; k++) {
-            const w = h.weights[wAt + k];
-            if (w !== 0) acc += w * src[rowIn + (first + k) * channels + c];
-          }
-          rows[rowOut + x * channels + c] = acc;
-        }
-      }
-    }
-  }
+  const rows = inW === outW ? Float32Array.from(src) : resampleRows(src, inW, inH, channels, outW);
   const rowLength = outW * channels;
   if (inH === outH) {
     out.set(rows.subarray(0, outH * rowLength), offset);
@@ -74,13 +59,47 @@ export function resample(
   }
   const v = taps(inH, outH);
   for (let y = 0; y < outH; y++) {
-    const first = v.start[y], wAt = y * v.size, at = offset + y * rowLength;
+    const first = v.start[y], n = v.count[y], wAt = y * v.size, at = offset + y * rowLength;
     out.fill(0, at, at + rowLength);
-    for (let k = 0; k < v.size; k++) {
-      const w = v.weights[wAt + k];
-      if (w === 0) continue;
-      const from = (first + k) * rowLength;
+    for (let k = 0; k < n; k++) {
+      const w = v.weights[wAt + k], from = (first + k) * rowLength;
       for (let i = 0; i < rowLength; i++) out[at + i] += w * rows[from + i];
     }
   }
+}
+
+// The horizontal pass, the costly one when shrinking (every input row, about 2s taps per output pixel).
+function resampleRows(
+  src: Float32Array | Uint8Array,
+  inW: number,
+  inH: number,
+  channels: number,
+  outW: number,
+): Float32Array {
+  const h = taps(inW, outW);
+  const rows = new Float32Array(inH * outW * channels);
+  for (let y = 0; y < inH; y++) {
+    const rowIn = y * inW * channels, rowOut = y * outW * channels;
+    for (let x = 0; x < outW; x++) {
+      const n = h.count[x], wAt = x * h.size;
+      let at = rowIn + h.start[x] * channels;
+      if (channels === 3) {
+        let r = 0, g = 0, b = 0;
+        for (let k = 0; k < n; k++, at += 3) {
+          const w = h.weights[wAt + k];
+          r += w * src[at];
+          g += w * src[at + 1];
+          b += w * src[at + 2];
+        }
+        rows[rowOut + x * 3] = r;
+        rows[rowOut + x * 3 + 1] = g;
+        rows[rowOut + x * 3 + 2] = b;
+      } else {
+        let acc = 0;
+        for (let k = 0; k < n; k++, at += channels) acc += h.weights[wAt + k] * src[at];
+        rows[rowOut + x] = acc;
+      }
+    }
+  }
+  return rows;
 }

@@ -13,3 +13,32 @@ import sharp from "sharp";
 sharp.cache(false);
 
 export { sharp };
+
+/**
+ * Runs large decodes one or a few at a time (one less than the cores), so a burst of 12 MP uploads neither
+ * takes every core from the event loop nor holds more than that many full-size decoder buffers at once.
+ * Small images do not queue behind them.
+ */
+export class CodecLane {
+  #running = 0;
+  #waiting: (() => void)[] = [];
+
+  constructor(readonly slots: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#running >= this.slots) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    this.#running++;
+    try {
+      return await fn();
+    } finally {
+      this.#running--;
+      this.#waiting.shift()?.();
+    }
+  }
+}
+
+/** The lane every decode of more than {@link LARGE_IMAGE_PIXELS} pixels goes through. */
+export const largeImages = new CodecLane(Math.max(1, (navigator.hardwareConcurrency ?? 2) - 1));
+
+/** Images above this many pixels (2 MP: more than a 1920x1080 frame) take the {@link largeImages} lane. */
+export const LARGE_IMAGE_PIXELS = 2 ** 21;

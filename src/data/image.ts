@@ -1,6 +1,6 @@
 import { encode as encodePngPixels } from "fast-png";
 import { RuntimeError } from "../errors.ts";
-import { sharp } from "./_sharp.ts";
+import { LARGE_IMAGE_PIXELS, largeImages, sharp } from "./_sharp.ts";
 
 /**
  * An 8-bit RGB image: the one pixel format every stage after decoding sees.
@@ -143,8 +143,10 @@ export async function probeImage(bytes: Uint8Array, options: DecodeImageOptions 
 export async function decodeImage(bytes: Uint8Array, options: DecodeImageOptions = {}): Promise<RgbImage> {
   const info = await probeImage(bytes, options);
   try {
-    const { data, info: out } = await pipeline(bytes, info, options).raw({ depth: "uchar" })
-      .toBuffer({ resolveWithObject: true });
+    const { data, info: out } = await inLane(
+      info,
+      () => pipeline(bytes, info, options).raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true }),
+    );
     if (out.channels !== 3) throw new Error(`decoded to ${out.channels} channels`);
     return {
       width: out.width,
@@ -158,10 +160,10 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeImageOptions
 
 /**
  * The file to keep for an image: its own bytes when they already decode to themselves at full size (upright
- * and no side over `maxSide`), otherwise a lossless PNG of what {@link decodeImage} gives. Either way,
- * decoding the result with the same `maxSide` gives the same pixels as decoding `bytes`, so a stored
- * sample trains on exactly what a prediction on the original file sees, and storage is bounded by
- * `maxSide`.
+ * and no side over `maxSide`), otherwise what {@link decodeImage} gives, encoded again: as a JPEG of
+ * quality 95 without chroma subsampling when the source is a JPEG (within about one level of the decoded
+ * pixels, far less than the source's own compression error), as a lossless PNG otherwise. So a stored
+ * sample trains on what a prediction on the original file sees, and storage is bounded by `maxSide`.
  *
  * @throws {RuntimeError} {@link decodeImage}'s errors.
  *
@@ -185,18 +187,29 @@ export async function boundedImageFile(
     await decodeImage(bytes, options);
     return { bytes, format: info.format, width: info.width, height: info.height };
   }
+  // A JPEG stays a JPEG (quality 95, no chroma subsampling: about one level of error on top of the source's
+  // own, at a tenth of a PNG's encoding time); anything else becomes a lossless PNG.
+  const format = info.format === "jpeg" ? "jpeg" : "png";
   try {
-    const { data, info: out } = await pipeline(bytes, info, options).png({ compressionLevel: 6 })
-      .toBuffer({ resolveWithObject: true });
+    const { data, info: out } = await inLane(info, () => {
+      const image = pipeline(bytes, info, options);
+      return (format === "jpeg"
+        ? image.jpeg({ quality: 95, chromaSubsampling: "4:4:4" })
+        : image.png({ compressionLevel: 6 })).toBuffer({ resolveWithObject: true });
+    });
     return {
       bytes: new Uint8Array(data.buffer, data.byteOffset, data.length),
-      format: "png",
+      format,
       width: out.width,
       height: out.height,
     };
   } catch (err) {
     throw invalid(info.format, err);
   }
+}
+
+function inLane<T>(info: ImageInfo, fn: () => Promise<T>): Promise<T> {
+  return info.width * info.height > LARGE_IMAGE_PIXELS ? largeImages.run(fn) : fn();
 }
 
 // The one decoding pipeline: orientation, bounded size, white background, 8-bit sRGB.

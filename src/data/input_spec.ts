@@ -64,13 +64,12 @@ export function imageToInput(
   checkImage(image, 0);
   const { width, height, data } = image;
   const channels = spec.channels;
-  const planes = new Float32Array(width * height * channels);
+  let planes: Float32Array | Uint8Array = data;
   if (channels === 1) {
+    planes = new Float32Array(width * height);
     for (let p = 0; p < planes.length; p++) {
       planes[p] = LUMA[0] * data[p * 3] + LUMA[1] * data[p * 3 + 1] + LUMA[2] * data[p * 3 + 2];
     }
-  } else {
-    planes.set(data);
   }
   resample(planes, width, height, channels, spec.width, spec.height, out, offset);
   const [low, high] = spec.range;
