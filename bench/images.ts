@@ -65,7 +65,10 @@ async function cameraJpeg(width: number, height: number): Promise<Uint8Array> {
     data[i] = Math.max(0, Math.min(255, Math.round(data[i] + noise)));
   }
   return new Uint8Array(
-    await sharp(data, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90, chromaSubsampling: "4:2:0" })
+    await sharp(data, { raw: { width, height, channels: 3 } }).jpeg({
+      quality: 90,
+      chromaSubsampling: "4:2:0",
+    })
       .toBuffer(),
   );
 }
@@ -79,7 +82,9 @@ for (const [w, h] of SIZES) {
 }
 const sizeLabel = (key: string) => key === "4000x3000" ? "4000x3000 (12 MP)" : key;
 console.log(
-  `test files: ${Object.entries(files).map(([k, f]) => `${k} ${(f.bytes.length / 1024).toFixed(0)} KiB`).join(", ")}`,
+  `test files: ${
+    Object.entries(files).map(([k, f]) => `${k} ${(f.bytes.length / 1024).toFixed(0)} KiB`).join(", ")
+  }`,
 );
 
 // --- 1. codecs -----------------------------------------------------------------------------------------
@@ -89,7 +94,12 @@ const codecs: Record<string, (bytes: Uint8Array) => Promise<unknown>> = {
   "jpeg-js 0.4.4 + tf.image.resizeBilinear (before)": (bytes) => {
     const raw = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 2048 });
     const t = tf.tidy(() =>
-      tf.image.resizeBilinear(tf.tensor3d(raw.data, [raw.height, raw.width, 3], "float32"), [96, 96], false, true)
+      tf.image.resizeBilinear(
+        tf.tensor3d(raw.data, [raw.height, raw.width, 3], "float32"),
+        [96, 96],
+        false,
+        true,
+      )
     );
     t.dataSync();
     t.dispose();
@@ -149,9 +159,11 @@ async function startServer(checkout: string, dataDir: string): Promise<Server> {
 }
 
 async function post(url: string, form: FormData | unknown): Promise<Response> {
-  const res = form instanceof FormData
-    ? await fetch(url, { method: "POST", body: form })
-    : await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(form) });
+  const res = form instanceof FormData ? await fetch(url, { method: "POST", body: form }) : await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(form),
+  });
   return res;
 }
 
@@ -170,7 +182,9 @@ async function trainModel(server: Server): Promise<string> {
   for (;;) {
     const state = await (await fetch(`${server.url}/v1/adaptations/${job.id}`)).json();
     if (state.status === "succeeded") return state.modelId;
-    if (state.status === "failed" || state.status === "cancelled") throw new Error(JSON.stringify(state.error));
+    if (state.status === "failed" || state.status === "cancelled") {
+      throw new Error(JSON.stringify(state.error));
+    }
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -250,7 +264,8 @@ await ours.stop();
 if (args.base) {
   const dataDir = `${work}/data-base`;
   await Deno.mkdir(`${dataDir}/models`, { recursive: true });
-  await new Deno.Command("cp", { args: ["-r", `${ours.dataDir}/models/${modelId}`, `${dataDir}/models/`] }).output();
+  await new Deno.Command("cp", { args: ["-r", `${ours.dataDir}/models/${modelId}`, `${dataDir}/models/`] })
+    .output();
   await Deno.copyFile(`${ours.dataDir}/models/active.json`, `${dataDir}/models/active.json`);
   const base = await startServer(args.base, dataDir);
   report.base = await measureServer(base);
@@ -272,7 +287,9 @@ const peer = await new Deno.Command("/usr/bin/python3", {
   args: [new URL("peer_images.py", import.meta.url).pathname, ...Object.values(files).map((f) => f.path)],
   stderr: "inherit",
 }).output();
-report.peer = new TextDecoder().decode(peer.stdout).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+report.peer = new TextDecoder().decode(peer.stdout).trim().split("\n").filter(Boolean).map((l) =>
+  JSON.parse(l)
+);
 console.log(`PIL + torchvision: ${JSON.stringify(report.peer)}`);
 
 // --- 4. aliasing -----------------------------------------------------------------------------------------
@@ -309,7 +326,12 @@ const oldWay = async function* (enlarge: boolean) {
     const file = encodePng(enlarge ? enlargedNoisy(image, i) : image);
     const raw = await decodeImage(file, { maxSide: Infinity });
     yield tf.tidy(() =>
-      tf.image.resizeBilinear(tf.tensor3d(raw.data, [raw.height, raw.width, 3], "float32"), [96, 96], false, true)
+      tf.image.resizeBilinear(
+        tf.tensor3d(raw.data, [raw.height, raw.width, 3], "float32"),
+        [96, 96],
+        false,
+        true,
+      )
         .div(255)
     ) as tf.Tensor3D;
   }
@@ -343,13 +365,17 @@ const lines = [
   "",
   `| codec | ${Object.keys(files).map(sizeLabel).join(" | ")} |`,
   `| --- | ${Object.keys(files).map(() => "---:").join(" | ")} |`,
-  ...Object.entries(codecRows).map(([name, row]) => `| ${name} | ${Object.values(row).map(fmt).join(" | ")} |`),
+  ...Object.entries(codecRows).map(([name, row]) =>
+    `| ${name} | ${Object.values(row).map(fmt).join(" | ")} |`
+  ),
   "",
-  `End to end, one image per request over HTTP (multipart), median ms; model alone ${fmt(modelMs)} ms (${
-    report.backend
-  }):`,
+  `End to end, one image per request over HTTP (multipart), median ms; model alone ${
+    fmt(modelMs)
+  } ms (${report.backend}):`,
   "",
-  `| image | this checkout | x model${base ? " | before | x model" : ""} | PIL + torchvision (plain / draft) + model |`,
+  `| image | this checkout | x model${
+    base ? " | before | x model" : ""
+  } | PIL + torchvision (plain / draft) + model |`,
   `| --- | ---: | ---: |${base ? " ---: | ---: |" : ""} ---: |`,
   ...Object.keys(files).map((key, i) => {
     const p = peers[i];

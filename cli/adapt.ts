@@ -1,6 +1,6 @@
 /**
  * `deno task adapt --data <folder> [--method daft] [--backbone mobilenetv2-imagenet] --out <dir>`:
- * adapts a backbone to a folder with one sub-folder of PNG/JPEG images per class, shows progress, prints a
+ * adapts a backbone to a folder with one sub-folder of images per class (JPEG, PNG, WebP, GIF, AVIF, TIFF), shows progress, prints a
  * summary and writes the adapted model (tfjs artifacts + metadata.json) to --out.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -19,7 +19,7 @@ const USAGE = `usage: deno task adapt --data <folder> --out <dir> [options]
 Adapts a pretrained backbone to a folder of labelled images and writes the adapted model (model.json,
 weights.bin, metadata.json) to --out. Progress goes to stderr, the report to stdout.
 
-  --data DIR           one sub-folder per class, PNG or JPEG images inside
+  --data DIR           one sub-folder per class, JPEG, PNG, WebP, GIF, AVIF or TIFF images inside
   --out DIR            where to write the adapted model
   --method NAME        ${METHOD_NAMES.join(" | ")} (default daft)
   --backbone NAME      mobilenetv2-imagenet | tiny | path (default ${DEFAULT_BACKBONE})

@@ -129,7 +129,8 @@ export const PredictionResultSchema = z.object({
   predictions: z.array(PredictionSchema),
 }).openapi("PredictionResult");
 
-/** Base64 of a PNG or JPEG file; a `data:image/...;base64,` prefix is accepted. */
+/** Base64 of an image file (JPEG, PNG, WebP, GIF, AVIF, TIFF); a `data:image/...;base64,` prefix is accepted. */
 export const Base64Image = z.string().min(1).openapi({
-  description: "base64 (or base64url) of a PNG or JPEG file; a data: URL prefix is accepted",
+  description:
+    "base64 (or base64url) of an image file (JPEG, PNG, WebP, GIF, AVIF, TIFF); a data: URL prefix is accepted",
 });

@@ -89,7 +89,7 @@ const addSamples = bodyRoute({
   tags,
   summary: "Add labelled images, all or nothing",
   description: "Either multipart/form-data with repeated `label` and `image` (file) fields, the n-th label " +
-    "going with the n-th image, or JSON `{samples: [{label, image: base64}]}`. Images are PNG or JPEG. If any " +
+    "going with the n-th image, or JSON `{samples: [{label, image: base64}]}`. Images are JPEG, PNG, WebP, GIF, AVIF or TIFF. If any " +
     "sample is bad (corrupt or unsupported image, missing label, too large, too many), nothing is stored and " +
     "the error names the sample in `details.index`.",
   request: {

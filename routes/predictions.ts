@@ -30,7 +30,9 @@ const errors = {
   400: errorResponse("No image, a corrupt one (details.index names it), or a bad topK"),
   404: errorResponse("No such model"),
   413: errorResponse("Body, image or image count over the limit"),
-  415: errorResponse("Not PNG or JPEG, or a body neither JSON nor multipart"),
+  415: errorResponse(
+    "Not an image format the server decodes (JPEG, PNG, WebP, GIF, AVIF, TIFF), or a body neither JSON nor multipart",
+  ),
   422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
   503: errorResponse("No model is active, or the backend is not ready"),
 };
@@ -69,11 +71,13 @@ const predictGet = createRoute({
   path: "/{id}/predict",
   tags,
   summary: "Predict the label of one small image given in the URL",
-  description: "For a browser address bar or curl: `?image=<base64url of a PNG or JPEG>&topK=3`.",
+  description: "For a browser address bar or curl: `?image=<base64url of an image file>&topK=3`.",
   request: {
     params: ModelRef,
     query: z.object({
-      image: z.string().min(1).openapi({ description: "base64url of a PNG or JPEG" }),
+      image: z.string().min(1).openapi({
+        description: "base64url of an image file (JPEG, PNG, WebP, GIF, AVIF, TIFF)",
+      }),
       topK: TopKQuery,
     }),
   },
