@@ -11,9 +11,9 @@
 //    model alone; upload throughput of 32 camera frames in one request; p99 of a small predict, idle and
 //    while another client uploads 12 MP photos.
 // 3. PIL + torchvision on the same files (bench/peer_images.py).
-// 4. Aliasing: a model adapted on MNIST digits, tested on the same test digits enlarged 16x with per-pixel
-//    sensor noise, preprocessed the old way (full decode, bilinear sampling) and the new (bounded decode,
-//    antialiased resize).
+// 4. Aliasing: a model adapted on MNIST digits, tested on MNIST test digits enlarged 16x and dithered to
+//    black and white (a halftone), preprocessed the old way (full decode, bilinear sampling) and the new
+//    (bounded decode, antialiased resize).
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs";
 import jpeg from "jpeg-js";
@@ -295,8 +295,13 @@ console.log(`PIL + torchvision: ${JSON.stringify(report.peer)}`);
 // --- 4. aliasing -----------------------------------------------------------------------------------------
 
 const test = await readMnist({ split: "test", perClass: 30, seed: 1 });
-const FACTOR = 16, NOISE = 48;
-function enlargedNoisy(image: RgbImage, index: number): RgbImage {
+const FACTOR = 16;
+/**
+ * The digit enlarged FACTOR times and dithered: each pixel is black or white, white with the probability of
+ * its grey level, as in a halftone print or a photo of a screen. The average over any area is the digit's
+ * grey, so an area average recovers the digit; a resize that samples a few pixels sees speckle.
+ */
+function enlargedDithered(image: RgbImage, index: number): RgbImage {
   const width = image.width * FACTOR, height = image.height * FACTOR;
   const data = new Uint8Array(width * height * 3);
   let seed = 7 + index;
@@ -304,8 +309,7 @@ function enlargedNoisy(image: RgbImage, index: number): RgbImage {
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const v = image.data[(Math.floor(y / FACTOR) * image.width + Math.floor(x / FACTOR)) * 3];
-      const noisy = Math.max(0, Math.min(255, Math.round(v + (uniform() - 0.5) * 2 * NOISE * Math.sqrt(3))));
-      data.fill(noisy, (y * width + x) * 3, (y * width + x) * 3 + 3);
+      data.fill(uniform() * 255 < v ? 255 : 0, (y * width + x) * 3, (y * width + x) * 3 + 3);
     }
   }
   return { width, height, data };
@@ -323,7 +327,7 @@ async function accuracy(images: () => AsyncGenerator<tf.Tensor3D>): Promise<numb
 }
 const oldWay = async function* (enlarge: boolean) {
   for (const [i, image] of test.images.entries()) {
-    const file = encodePng(enlarge ? enlargedNoisy(image, i) : image);
+    const file = encodePng(enlarge ? enlargedDithered(image, i) : image);
     const raw = await decodeImage(file, { maxSide: Infinity });
     yield tf.tidy(() =>
       tf.image.resizeBilinear(
@@ -338,13 +342,13 @@ const oldWay = async function* (enlarge: boolean) {
 };
 const newWay = async function* (enlarge: boolean) {
   for (const [i, image] of test.images.entries()) {
-    const file = encodePng(enlarge ? enlargedNoisy(image, i) : image);
+    const file = encodePng(enlarge ? enlargedDithered(image, i) : image);
     yield tf.tensor3d(imageToInput(await decodeImage(file), SPEC), [96, 96, 3]);
   }
 };
 report.aliasing = {
   testImages: test.images.length,
-  shift: `MNIST test digits enlarged ${FACTOR}x (nearest) with uniform per-pixel noise of sd ${NOISE}`,
+  shift: `MNIST test digits enlarged ${FACTOR}x and dithered to black and white (448 x 448 PNG)`,
   cleanBilinear: await accuracy(() => oldWay(false)),
   cleanAntialiased: await accuracy(() => newWay(false)),
   enlargedBilinear: await accuracy(() => oldWay(true)),
@@ -415,7 +419,7 @@ const lines = [
   "",
   `Aliasing (${(report.aliasing as any).shift}; ${(report.aliasing as any).testImages} images), accuracy:`,
   "",
-  "| preprocessing | clean 28x28 | enlarged + noise |",
+  "| preprocessing | clean 28x28 | enlarged + dithered |",
   "| --- | ---: | ---: |",
   `| full decode + bilinear sampling (before) | ${(report.aliasing as any).cleanBilinear.toFixed(3)} | ${
     (report.aliasing as any).enlargedBilinear.toFixed(3)
