@@ -4,6 +4,7 @@ import { createApp } from "./routes/app.ts";
 import { CONFIG_ENV_VARS, configTable, isLoopback, loadConfig } from "./src/config.ts";
 import { RuntimeError } from "./src/errors.ts";
 import { openRuntime } from "./src/serve/open_runtime.ts";
+import { loadSharp } from "./src/data/_sharp.ts";
 import { missingPermissionFlags, serverPermissions } from "./src/serve/server_permissions.ts";
 
 const USAGE = `Usage: deno task serve [flags]
@@ -40,6 +41,17 @@ if (missing.length) {
   console.error(
     `missing permissions for this configuration: ${missing.join(" ")}. ` +
       "'deno task serve [flags]' grants exactly what the flags need.",
+  );
+  Deno.exit(2);
+}
+// The image codec is a native addon in Deno's npm cache, whose path only the launcher knows: load it now, so
+// a missing --allow-ffi is this one line and not a failed first upload.
+try {
+  await loadSharp();
+} catch (err) {
+  console.error(
+    `the image codec (sharp) cannot be loaded: ${(err as Error).message.split("\n")[0]}. ` +
+      "'deno task serve [flags]' grants exactly what it needs (--allow-ffi=<Deno's npm cache>).",
   );
   Deno.exit(2);
 }

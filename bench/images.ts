@@ -19,7 +19,7 @@ import * as tf from "@tensorflow/tfjs";
 import jpeg from "jpeg-js";
 import decodeJsquash from "@jsquash/jpeg/decode.js";
 import { AdaptedModel } from "../src/adapt/adapted_model.ts";
-import { sharp } from "../src/data/_sharp.ts";
+import { loadSharp } from "../src/data/_sharp.ts";
 import { decodeImage, encodePng, type RgbImage } from "../src/data/image.ts";
 import { imagesToTensor, imageToInput, type InputSpec } from "../src/data/input_spec.ts";
 import { readMnist } from "../src/data/mnist.ts";
@@ -30,6 +30,7 @@ const args = parseArgs({
   options: { base: { type: "string" }, runs: { type: "string", default: "9" }, json: { type: "string" } },
 }).values;
 const RUNS = Number(args.runs);
+const sharp = await loadSharp();
 const SPEC: InputSpec = { height: 96, width: 96, channels: 3, range: [0, 1] };
 const SIZES = [[640, 480], [1920, 1080], [4000, 3000]] as const;
 const PHOTO = new URL("../fixtures/photos/coffee.jpg", import.meta.url);

@@ -12,7 +12,7 @@ import { table } from "./_terminal.ts";
 
 const USAGE = `usage: deno task predict --model <dir> [options] <image files...>
 
-Classifies PNG/JPEG images with a model written by 'deno task adapt' and prints one row per image: the file,
+Classifies images (JPEG, PNG, WebP, GIF, AVIF, TIFF) with a model written by 'deno task adapt' and prints one row per image: the file,
 the predicted label, its score (softmax probability) and the top-k labels with their scores.
 
   --model DIR     the adapted model's directory (model.json, weights.bin, metadata.json)

@@ -4,6 +4,7 @@ import * as tf from "@tensorflow/tfjs";
 import { encode as encodeRawPng } from "fast-png";
 import jpeg from "jpeg-js";
 import { RuntimeError } from "../src/errors.ts";
+import { loadSharp } from "../src/data/_sharp.ts";
 import {
   boundedImageFile,
   decodeImage,
@@ -461,7 +462,7 @@ Deno.test("a WebP tagged by exiftool with EXIF orientation 6 decodes the right w
 });
 
 Deno.test("WebP, GIF, AVIF and TIFF decode to the size and about the colour they hold", async () => {
-  const { sharp } = await import("../src/data/_sharp.ts");
+  const sharp = await loadSharp();
   const source = sharp({
     create: { width: 20, height: 10, channels: 3, background: { r: 200, g: 60, b: 30 } },
   });
@@ -480,7 +481,7 @@ Deno.test("WebP, GIF, AVIF and TIFF decode to the size and about the colour they
 });
 
 Deno.test("an image longer than maxSide is shrunk to it, aspect ratio kept; a smaller one is kept", async () => {
-  const { sharp } = await import("../src/data/_sharp.ts");
+  const sharp = await loadSharp();
   const big = new Uint8Array(
     await sharp({ create: { width: 1200, height: 800, channels: 3, background: "#808080" } }).jpeg()
       .toBuffer(),
@@ -521,7 +522,7 @@ Deno.test("boundedImageFile stores a turned or large JPEG as an upright, bounded
   const upright = await boundedImageFile(tagged);
   assert.deepEqual([upright.format, upright.width, upright.height], ["jpeg", 32, 48]);
   assert.ok(meanAbsDifference(await decodeImage(upright.bytes), await decodeImage(tagged)) < 1.5);
-  const { sharp } = await import("../src/data/_sharp.ts");
+  const sharp = await loadSharp();
   const big = new Uint8Array(await sharp(tagged).resize(960, 640).jpeg().toBuffer());
   const bounded = await boundedImageFile(big, { maxSide: 120 });
   assert.deepEqual([bounded.format, bounded.width, bounded.height], ["jpeg", 120, 80]);

@@ -5,14 +5,37 @@
 //
 // Permissions under Deno: the addon is loaded with --allow-ffi (scoped to Deno's npm cache), and sharp's
 // start-up reads two environment variables and the platform report (--allow-sys=cpus,networkInterfaces,
-// hostname); `deno task serve` grants exactly these.
-import sharp from "sharp";
+// hostname); `deno task serve` grants exactly these (`CODEC_PERMISSIONS` below).
+import type Sharp from "sharp";
 
-// libvips' operation cache keeps recent images and results alive (50 MB by default); every call here works
-// on fresh bytes, so the cache only makes memory harder to predict.
-sharp.cache(false);
+let loading: Promise<typeof Sharp> | undefined;
 
-export { sharp };
+/**
+ * sharp, loaded on first use rather than at import, so that importing the data layer needs no permission
+ * and a server started without the codec's permissions can say so in one line (see main.ts).
+ */
+export function loadSharp(): Promise<typeof Sharp> {
+  loading ??= import("sharp").then(({ default: sharp }) => {
+    // libvips' operation cache keeps recent images and results alive (50 MB by default); every call here
+    // works on fresh bytes, so the cache only makes memory harder to predict.
+    sharp.cache(false);
+    return sharp;
+  }).catch((err) => {
+    loading = undefined;
+    throw err;
+  });
+  return loading;
+}
+
+/**
+ * What loading sharp needs from Deno besides reading and loading (`--allow-ffi`) its addon in the npm cache:
+ * its start-up reads the CPU count and the platform report (to tell glibc from musl) and two environment
+ * variables of its own.
+ */
+export const CODEC_PERMISSIONS = {
+  sys: ["cpus", "networkInterfaces", "hostname"],
+  env: ["npm_package_config_libvips", "MALLOC_ARENA_MAX"],
+} as const;
 
 /**
  * Runs large decodes one or a few at a time (one less than the cores), so a burst of 12 MP uploads neither

@@ -1,6 +1,6 @@
 import { encode as encodePngPixels } from "fast-png";
 import { RuntimeError } from "../errors.ts";
-import { LARGE_IMAGE_PIXELS, largeImages, sharp } from "./_sharp.ts";
+import { LARGE_IMAGE_PIXELS, largeImages, loadSharp } from "./_sharp.ts";
 
 /**
  * An 8-bit RGB image: the one pixel format every stage after decoding sees.
@@ -101,7 +101,7 @@ export async function probeImage(bytes: Uint8Array, options: DecodeImageOptions 
   let meta;
   try {
     // Header only; the pixel limit is ours, checked below with a clearer error than libvips' own.
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    meta = await (await loadSharp())(bytes, { limitInputPixels: false }).metadata();
   } catch (err) {
     throw invalid(expected, err);
   }
@@ -145,7 +145,8 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeImageOptions
   try {
     const { data, info: out } = await inLane(
       info,
-      () => pipeline(bytes, info, options).raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true }),
+      async () =>
+        (await pipeline(bytes, info, options)).raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true }),
     );
     if (out.channels !== 3) throw new Error(`decoded to ${out.channels} channels`);
     return {
@@ -191,8 +192,8 @@ export async function boundedImageFile(
   // own, at a tenth of a PNG's encoding time); anything else becomes a lossless PNG.
   const format = info.format === "jpeg" ? "jpeg" : "png";
   try {
-    const { data, info: out } = await inLane(info, () => {
-      const image = pipeline(bytes, info, options);
+    const { data, info: out } = await inLane(info, async () => {
+      const image = await pipeline(bytes, info, options);
       return (format === "jpeg"
         ? image.jpeg({ quality: 95, chromaSubsampling: "4:4:4" })
         : image.png({ compressionLevel: 6 })).toBuffer({ resolveWithObject: true });
@@ -213,9 +214,9 @@ function inLane<T>(info: ImageInfo, fn: () => Promise<T>): Promise<T> {
 }
 
 // The one decoding pipeline: orientation, bounded size, white background, 8-bit sRGB.
-function pipeline(bytes: Uint8Array, info: ImageInfo, options: DecodeImageOptions) {
+async function pipeline(bytes: Uint8Array, info: ImageInfo, options: DecodeImageOptions) {
   const maxSide = options.maxSide ?? DEFAULT_MAX_SIDE;
-  let image = sharp(bytes, {
+  let image = (await loadSharp())(bytes, {
     failOn: "truncated",
     limitInputPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
     sequentialRead: true,

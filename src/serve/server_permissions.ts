@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { type Config, CONFIG_ENV_VARS } from "../config.ts";
+import { CODEC_PERMISSIONS } from "../data/_sharp.ts";
 
 /** The Deno permissions the server needs for one configuration: exactly these, nothing wider. */
 export interface ServerPermissions {
@@ -10,8 +11,12 @@ export interface ServerPermissions {
   read: string[];
   /** The data directory. */
   write: string[];
-  /** The configuration's environment variables. */
+  /** The configuration's environment variables, and the image codec's own two. */
   env: string[];
+  /** Deno's npm cache, when known: the image codec (sharp) is a native addon loaded from it. */
+  ffi: string[];
+  /** What the image codec reads of the system at start-up: the CPU count and the platform report. */
+  sys: string[];
 }
 
 const ROOT = new URL("../../", import.meta.url);
@@ -41,28 +46,32 @@ export function serverPermissions(config: Config, npmCache?: string): ServerPerm
     net: [`${host}:${config.port}`],
     read: [dataDir, pathOf("fixtures/"), pathOf("src/"), ...(npmCache ? [npmCache] : [])],
     write: [dataDir],
-    env: [...CONFIG_ENV_VARS],
+    env: [...CONFIG_ENV_VARS, ...CODEC_PERMISSIONS.env],
+    ffi: npmCache ? [npmCache] : [],
+    sys: [...CODEC_PERMISSIONS.sys],
   };
 }
 
 /**
- * The `deno run` flags that grant `permissions`.
+ * The `deno run` flags that grant `permissions` (none for an empty list, which would grant everything).
  *
  * @throws {Error} when a path holds a comma, which a permission flag cannot express.
  *
  * @example
  * ```ts
  * import { permissionFlags } from "./server_permissions.ts";
- * const flags = permissionFlags({ net: ["127.0.0.1:8787"], read: ["/d"], write: ["/d"], env: ["PORT"] });
+ * const flags = permissionFlags({ net: ["127.0.0.1:8787"], read: ["/d"], write: ["/d"], env: ["PORT"], ffi: [], sys: [] });
  * console.assert(flags[0] === "--allow-net=127.0.0.1:8787" && flags.length === 4);
  * ```
  */
 export function permissionFlags(permissions: ServerPermissions): string[] {
-  return Object.entries(permissions).map(([name, values]: [string, string[]]) => {
-    const comma = values.find((v) => v.includes(","));
-    if (comma) throw new Error(`'${comma}' holds a comma, which --allow-${name} cannot express`);
-    return `--allow-${name}=${values.join(",")}`;
-  });
+  return Object.entries(permissions).filter(([, values]) => values.length).map(
+    ([name, values]: [string, string[]]) => {
+      const comma = values.find((v) => v.includes(","));
+      if (comma) throw new Error(`'${comma}' holds a comma, which --allow-${name} cannot express`);
+      return `--allow-${name}=${values.join(",")}`;
+    },
+  );
 }
 
 /**
@@ -72,7 +81,7 @@ export function permissionFlags(permissions: ServerPermissions): string[] {
  * @example
  * ```ts
  * import { missingPermissionFlags } from "./server_permissions.ts";
- * const missing = missingPermissionFlags({ net: ["127.0.0.1:1"], read: [], write: [], env: [] });
+ * const missing = missingPermissionFlags({ net: ["127.0.0.1:1"], read: [], write: [], env: [], ffi: [], sys: [] });
  * console.assert(missing.length <= 1);
  * ```
  */
@@ -84,6 +93,10 @@ export function missingPermissionFlags(permissions: ServerPermissions): string[]
     read: permissions.read.filter((path) => lacking({ name: "read", path })),
     write: permissions.write.filter((path) => lacking({ name: "write", path })),
     env: permissions.env.filter((variable) => lacking({ name: "env", variable })),
+    ffi: permissions.ffi.filter((path) => lacking({ name: "ffi", path })),
+    sys: permissions.sys.filter((kind) =>
+      lacking({ name: "sys", kind: kind as Deno.SysPermissionDescriptor["kind"] })
+    ),
   };
   return Object.entries(missing).filter(([, v]) => v.length).map(([name, v]) =>
     `--allow-${name}=${v.join(",")}`
