@@ -1,6 +1,6 @@
 // The image benchmark: photos as they arrive, from file bytes to a prediction.
 //
-//   deno run -A --v8-flags=--no-liftoff bench/images.ts [--base DIR] [--runs N] [--json FILE]
+//   deno task bench:images [--base DIR] [--runs N] [--json FILE]
 //
 // 1. Codecs: decode + resize to the default backbone's 96 x 96 input, for 640x480, 1920x1080 and 12 MP
 //    JPEGs (quality 90, 4:2:0, made here from a real photo with sensor-like noise so the files weigh what
@@ -14,7 +14,7 @@
 // 4. Aliasing: a model adapted on MNIST digits, tested on MNIST test digits enlarged 16x and dithered to
 //    black and white (a halftone), preprocessed the old way (full decode, bilinear sampling) and the new
 //    (bounded decode, antialiased resize).
-import { parseArgs } from "node:util";
+import { commandLine, numberOption } from "../cli/_args.ts";
 import * as tf from "@tensorflow/tfjs";
 import jpeg from "jpeg-js";
 import decodeJsquash from "@jsquash/jpeg/decode.js";
@@ -25,11 +25,23 @@ import { imagesToTensor, imageToInput, type InputSpec } from "../src/data/input_
 import { readMnist } from "../src/data/mnist.ts";
 import { initBackend } from "../src/backend/init_backend.ts";
 
-const args = parseArgs({
-  args: Deno.args,
-  options: { base: { type: "string" }, runs: { type: "string", default: "9" }, json: { type: "string" } },
+const USAGE = `usage: deno task bench:images [options]
+
+Photos as they arrive, from file bytes to a prediction: codecs (decode + resize to 96 x 96) for 640x480,
+1920x1080 and 12 MP JPEGs; the server's single-image predict end to end beside the model alone; upload
+throughput of 32 camera frames; p99 of a small predict while 12 MP photos upload; PIL + torchvision on the
+same files; the aliasing shift. About 5 minutes on 2 idle cores. Prints markdown tables.
+
+  --base DIR    also measure the server of another checkout of this project (e.g. main before a change),
+                with the same model copied in
+  --runs N      timed runs per figure (9)
+  --json FILE   save the raw results`;
+const args = commandLine(USAGE, {
+  base: { type: "string" },
+  runs: { type: "string", default: "9" },
+  json: { type: "string" },
 }).values;
-const RUNS = Number(args.runs);
+const RUNS = numberOption("runs", args.runs) ?? 9;
 const sharp = await loadSharp();
 const SPEC: InputSpec = { height: 96, width: 96, channels: 3, range: [0, 1] };
 const SIZES = [[640, 480], [1920, 1080], [4000, 3000]] as const;
