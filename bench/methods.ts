@@ -153,6 +153,14 @@ export const ABLATIONS = {
     description: "DAFT, but with no minimum number of SGD steps (the epochs as given)",
     recipe: { minSteps: 0 },
   },
+  "daft-source-bn": {
+    description:
+      "not a change of ours but a probe: DAFT's integrated zero-head run with BN left at the source statistics and " +
+      "frozen in eval mode, as LP-FT keeps it (no conversion), with the backbone at 1e-4 (1e-2 and 1e-3 diverge " +
+      "without batch statistics)",
+    recipe: { convertBatchNorm: false, batchNorm: "eval" },
+    hyperparameters: { lrHead: 4, lrBackbone: 1e-4 },
+  },
 } satisfies Record<
   string,
   { description: string; recipe: Partial<MethodRecipe>; hyperparameters?: Hyperparameters }
@@ -396,7 +404,9 @@ async function runOne(
   } catch (err) {
     // A diverged run is a result (the rate was too high), not a crash: it loses any grid comparison.
     if (!(err instanceof RuntimeError && err.code === "diverged")) throw err;
-    backbone.model.dispose();
+    try {
+      backbone.model.dispose();
+    } catch { /* adapt disposed it with the classifier it had built */ }
     return { ...run, ...DIVERGED, adaptSeconds: (performance.now() - started) / 1000, diverged: err.message };
   } finally {
     images.dispose();
@@ -715,7 +725,9 @@ export function renderReport(
     `- Started ${info.startedAt}; **wall time ${minutes} min** (${info.wallSeconds.toFixed(0)} s); ` +
       (Number.isFinite(info.loadAverage.start[0])
         ? `load average ${info.loadAverage.start.map((v) => v.toFixed(1)).join("/")} at the start, ` +
-          `${info.loadAverage.end.map((v) => v.toFixed(1)).join("/")} at the end (other jobs shared the cores)`
+          `${
+            info.loadAverage.end.map((v) => v.toFixed(1)).join("/")
+          } at the end (other jobs shared the cores)`
         : "load average not recorded"),
     `- Seeds ${info.seeds.join(", ")}; hyperparameter grid ${
       info.grid ? "searched on the first seed" : "off (defaults)"
@@ -1015,9 +1027,11 @@ async function main() {
  * regimes and seeds the records cover, and the runs' wall time summed.
  */
 export async function mergeRuns(files: string[]): Promise<{ records: RunRecord[]; info: RunInfo }> {
-  const saved = await Promise.all(files.map(async (f) =>
-    JSON.parse(await Deno.readTextFile(f)) as { info?: RunInfo; records: RunRecord[] }
-  ));
+  const saved = await Promise.all(
+    files.map(async (f) =>
+      JSON.parse(await Deno.readTextFile(f)) as { info?: RunInfo; records: RunRecord[] }
+    ),
+  );
   // A later file's run replaces an earlier one of the same shift, shots, method and seed (a rerun of a row).
   const key = (r: RunRecord) => `${r.shift}|${r.shots}|${r.method}|${r.seed}|${r.selected}`;
   const byKey = new Map<string, RunRecord>();
@@ -1031,7 +1045,8 @@ export async function mergeRuns(files: string[]): Promise<{ records: RunRecord[]
     return { ...plan, regimes: plan.regimes.filter((r) => shots.has(REGIMES[r]?.shots)) };
   });
   const wallSeconds = saved.reduce(
-    (sum, s) => sum + (s.info?.wallSeconds ?? s.records.reduce((a, r) => a + r.adaptSeconds + r.evalSeconds, 0)),
+    (sum, s) =>
+      sum + (s.info?.wallSeconds ?? s.records.reduce((a, r) => a + r.adaptSeconds + r.evalSeconds, 0)),
     0,
   );
   const info: RunInfo = {
