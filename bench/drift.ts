@@ -13,7 +13,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { adapt } from "../src/adapt/adapt.ts";
-import { AdaptedModel, type ImageStatistics } from "../src/adapt/adapted_model.ts";
+import type { AdaptedModel, ImageStatistics } from "../src/adapt/adapted_model.ts";
 import { refreshBatchNorm } from "../src/adapt/bn_refresh.ts";
 import { type DriftReference, MomentSums } from "../src/adapt/drift_reference.ts";
 import { driftScore } from "../src/adapt/drift_score.ts";
