@@ -4,8 +4,8 @@
  * choice of watched statistics, and (2) the OOD accuracy of a DAFT model before and after a `bn-refresh`
  * (AdaBN) on 16 to 256 unlabelled OOD images, over seeds. Also the serving cost of the monitor.
  *
- *   deno task bench:drift [--shift mnist-corrupted] [--backbone tiny] [--seeds 3] [--shots 10]
- *     [--windows 100] [--json out.json]
+ *   deno task bench:drift [--shift mnist-corrupted] [--backbone tiny] [--seeds 3] [--shots 10] [--epochs 10]
+ *     [--test-per-class 60] [--windows 50] [--cost-backbone tiny] [--json out.json]
  *
  * Every image a score or an accuracy is measured on is disjoint from the images the model was adapted on;
  * the OOD images refreshed on are disjoint from the OOD images accuracy is measured on.
@@ -153,11 +153,11 @@ async function main() {
       shift: { type: "string", default: "mnist-corrupted" },
       backbone: { type: "string", default: "tiny" },
       seeds: { type: "string", default: "3" },
-      shots: { type: "string", default: "50" },
-      epochs: { type: "string", default: "5" },
-      "test-per-class": { type: "string", default: "100" },
-      windows: { type: "string", default: "100" },
-      "cost-backbone": { type: "string", default: "mobilenetv2-imagenet" },
+      shots: { type: "string", default: "10" },
+      epochs: { type: "string", default: "10" },
+      "test-per-class": { type: "string", default: "60" },
+      windows: { type: "string", default: "50" },
+      "cost-backbone": { type: "string", default: "tiny" },
       json: { type: "string" },
     },
   });

@@ -9,10 +9,10 @@ const digit = (d: number, i: number) => Deno.readFileSync(`${FIXTURES}digits/${d
 // The same digit, inverted: white background, dark ink, a shift every layer sees.
 const inverted = (d: number, i: number) => {
   const image = decodeImage(digit(d, i));
-  return encodePng({ ...image, data: image.data.map((v) => 255 - v) });
+  return new Uint8Array(encodePng({ ...image, data: image.data.map((v) => 255 - v) }));
 };
 // Held-out images (indices 8 to 13 of each digit: the model trains on 0 to 7).
-const heldOut = (make: (d: number, i: number) => Uint8Array) =>
+const heldOut = (make: (d: number, i: number) => Uint8Array<ArrayBuffer>) =>
   DIGITS.flatMap((d) => [8, 9, 10, 11, 12, 13].map((i) => make(d, i)));
 
 async function errorOf(res: Response) {
@@ -41,7 +41,7 @@ Deno.test("drift and bn-refresh over HTTP: scores, events, unlabelled uploads, t
     const adapted = await run({ dataset, epochs: 3, seed: 1, activate: "force" });
     assert.equal(adapted.status, "succeeded", JSON.stringify(adapted.error));
     const model = adapted.modelId as string;
-    const predict = async (id: string, images: Uint8Array[]) => {
+    const predict = async (id: string, images: Uint8Array<ArrayBuffer>[]) => {
       const body = new FormData();
       for (const [i, bytes] of images.entries()) body.append("image", new Blob([bytes]), `${i}.png`);
       const res = await app.request(`/v1/models/${id}/predict`, { method: "POST", body });
