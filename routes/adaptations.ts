@@ -17,7 +17,17 @@ const CreateBody = z.object({
   backbone: z.string().min(1).optional().openapi({
     description: "registered backbone; default: the server's",
   }),
-  method: z.enum(METHOD_NAMES as [string, ...string[]]).default("daft"),
+  method: z.enum([...METHOD_NAMES, "bn-refresh"] as unknown as [string, ...string[]]).default("daft").openapi(
+    {
+      description:
+        "a labelled adaptation method, or `bn-refresh`: re-estimate the BN statistics of `model` on " +
+        "the dataset's images (labels not needed, not read) and save the result as a new model",
+    },
+  ),
+  model: z.string().min(1).optional().openapi({
+    description: "with bn-refresh: the id of the model to refresh",
+    example: "mdl_mh3k2x1q9f4a7b2c",
+  }),
   epochs: z.number().int().min(1).max(1000).optional(),
   minSteps: z.number().int().min(0).max(10_000).optional().openapi({
     description: "train at least this many SGD steps: a small set gets more epochs than `epochs` " +
@@ -29,8 +39,9 @@ const CreateBody = z.object({
   seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
   activate: z.union([z.boolean(), z.literal("force")]).optional().openapi({
     description: "make the new model active when the job succeeds and its validation accuracy passes the " +
-      "guard (above chance, not below the linear-probe baseline by more than the validation noise); " +
-      '"force" activates it regardless',
+      "guard (above chance, not below the linear-probe baseline by more than the validation noise; for " +
+      "bn-refresh, which has no labels: at least 16 images and no collapse of its predictions onto one " +
+      'class); "force" activates it regardless',
   }),
 }).strict().openapi("AdaptationRequest");
 
@@ -42,8 +53,10 @@ const create = bodyRoute({
   request: { body: { content: { "application/json": { schema: CreateBody } }, required: true } },
   responses: {
     202: jsonResponse(JobSchema, "Queued"),
-    400: errorResponse("Unknown backbone, or the dataset has too few labels or samples"),
-    404: errorResponse("No such dataset"),
+    400: errorResponse(
+      "Unknown backbone, or the dataset has too few labels or samples; bn-refresh without a model or images",
+    ),
+    404: errorResponse("No such dataset, or no such model to refresh"),
     415: errorResponse("Not application/json"),
     422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
     429: errorResponse("The queue is full; see Retry-After"),

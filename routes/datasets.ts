@@ -36,7 +36,15 @@ const SamplesAdded = z.object({
   addedCounts: CountsSchema,
   sampleCount: z.number().int(),
   counts: CountsSchema,
+  unlabelled: z.number().int().openapi({ description: "unlabelled samples in the dataset after the upload" }),
 }).openapi("SamplesAdded");
+
+const SamplesQuery = z.object({
+  unlabelled: z.enum(["true", "false"]).optional().openapi({
+    description: "`true`: the images carry no labels (for a `bn-refresh`); a label in the upload is then " +
+      "refused (`unexpected_label`). Labelled adaptations ignore unlabelled samples.",
+  }),
+});
 
 const create = bodyRoute({
   method: "post",
@@ -87,13 +95,15 @@ const addSamples = bodyRoute({
   method: "post",
   path: "/{id}/samples",
   tags,
-  summary: "Add labelled images, all or nothing",
+  summary: "Add labelled (or, with ?unlabelled=true, unlabelled) images, all or nothing",
   description: "Either multipart/form-data with repeated `label` and `image` (file) fields, the n-th label " +
     "going with the n-th image, or JSON `{samples: [{label, image: base64}]}`. Images are PNG or JPEG. If any " +
     "sample is bad (corrupt or unsupported image, missing label, too large, too many), nothing is stored and " +
-    "the error names the sample in `details.index`.",
+    "the error names the sample in `details.index`. With `?unlabelled=true` the samples have images only " +
+    "(`image` fields, or `{samples: [{image}]}`), for a label-free `bn-refresh`.",
   request: {
     params: IdParam,
+    query: SamplesQuery,
     body: {
       content: {
         "application/json": { schema: SamplesJson },
@@ -111,7 +121,9 @@ const addSamples = bodyRoute({
   },
   responses: {
     201: jsonResponse(SamplesAdded, "Stored; counts per label after the upload"),
-    400: errorResponse("A sample is corrupt or unlabelled (details.index names it)"),
+    400: errorResponse(
+      "A sample is corrupt, unlabelled, or labelled in an unlabelled upload (details.index names it)",
+    ),
     404: errorResponse("No such dataset"),
     413: errorResponse("Body, image or sample count over the limit"),
     415: errorResponse("Not PNG or JPEG, or not multipart/JSON"),
@@ -142,14 +154,16 @@ export function datasetRoutes(runtime: Runtime) {
       const uploads = isMultipart(c)
         ? await samplesFromMultipart(c)
         : samplesFromJson(c.req.valid("json" as never) as z.infer<typeof SamplesJson>);
-      const valid = validateSamples(uploads, config);
+      const unlabelled = c.req.valid("query").unlabelled === "true";
+      const valid = validateSamples(uploads, config, { unlabelled });
       const dataset = await datasets.add(id, valid);
       return c.json({
         id,
         added: valid.length,
-        addedCounts: countLabels(valid.map((s) => s.label)),
+        addedCounts: countLabels(valid.flatMap((s) => (s.label === null ? [] : [s.label]))),
         sampleCount: dataset.sampleCount,
         counts: dataset.counts,
+        unlabelled: dataset.unlabelled,
       }, 201);
     });
 }

@@ -39,6 +39,10 @@ export interface Config {
   cancelGraceMs: number;
   /** Most adapted models kept loaded for predictions (the active one always is). */
   maxCachedModels: number;
+  /** Images in each served model's drift window; 0 turns the drift monitor off. */
+  driftWindow: number;
+  /** Drift score at or over which the monitor raises a `drift` event. */
+  driftThreshold: number;
 }
 
 /** One row of the settings table: what to pass, where, and what it defaults to. */
@@ -161,6 +165,21 @@ const SETTINGS = {
     default: 4,
     schema: int(1, 100),
     doc: "most adapted models kept in memory for predictions",
+  },
+  driftWindow: {
+    env: "DRIFT_WINDOW",
+    default: 64,
+    schema: int(0, 4096),
+    doc: "images in each served model's drift window (GET /v1/models/{id}/drift); 0 turns the monitor off",
+  },
+  driftThreshold: {
+    env: "DRIFT_THRESHOLD",
+    default: 0.5,
+    schema: z.coerce.number({ error: "must be a number above 0" }).positive({
+      error: "must be a number above 0",
+    })
+      .max(1e6, { error: "must be at most 1000000" }),
+    doc: "drift score at or over which the monitor raises a drift event (scale: docs/DRIFT.md)",
   },
 } satisfies Record<keyof Config, { env: string; default: unknown; schema: z.ZodType; doc: string }>;
 

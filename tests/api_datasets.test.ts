@@ -83,6 +83,7 @@ Deno.test("samples upload as multipart pairs and as JSON base64, and counts add 
     addedCounts: { "3": 2, "8": 1 },
     sampleCount: 3,
     counts: { "3": 2, "8": 1 },
+    unlabelled: 0,
   });
   const photo = await Deno.readFile(`${FIXTURES}photos/chelsea.jpg`);
   const viaJson = await json("POST", `/v1/datasets/${id}/samples`, {

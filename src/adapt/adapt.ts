@@ -13,6 +13,7 @@ import { FusedMomentumOptimizer } from "./momentum_optimizer.ts";
 import { InferencePlan } from "../model/inference_plan.ts";
 import { type StepState, trainingStep } from "./training_step.ts";
 import { featureDistortion } from "./feature_distortion.ts";
+import { driftReference } from "./drift_reference.ts";
 import { fitLogisticRegression, type LinearHead } from "./logistic_regression.ts";
 import { activationGuard } from "./activation_guard.ts";
 import { type Method, type MethodRecipe, METHODS, RECIPE_DEFAULTS } from "./methods.ts";
@@ -407,6 +408,8 @@ export async function adapt(
       metrics,
       bnConversion,
     });
+    // What the drift monitor compares served images with: the adapted model on the images it learnt from.
+    model.metadata.driftReference = await driftReference(model, data.images, batchSize);
     classifier = undefined;
     return model;
   } finally {

@@ -21,7 +21,7 @@ import type { AdaptationTask, WorkerCommand, WorkerReport } from "./worker_messa
 /** What a caller submits: the request, with backbone and method optional. */
 export type AdaptationSubmission = Omit<AdaptationRequest, "backbone" | "method"> & {
   backbone?: string;
-  method?: Method;
+  method?: Method | "bn-refresh";
 };
 
 /** A change to a job, as subscribers see it. `done` is the last event of a job. */
@@ -151,15 +151,27 @@ export class AdaptationQueue {
       backbone: submission.backbone ?? this.options.defaultBackbone,
       method: submission.method ?? "daft",
     };
-    const backbones = listBackbones().map((b) => b.name);
-    if (!backbones.includes(request.backbone)) {
-      throw new RuntimeError("invalid", "unknown_backbone", `no backbone named '${request.backbone}'`, {
-        backbone: request.backbone,
-        available: backbones,
-      });
+    if (request.method === "bn-refresh") {
+      request.backbone = await checkRefresh(request, this.options.models, this.options.datasets);
+    } else {
+      if (request.model !== undefined) {
+        throw new RuntimeError(
+          "invalid",
+          "unexpected_model",
+          `'model' names the model a bn-refresh refreshes; method ${request.method} adapts a backbone`,
+          { method: request.method },
+        );
+      }
+      const backbones = listBackbones().map((b) => b.name);
+      if (!backbones.includes(request.backbone)) {
+        throw new RuntimeError("invalid", "unknown_backbone", `no backbone named '${request.backbone}'`, {
+          backbone: request.backbone,
+          available: backbones,
+        });
+      }
+      const dataset = await this.options.datasets.get(request.dataset);
+      checkCounts(dataset.id, dataset.counts, dataset.unlabelled);
     }
-    const dataset = await this.options.datasets.get(request.dataset);
-    checkCounts(dataset.id, dataset.counts);
     if (this.#closed) throw new RuntimeError("unavailable", "shutting_down", "the server is shutting down");
     this.#assertRoom();
     const job: JobRecord = {
@@ -421,14 +433,34 @@ function cancelledError(how: string): JobError {
   return { code: "cancelled", message: `the adaptation was cancelled ${how}`, details: {} };
 }
 
-function checkCounts(datasetId: string, counts: Record<string, number>) {
+// A bn-refresh names an existing model and a dataset with images; it keeps the model's backbone.
+async function checkRefresh(request: AdaptationRequest, models: ModelStore, datasets: DatasetStore) {
+  if (!request.model) {
+    throw new RuntimeError(
+      "invalid",
+      "missing_model",
+      "a bn-refresh needs 'model', the id of the model to refresh",
+    );
+  }
+  const model = await models.get(request.model);
+  const dataset = await datasets.get(request.dataset);
+  if (dataset.sampleCount === 0) {
+    throw new RuntimeError("invalid", "no_images", `dataset ${dataset.id} holds no images to refresh on`, {
+      dataset: dataset.id,
+    });
+  }
+  return model.backbone;
+}
+
+function checkCounts(datasetId: string, counts: Record<string, number>, unlabelled = 0) {
   const labels = Object.keys(counts);
   if (labels.length < 2) {
     throw new RuntimeError(
       "invalid",
       "too_few_classes",
-      `dataset ${datasetId} has ${labels.length} label(s); adaptation needs at least 2`,
-      { dataset: datasetId, counts },
+      `dataset ${datasetId} has ${labels.length} label(s); adaptation needs at least 2` +
+        (unlabelled ? ` (its ${unlabelled} unlabelled samples are for bn-refresh and do not count)` : ""),
+      { dataset: datasetId, counts, unlabelled },
     );
   }
   const short = labels.filter((l) => counts[l] < MIN_SAMPLES_PER_CLASS);

@@ -7,8 +7,9 @@ import { RuntimeError } from "../errors.ts";
 import { loadBackbone } from "../model/registry.ts";
 import { countLabels, DatasetStore } from "../store/dataset_store.ts";
 import { decodeUploadedImage } from "../store/decode_uploaded_image.ts";
-import type { JobMetrics, JobProgress } from "../store/job_record.ts";
+import type { JobMetrics, JobProgress, RefreshJobMetrics } from "../store/job_record.ts";
 import { ModelStore } from "../store/model_store.ts";
+import { runBnRefresh } from "./run_bn_refresh.ts";
 import type { AdaptationTask } from "./worker_messages.ts";
 
 /** Callbacks of {@linkcode runAdaptation}. */
@@ -38,7 +39,8 @@ export function progressFraction(p: AdaptProgress): number {
  * directory for `task.modelId` (the caller commits it). Class names are the dataset's labels in code-point
  * order. Every tensor it creates is disposed before it returns or throws.
  *
- * The adaptation worker runs this; it is a plain function so tests can run it in-process too.
+ * A `bn-refresh` request goes to `runBnRefresh` instead. The adaptation worker runs this; it is a plain
+ * function so tests can run it in-process too.
  *
  * @throws {RuntimeError} from the store (`dataset_not_found`), the registry (`unknown_backbone`) and the
  *   engine (`too_few_samples`, `diverged`, `cancelled`, ...).
@@ -53,24 +55,29 @@ export function progressFraction(p: AdaptProgress): number {
 export async function runAdaptation(
   task: AdaptationTask,
   hooks: RunAdaptationHooks = {},
-): Promise<JobMetrics> {
+): Promise<JobMetrics | RefreshJobMetrics> {
   const { request } = task;
+  if (request.method === "bn-refresh") return await runBnRefresh(task, hooks);
   hooks.onProgress?.({ phase: "loading", fraction: 0 });
   // Opened with `at`, not `open`: the start-up clean-up of staging directories is the main thread's.
   const datasets = DatasetStore.at(join(task.dataDir, "datasets"));
   const models = ModelStore.at(join(task.dataDir, "models"));
   const contents = await datasets.read(request.dataset);
-  const counts = countLabels(contents.samples.map((s) => s.label));
+  // Labelled training reads labelled samples only: unlabelled ones are for bn-refresh.
+  const samples = contents.samples.flatMap((
+    s,
+  ) => (s.label === null ? [] : [{ label: s.label, bytes: s.bytes }]));
+  const counts = countLabels(samples.map((s) => s.label));
   hooks.onStarted?.({ id: contents.id, name: contents.name, counts });
 
   const classNames = Object.keys(counts);
-  const images: RgbImage[] = contents.samples.map((s, index) =>
+  const images: RgbImage[] = samples.map((s, index) =>
     decodeUploadedImage(s.bytes, { list: "samples", index }, {
       maxImageBytes: Infinity,
       maxImagePixels: task.maxImagePixels,
     })
   );
-  const labels = contents.samples.map((s) => classNames.indexOf(s.label));
+  const labels = samples.map((s) => classNames.indexOf(s.label));
   if (hooks.signal?.aborted) throw new RuntimeError("conflict", "cancelled", "the adaptation was cancelled");
   const backbone = await loadBackbone({ name: request.backbone });
   const x = imagesToTensor(images, backbone.input);

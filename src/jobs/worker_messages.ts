@@ -1,7 +1,13 @@
 import type { EpochRecord } from "../adapt/adaptation_metrics.ts";
 import type { BackendPolicy } from "../backend/init_backend.ts";
 import type { WasmThreads } from "../backend/start_wasm_backend.ts";
-import type { AdaptationRequest, JobError, JobMetrics, JobProgress } from "../store/job_record.ts";
+import type {
+  AdaptationRequest,
+  JobError,
+  JobMetrics,
+  JobProgress,
+  RefreshJobMetrics,
+} from "../store/job_record.ts";
 
 /** Everything a worker needs to run one job, without access to the main thread's state. */
 export interface AdaptationTask {
@@ -31,5 +37,5 @@ export type WorkerReport =
   }
   | { type: "progress"; progress: JobProgress }
   | { type: "epoch"; record: EpochRecord }
-  | { type: "succeeded"; metrics: JobMetrics }
+  | { type: "succeeded"; metrics: JobMetrics | RefreshJobMetrics }
   | { type: "failed"; error: JobError };

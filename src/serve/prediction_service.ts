@@ -1,10 +1,12 @@
 import * as tf from "@tensorflow/tfjs";
 import { AdaptedModel, type Prediction } from "../adapt/adapted_model.ts";
+import type { DriftReference } from "../adapt/drift_reference.ts";
 import { imagesToTensor } from "../data/input_spec.ts";
 import { RuntimeError } from "../errors.ts";
 import { decodeUploadedImage, type ImageLimits } from "../store/decode_uploaded_image.ts";
 import { KeyedLock } from "../store/keyed_lock.ts";
 import type { ActiveModelRecord, ModelStore } from "../store/model_store.ts";
+import { type DriftEvent, DriftMonitor, type DriftReport } from "./drift_monitor.ts";
 
 /** Options of {@linkcode PredictionService}. */
 export interface PredictionServiceOptions extends ImageLimits {
@@ -14,6 +16,18 @@ export interface PredictionServiceOptions extends ImageLimits {
   maxCachedModels: number;
   /** Whether the tfjs backend is up; predictions before that fail with `unavailable`/`not_ready`. */
   isReady: () => boolean;
+  /** Images in each model's drift window; 0 (or unset) turns the drift monitor off. */
+  driftWindow?: number;
+  /** Drift score that raises a `drift` event (default 0.5). */
+  driftThreshold?: number;
+}
+
+/** What `drift` says of a model that is not monitored, and why. */
+export interface UnmonitoredDrift {
+  modelId: string;
+  monitored: false;
+  reason: "monitor_off" | "no_reference";
+  message: string;
 }
 
 /** The answer to a prediction request. */
@@ -62,6 +76,10 @@ export class PredictionService {
   #recorded?: ActiveModelRecord;
   #restoring?: Promise<unknown>;
   #lock = new KeyedLock();
+  // One drift monitor per model that has served, kept across cache evictions (its window is traffic, not
+  // weights); dropped when the model is deleted.
+  #monitors = new Map<string, DriftMonitor>();
+  #driftListeners = new Set<(event: DriftEvent) => void>();
 
   constructor(readonly models: ModelStore, readonly options: PredictionServiceOptions) {}
 
@@ -147,6 +165,7 @@ export class PredictionService {
         );
       }
       await this.models.delete(id);
+      this.#monitors.delete(id);
       const entry = this.#cache.get(id);
       if (entry) this.#evict(entry);
     });
@@ -196,13 +215,78 @@ export class PredictionService {
       const model = await entry.model;
       const x = imagesToTensor(decoded, model.metadata.input);
       try {
-        return { model: entry.id, predictions: await model.predict(x, topK) };
+        const reference = this.options.driftWindow ? model.metadata.driftReference : undefined;
+        if (!reference) return { model: entry.id, predictions: await model.predict(x, topK) };
+        const { predictions, statistics } = await model.predictObserved(x, topK);
+        this.#monitor(entry.id, reference).observe(statistics);
+        return { model: entry.id, predictions };
       } finally {
         x.dispose();
       }
     } finally {
       this.#release(entry);
     }
+  }
+
+  /**
+   * The drift monitor's report of a model (`modelRef`: an id or `active`): the score of its window of
+   * served images against the statistics of the images it was adapted on, the per-layer breakdown, the
+   * history and the threshold crossings. A model made before the monitor existed, or a server with the
+   * monitor off, gets `monitored: false` and the reason.
+   *
+   * @throws {RuntimeError} `not_found`/`model_not_found`, `unavailable`/`no_active_model`.
+   */
+  async drift(modelRef: string): Promise<DriftReport | UnmonitoredDrift> {
+    const id = modelRef === ACTIVE_MODEL ? this.activeModelId() : modelRef;
+    if (!id) {
+      throw new RuntimeError("unavailable", "no_active_model", "no model is active; activate one first", {});
+    }
+    const { metadata } = await this.models.detail(id);
+    if (!this.options.driftWindow) {
+      return {
+        modelId: id,
+        monitored: false,
+        reason: "monitor_off",
+        message: "the drift monitor is off on this server (drift window 0)",
+      };
+    }
+    if (!metadata.driftReference) {
+      return {
+        modelId: id,
+        monitored: false,
+        reason: "no_reference",
+        message: "this model was saved without reference statistics (made before the drift monitor); " +
+          "adapt or refresh it again to monitor it",
+      };
+    }
+    return this.#monitor(id, metadata.driftReference).report();
+  }
+
+  /** Calls `listener` with every drift event of any model, until the returned function is called. */
+  onDriftEvent(listener: (event: DriftEvent) => void): () => void {
+    this.#driftListeners.add(listener);
+    return () => this.#driftListeners.delete(listener);
+  }
+
+  #monitor(id: string, reference: DriftReference): DriftMonitor {
+    let monitor = this.#monitors.get(id);
+    if (!monitor) {
+      monitor = new DriftMonitor(id, reference, {
+        window: this.options.driftWindow!,
+        threshold: this.options.driftThreshold ?? 0.5,
+        onEvent: (event) => {
+          for (const listener of this.#driftListeners) {
+            try {
+              listener(event);
+            } catch (err) {
+              console.error(`[drift] a listener failed:`, err);
+            }
+          }
+        },
+      });
+      this.#monitors.set(id, monitor);
+    }
+    return monitor;
   }
 
   /** Unloads every model. */

@@ -5,10 +5,10 @@ import { KeyedLock } from "./keyed_lock.ts";
 import { assertResourceId, newResourceId } from "./resource_id.ts";
 import type { ValidSample } from "./validate_samples.ts";
 
-/** A stored sample: its file under `samples/` and its label. */
+/** A stored sample: its file under `samples/` and its label (null: uploaded without one). */
 export interface StoredSample {
   file: string;
-  label: string;
+  label: string | null;
 }
 
 /** `dataset.json`: the dataset and the list of its samples, rewritten atomically on every change. */
@@ -29,15 +29,17 @@ export interface DatasetSummary {
   createdAt: string;
   updatedAt: string;
   sampleCount: number;
-  /** Samples per label, labels in code-point order. */
+  /** Labelled samples per label, labels in code-point order. */
   counts: Record<string, number>;
+  /** Samples uploaded without a label (for `bn-refresh`; labelled adaptation ignores them). */
+  unlabelled: number;
 }
 
 /** A dataset's samples as the adaptation worker reads them. */
 export interface DatasetContents {
   id: string;
   name: string;
-  samples: { label: string; bytes: Uint8Array }[];
+  samples: { label: string | null; bytes: Uint8Array }[];
 }
 
 const RECORD = "dataset.json";
@@ -51,7 +53,7 @@ export function countLabels(labels: Iterable<string>): Record<string, number> {
 }
 
 /**
- * Labelled image datasets on disk, one directory each:
+ * Image datasets on disk, one directory each; a sample's label is null when it was uploaded unlabelled:
  *
  * ```text
  * <root>/<id>/dataset.json          name, samples [{file, label}]  (written atomically)
@@ -203,6 +205,7 @@ function summarize(record: DatasetRecord): DatasetSummary {
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
     sampleCount: record.samples.length,
-    counts: countLabels(record.samples.map((s) => s.label)),
+    counts: countLabels(record.samples.flatMap((s) => (s.label === null ? [] : [s.label]))),
+    unlabelled: record.samples.filter((s) => s.label === null).length,
   };
 }

@@ -7,9 +7,9 @@ export interface SampleUpload {
   bytes?: Uint8Array;
 }
 
-/** A sample that passed every check: its label and the original file bytes. */
+/** A sample that passed every check: its label (null in an unlabelled upload) and the original file bytes. */
 export interface ValidSample {
-  label: string;
+  label: string | null;
   bytes: Uint8Array;
   format: "png" | "jpeg";
 }
@@ -31,8 +31,12 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  * limit, a label on every sample (1 to 100 characters, no control characters, not blank), and an image
  * that decodes as PNG or JPEG within the byte and pixel limits. The first failure names its sample.
  *
+ * With `unlabelled`, the upload is of unlabelled images (for `bn-refresh`): a sample that carries a label is
+ * refused with `unexpected_label`, so that a mislabelled upload cannot pass silently either way.
+ *
  * @throws {RuntimeError} `invalid`/`no_samples`, `too_large`/`too_many_samples`, `invalid`/`missing_label`,
- *   `invalid`/`invalid_label`, `invalid`/`missing_image`, and {@linkcode decodeUploadedImage}'s errors.
+ *   `invalid`/`invalid_label`, `invalid`/`unexpected_label`, `invalid`/`missing_image`, and
+ *   {@linkcode decodeUploadedImage}'s errors.
  *
  * @example
  * ```ts
@@ -43,7 +47,11 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  * console.assert(s.format === "png");
  * ```
  */
-export function validateSamples(samples: SampleUpload[], limits: SampleLimits): ValidSample[] {
+export function validateSamples(
+  samples: SampleUpload[],
+  limits: SampleLimits,
+  options: { unlabelled?: boolean } = {},
+): ValidSample[] {
   if (samples.length === 0) {
     throw new RuntimeError("invalid", "no_samples", "the upload holds no samples", {});
   }
@@ -61,6 +69,17 @@ export function validateSamples(samples: SampleUpload[], limits: SampleLimits): 
     );
   }
   return samples.map(({ label, bytes }, index) => {
+    if (options.unlabelled) {
+      if (label !== undefined) {
+        throw new RuntimeError(
+          "invalid",
+          "unexpected_label",
+          `samples[${index}]: an unlabelled upload (unlabelled=true) carries no labels, this sample has '${label}'`,
+          { index, label },
+        );
+      }
+      return { label: null, ...checkedImage(bytes, index, limits) };
+    }
     if (label === undefined) {
       throw new RuntimeError("invalid", "missing_label", `samples[${index}]: the sample has no label`, {
         index,
@@ -74,12 +93,16 @@ export function validateSamples(samples: SampleUpload[], limits: SampleLimits): 
         { index, label },
       );
     }
-    if (bytes === undefined) {
-      throw new RuntimeError("invalid", "missing_image", `samples[${index}]: the sample has no image`, {
-        index,
-      });
-    }
-    decodeUploadedImage(bytes, { list: "samples", index }, limits);
-    return { label, bytes, format: bytes[0] === 0x89 ? "png" : "jpeg" };
+    return { label, ...checkedImage(bytes, index, limits) };
   });
+}
+
+function checkedImage(bytes: Uint8Array | undefined, index: number, limits: SampleLimits) {
+  if (bytes === undefined) {
+    throw new RuntimeError("invalid", "missing_image", `samples[${index}]: the sample has no image`, {
+      index,
+    });
+  }
+  decodeUploadedImage(bytes, { list: "samples", index }, limits);
+  return { bytes, format: bytes[0] === 0x89 ? "png" as const : "jpeg" as const };
 }
