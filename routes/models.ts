@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { RuntimeError } from "../src/errors.ts";
 import type { Runtime } from "../src/serve/open_runtime.ts";
 import { newRouter } from "./_router.ts";
 import { errorResponse, IdParam, jsonResponse, ModelDetailSchema, ModelSchema } from "./_schemas.ts";
@@ -79,9 +80,88 @@ const artifact = createRoute({
   },
 });
 
+const exportModel = createRoute({
+  method: "get",
+  path: "/{id}/export",
+  tags,
+  summary: "The model as one archive, for another server's POST /v1/models/import",
+  description: "A gzipped tar: `manifest.json` (format `daft-edge-model-archive/1`, the model id, the " +
+    "runtime that wrote it, and each file's size and SHA-256), then `model.json`, `weights.bin`, " +
+    "`metadata.json` and `origin.json`. `tar -xzf` reads it. Needs the API token when the server has one.",
+  request: { params: IdParam },
+  responses: {
+    200: {
+      content: { "application/gzip": { schema: z.string().openapi({ format: "binary" }) } },
+      description: "The archive",
+    },
+    401: errorResponse("The server has an API token and the request did not carry it"),
+    404: errorResponse("No such model"),
+  },
+});
+
+const ImportFromPeer = z.object({
+  url: z.string().min(1).openapi({
+    description: "the peer's export URL; its host must be in this server's --peers",
+    example: "http://box-2.local:8787/v1/models/mdl_mh3k2x1q9f4a7b2c/export",
+  }),
+  token: z.string().min(1).optional().openapi({
+    description: "the peer's API token, sent as its bearer token",
+  }),
+}).openapi("ImportFromPeer");
+
+const importModel = createRoute({
+  method: "post",
+  path: "/import",
+  tags,
+  summary: "Import a model exported by another server: the archive itself, or a peer's export URL",
+  description: "Either the archive as the body (`application/gzip`, or `application/x-tar` for an " +
+    "uncompressed one), or JSON `{url, token?}` to pull it from a peer named in `--peers`. Every file's " +
+    "SHA-256 is checked against the manifest, the model's backbone against this server's (same weights, " +
+    "cut and input), and the model is loaded and run once; only then is it stored, under the id it had, " +
+    "not activated. Anything else is refused and nothing is stored.",
+  request: {
+    body: {
+      content: {
+        "application/json": { schema: ImportFromPeer },
+        "application/gzip": { schema: z.string().openapi({ format: "binary" }) },
+        "application/x-tar": { schema: z.string().openapi({ format: "binary" }) },
+      },
+    },
+  },
+  responses: {
+    201: jsonResponse(
+      z.object({
+        model: ModelSchema,
+        manifest: z.object({
+          modelId: z.string(),
+          exportedAt: z.string(),
+          runtime: z.object({ name: z.string(), version: z.string(), deno: z.string(), tfjs: z.string() }),
+        }),
+      }).openapi("ModelImported"),
+      "Verified and stored",
+    ),
+    400: errorResponse(
+      "Not a valid archive, a hash mismatch, an incompatible backbone or format, or a bad peer URL",
+    ),
+    403: errorResponse("The URL's host is not one of this server's peers"),
+    409: errorResponse("A model with this id is already here"),
+    413: errorResponse("The archive is over the size limit"),
+    415: errorResponse("Neither an archive nor JSON"),
+    502: errorResponse("The peer could not be reached or answered with an error"),
+    503: errorResponse("The backend is not ready"),
+  },
+});
+
+const ARCHIVE_TYPES = [
+  "application/gzip",
+  "application/x-gzip",
+  "application/x-tar",
+  "application/octet-stream",
+];
+
 /** `/v1/models`: adapted models, activation and tfjs artifacts. */
 export function modelRoutes(runtime: Runtime) {
-  const { models, predictions } = runtime;
+  const { models, predictions, transfer } = runtime;
   const withActive = <T extends { id: string }>(m: T) => ({
     ...m,
     active: m.id === predictions.activeModelId(),
@@ -105,6 +185,32 @@ export function modelRoutes(runtime: Runtime) {
     .openapi(remove, async (c) => {
       await predictions.delete(c.req.valid("param").id);
       return c.body(null, 204);
+    })
+    .openapi(exportModel, async (c) => {
+      const { id } = c.req.valid("param");
+      const archive = await transfer.exportArchive(id);
+      return c.body(archive as Uint8Array<ArrayBuffer>, 200, {
+        "content-type": "application/gzip",
+        "content-disposition": `attachment; filename="${id}.tar.gz"`,
+      }) as never;
+    })
+    .openapi(importModel, async (c) => {
+      const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+      let result;
+      if (type === "application/json") {
+        const { url, token } = c.req.valid("json" as never) as z.infer<typeof ImportFromPeer>;
+        result = await transfer.importFromPeer(url, token);
+      } else if (ARCHIVE_TYPES.includes(type)) {
+        result = await transfer.importArchive(new Uint8Array(await c.req.arrayBuffer()));
+      } else {
+        throw new RuntimeError(
+          "unsupported",
+          "unsupported_media_type",
+          `send the archive as application/gzip (or application/x-tar), or JSON {url, token?}; got '${type}'`,
+          { contentType: type, accepted: ["application/json", ...ARCHIVE_TYPES] },
+        );
+      }
+      return c.json({ ...result, model: withActive(result.model) }, 201);
     })
     .openapi(artifact, async (c) => {
       const { id, file } = c.req.valid("param");

@@ -39,6 +39,8 @@ export interface Config {
   cancelGraceMs: number;
   /** Most adapted models kept loaded for predictions (the active one always is). */
   maxCachedModels: number;
+  /** Boxes `POST /v1/models/import` may pull from: `host` (any port) or `host:port`, lowercased. */
+  peers: string[];
 }
 
 /** One row of the settings table: what to pass, where, and what it defaults to. */
@@ -51,6 +53,8 @@ export interface ConfigSetting {
 }
 
 const MiB = 1024 * 1024;
+// A host name, an IPv4 address or a bracketed IPv6 address, then an optional port.
+const PEER = /^([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(:\d{1,5})?$/;
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 
 const int = (min: number, max: number) => {
@@ -161,6 +165,21 @@ const SETTINGS = {
     default: 4,
     schema: int(1, 100),
     doc: "most adapted models kept in memory for predictions",
+  },
+  peers: {
+    env: "PEERS",
+    default: "",
+    schema: z.string().transform((list, ctx) => {
+      const peers = list.split(",").map((p) => p.trim().toLowerCase()).filter((p) => p !== "");
+      for (const peer of peers) {
+        if (!PEER.test(peer)) {
+          ctx.addIssue({ code: "custom", message: `'${peer}' is not host or host:port` });
+          return z.NEVER;
+        }
+      }
+      return peers;
+    }),
+    doc: "comma-separated host or host:port of the boxes `POST /v1/models/import` may pull a model from",
   },
 } satisfies Record<keyof Config, { env: string; default: unknown; schema: z.ZodType; doc: string }>;
 
