@@ -182,7 +182,7 @@ Deno.test("a model adapted on one box, imported on another, gives identical pred
       async () => {
         const c = await startBox(TOKEN_B);
         try {
-          const tar = await rewritten(archive, (name, data) => data);
+          const tar = await rewritten(archive, (_name, data) => data);
           const members = parseTar(tar).map((m) => ({ name: m.name, data: m.data! }));
           const weights = members.find((m) => m.name === "weights.bin")!;
           weights.data = weights.data.slice();
