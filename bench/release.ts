@@ -1,0 +1,68 @@
+/**
+ * `deno task bench:release [--archive <tar.gz>] [--runs 3]`: the figures docs/DEPLOY.md quotes, measured on
+ * the release as a box runs it. Builds the release (or takes `--archive`), unpacks it, and starts it `runs`
+ * times through its launcher, each time with an empty data directory and an empty DENO_DIR (a cold start),
+ * on the default settings (default backbone MobileNetV2, backend auto). Reports the archive's and the
+ * unpacked directory's size, the time from start to `/readyz` 200, and resident memory when idle (after
+ * ready, with no request for 5 s). Prints a Markdown table.
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { freePort, startRelease } from "../cli/_release_process.ts";
+import { buildRelease } from "../cli/release.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { archive: { type: "string" }, runs: { type: "string", default: "3" } },
+});
+const runs = Number(values.runs);
+const work = await Deno.makeTempDir({ prefix: "daft-bench-release-" });
+try {
+  const arch = Deno.build.arch === "x86_64" ? "x64" : "arm64";
+  const archive = values.archive ?? (await buildRelease(arch, join(work, "dist"))).archive;
+  const unpacked = join(work, "box");
+  await Deno.mkdir(unpacked);
+  await new Deno.Command("tar", { args: ["-xzf", archive, "-C", unpacked] }).output();
+  const root = join(unpacked, [...Deno.readDirSync(unpacked)][0].name);
+  const du = new TextDecoder().decode(
+    (await new Deno.Command("du", { args: ["-sb", root] }).output()).stdout,
+  );
+  const archiveBytes = (await Deno.stat(archive)).size;
+  const unpackedBytes = Number(du.split(/\s/)[0]);
+
+  const readyMs: number[] = [];
+  const idleRss: number[] = [];
+  let backend = "";
+  for (let i = 0; i < runs; i++) {
+    const dataDir = join(work, `data-${i}`);
+    const port = freePort();
+    const server = await startRelease({ root, env: { PORT: String(port), DATA_DIR: dataDir } });
+    try {
+      readyMs.push(await server.waitFor(`http://127.0.0.1:${port}/readyz`));
+      const info = await (await fetch(`http://127.0.0.1:${port}/v1/info`)).json();
+      backend = `${info.backend.name}${info.backend.wasm ? ` (${info.backend.wasm.threads} threads)` : ""}`;
+      await new Promise((r) => setTimeout(r, 5000));
+      idleRss.push(server.rssBytes());
+    } finally {
+      Deno.kill(server.pid, "SIGTERM");
+      await server.exited;
+    }
+  }
+  const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  console.log(`| figure | value |\n| --- | --- |`);
+  console.log(`| archive (${archive.split("/").pop()}) | ${mib(archiveBytes)} |`);
+  console.log(`| unpacked | ${mib(unpackedBytes)} |`);
+  console.log(
+    `| cold start to ready (median of ${runs}; ${
+      readyMs.map((m) => (m / 1000).toFixed(1)).join(", ")
+    } s) | ` +
+      `${(median(readyMs) / 1000).toFixed(1)} s |`,
+  );
+  console.log(`| resident memory, idle after ready (median of ${runs}) | ${mib(median(idleRss))} |`);
+  console.log(
+    `\nbackend ${backend}, ${navigator.hardwareConcurrency} logical cores, Deno ${Deno.version.deno}`,
+  );
+} finally {
+  await Deno.remove(work, { recursive: true });
+}
