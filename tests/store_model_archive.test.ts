@@ -104,6 +104,8 @@ Deno.test("an archive without a manifest, or with another format's, is refused",
 Deno.test("bytes that are neither gzip nor tar are refused as an invalid archive", async () => {
   await rejects(unpackModelArchive(text("just some text, not a tar"), LIMIT), "invalid_archive", "invalid");
   await rejects(unpackModelArchive(new Uint8Array([0x1f, 0x8b, 1, 2, 3]), LIMIT), "invalid_archive");
+  const letters = await rejects(unpackModelArchive(new Uint8Array(4096).fill(65), LIMIT), "invalid_archive");
+  assert.match(letters.message, /neither a gzipped tar nor a tar/);
 });
 
 Deno.test("a gzip that inflates past the limit is refused without inflating it all", async () => {

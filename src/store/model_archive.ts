@@ -134,6 +134,7 @@ export async function packModelArchive(
 export async function unpackModelArchive(bytes: Uint8Array, options: UnpackOptions): Promise<ModelArchive> {
   const tar = isGzip(bytes) ? await gunzip(bytes, options.maxUnpackedBytes) : bytes;
   if (tar.byteLength > options.maxUnpackedBytes) throw tooLarge(options.maxUnpackedBytes);
+  if (!hasUstarMagic(tar)) throw invalid("the body is neither a gzipped tar nor a tar (no ustar header)");
   let members;
   try {
     members = parseTar(tar);
@@ -142,12 +143,16 @@ export async function unpackModelArchive(bytes: Uint8Array, options: UnpackOptio
   }
   const found = new Map<string, Uint8Array>();
   for (const member of members) {
+    // Names come from the caller: quoted and cut short before they go into a message.
+    const name = JSON.stringify(member.name.slice(0, 80));
     if (member.type !== undefined && member.type !== "file") {
-      throw invalid(`the archive holds '${member.name}', which is not a plain file`, { name: member.name });
+      throw invalid(`the archive holds ${name}, which is not a plain file`, {
+        name: member.name.slice(0, 80),
+      });
     }
     if (!SAFE_NAME.test(member.name)) {
-      throw invalid(`the archive holds a member named '${member.name}'; only plain file names are allowed`, {
-        name: member.name,
+      throw invalid(`the archive holds a member named ${name}; only plain file names are allowed`, {
+        name: member.name.slice(0, 80),
       });
     }
     if (found.has(member.name)) {
@@ -230,6 +235,11 @@ function parseManifest(bytes: Uint8Array | undefined): ModelArchiveManifest {
     );
   }
   return value as ModelArchiveManifest;
+}
+
+// POSIX ustar and GNU tar both write "ustar" at offset 257 of each header.
+function hasUstarMagic(tar: Uint8Array): boolean {
+  return tar.byteLength >= 512 && new TextDecoder().decode(tar.subarray(257, 262)) === "ustar";
 }
 
 function isGzip(bytes: Uint8Array): boolean {
