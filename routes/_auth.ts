@@ -12,6 +12,12 @@ export function isMutating(method: string, path: string): boolean {
 /**
  * Whether a request needs the API token (when the server has one): every mutating request, and a model's
  * export, which hands out the whole model with its training record in one piece.
+ *
+ * @example
+ * ```ts
+ * import { needsToken } from "./_auth.ts";
+ * console.assert(needsToken("GET", "/v1/models/mdl_x/export") && !needsToken("GET", "/v1/models"));
+ * ```
  */
 export function needsToken(method: string, path: string): boolean {
   return isMutating(method, path) || (method === "GET" && /\/export\/?$/.test(path));

@@ -32,7 +32,15 @@ export interface ImportResult {
 
 const ORIGIN_JSON = "origin.json";
 
-/** This runtime's version, as an archive's manifest records it. */
+/**
+ * This runtime's version, as an archive's manifest records it.
+ *
+ * @example
+ * ```ts
+ * import { runtimeVersion } from "./model_transfer.ts";
+ * console.assert(runtimeVersion().deno === Deno.version.deno);
+ * ```
+ */
 export function runtimeVersion(): RuntimeVersion {
   return { name: denoJson.name, version: denoJson.version, deno: Deno.version.deno, tfjs: tf.version_core };
 }

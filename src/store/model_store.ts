@@ -109,12 +109,18 @@ export class ModelStore {
       new RuntimeError("conflict", "model_exists", `a model with id '${id}' is already on this server`, {
         id,
       });
-    if (await Deno.stat(join(this.root, id)).then(() => true, () => false)) throw exists();
+    const published = () => Deno.stat(join(this.root, id)).then(() => true, () => false);
+    if (await published()) throw exists();
     try {
       await Deno.mkdir(staged);
     } catch (err) {
       if (err instanceof Deno.errors.AlreadyExists) throw exists();
       throw err;
+    }
+    // Another import of this id may have been published between the check and the mkdir.
+    if (await published()) {
+      await this.discard(id);
+      throw exists();
     }
     try {
       for (const [name, data] of files) {
