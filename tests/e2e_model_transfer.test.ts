@@ -225,6 +225,29 @@ Deno.test("a model adapted on one box, imported on another, gives identical pred
       },
     );
 
+    await t.step(
+      "a model.json whose weights point out of the archive is refused before anything is read",
+      async () => {
+        const c = await startBox(TOKEN_B);
+        try {
+          const tar = await rewritten(archive, (name, data) => {
+            if (name !== "model.json") return data;
+            const json = JSON.parse(new TextDecoder().decode(data));
+            json.weightsManifest[0].paths = ["../../../../etc/hostname"];
+            return new TextEncoder().encode(JSON.stringify(json));
+          });
+          const res = await c.send("POST", "/v1/models/import", { body: tar, type: "application/x-tar" });
+          assert.equal(res.status, 400);
+          const error = await errorOf(res);
+          assert.equal(error.code, "invalid_archive");
+          assert.match(error.message, /weight file/);
+          assert.deepEqual((await (await c.send("GET", "/v1/models")).json()).models, []);
+        } finally {
+          await c.stop();
+        }
+      },
+    );
+
     await t.step("a body that is no archive, or of another type, is refused with its code", async () => {
       const junk = await b.send("POST", "/v1/models/import", {
         body: "not an archive",

@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import denoJson from "../../deno.json" with { type: "json" };
 import { AdaptedModel, METADATA_JSON, type ModelMetadata } from "../adapt/adapted_model.ts";
 import { RuntimeError } from "../errors.ts";
+import { MODEL_JSON } from "../model/artifacts_io.ts";
 import {
   type ModelArchiveManifest,
   packModelArchive,
@@ -98,6 +99,7 @@ export class ModelTransfer {
         { modelId: id },
       );
     }
+    assertWeightsInArchive(files);
     await assertBackboneCompatible(metadata);
     const staged = await this.models.stage(id, files);
     try {
@@ -204,6 +206,27 @@ function parseJson<T>(files: Map<string, Uint8Array>, name: string): T {
     if (bytes) return JSON.parse(new TextDecoder().decode(bytes)) as T;
   } catch { /* reported below */ }
   throw new RuntimeError("invalid", "invalid_archive", `the archive has no readable ${name}`, { name });
+}
+
+// model.json names its weight files, and loading reads them relative to its directory: each must be a plain
+// name of a file in the archive, never a path out of it.
+function assertWeightsInArchive(files: Map<string, Uint8Array>): void {
+  const json = parseJson<{ weightsManifest?: { paths?: unknown[] }[] }>(files, MODEL_JSON);
+  const paths = (Array.isArray(json?.weightsManifest) ? json.weightsManifest : [])
+    .flatMap((group) => Array.isArray(group?.paths) ? group.paths : [undefined]);
+  for (const path of paths) {
+    const name = typeof path === "string" ? path.replace(/^\.\//, "") : "";
+    if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(name) || !files.has(name)) {
+      throw new RuntimeError(
+        "invalid",
+        "invalid_archive",
+        `${MODEL_JSON} names a weight file ${
+          JSON.stringify(String(path).slice(0, 80))
+        } that is not in the archive`,
+        { path: String(path).slice(0, 80) },
+      );
+    }
+  }
 }
 
 // Loads the staged model and runs it once on a blank image: files that hash right can still be no model.
