@@ -141,14 +141,20 @@ const importModel = createRoute({
       "Verified and stored",
     ),
     400: errorResponse(
-      "Not a valid archive, a hash mismatch, an incompatible backbone or format, or a bad peer URL",
+      "`invalid_archive`, `unsupported_archive_format`, `archive_hash_mismatch`, `archive_file_missing`, " +
+        "`archive_unexpected_file`, `incompatible_model_format`, `incompatible_backbone`, `invalid_model`, " +
+        "`invalid_peer_url`",
     ),
-    403: errorResponse("The URL's host is not one of this server's peers"),
-    409: errorResponse("A model with this id is already here"),
-    413: errorResponse("The archive is over the size limit"),
-    415: errorResponse("Neither an archive nor JSON"),
-    502: errorResponse("The peer could not be reached or answered with an error"),
-    503: errorResponse("The backend is not ready"),
+    401: errorResponse("`unauthorized`, `invalid_token`: the server has an API token and it was not sent"),
+    403: errorResponse("`peer_not_allowed`: the URL's host is not one of this server's peers"),
+    409: errorResponse("`model_exists`: a model with this id is already here"),
+    413: errorResponse("`archive_too_large`, `body_too_large`"),
+    415: errorResponse("`unsupported_media_type`: neither an archive nor JSON"),
+    422: errorResponse("`invalid_request`: the JSON is not `{url, token?}`"),
+    502: errorResponse(
+      "`peer_unreachable`, `peer_error`: the peer could not be reached or answered with an error",
+    ),
+    503: errorResponse("`not_ready`: the backend is still starting"),
   },
 });
 

@@ -171,6 +171,34 @@ Deno.test("the release tarball, unpacked in a clean directory, serves, adapts an
     }
 
     await t.step(
+      "under the unit's environment, the launcher takes the token from the credential and keeps data in the state directory",
+      async () => {
+        const state = join(work, "state");
+        const credentials = join(work, "credentials");
+        await Deno.mkdir(state);
+        await Deno.mkdir(credentials);
+        await Deno.writeTextFile(join(credentials, "api-token"), `${TOKEN}\n`);
+        const doctor = await exec(join(root, "bin", "daft-edge"), ["doctor", "--json"], {
+          clearEnv: true,
+          cwd: work,
+          env: {
+            PATH: "/usr/bin:/bin",
+            PORT: String(freePort()),
+            DEFAULT_BACKBONE: "tiny",
+            STATE_DIRECTORY: state,
+            CACHE_DIRECTORY: join(work, "cache"),
+            CREDENTIALS_DIRECTORY: credentials,
+          },
+        });
+        assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
+        const config = JSON.parse(doctor.stdout).checks[0];
+        assert.match(config.summary, /API token set/);
+        assert.ok(config.summary.includes(`, data ${state},`), config.summary);
+        assert.match(config.summary, /^listen 0\.0\.0\.0:/);
+      },
+    );
+
+    await t.step(
       "install.sh lays out the release, settings, a private token and a unit systemd accepts",
       async () => {
         const target = join(work, "installed");
