@@ -24,7 +24,7 @@ export const FREE_SPACE_WARN_BYTES = 1024 ** 3;
 export const FREE_SPACE_FAIL_BYTES = 64 * 1024 ** 2;
 
 // Where the Vulkan loader looks for installable client drivers (ICDs), in its own order, and where
-// distributions put libvulkan.
+// distributions put libvulkan (deploy/daft-edge lets `doctor` read these).
 const ICD_DIRS = [
   "/etc/vulkan/icd.d",
   "/usr/local/etc/vulkan/icd.d",
@@ -41,9 +41,6 @@ const LIB_DIRS = [
   "/usr/local/lib",
 ];
 const VULKAN_LOADER = "libvulkan.so.1";
-
-/** The directories `doctor` reads to find the Vulkan loader and its drivers (for a narrow `--allow-read`). */
-export const VULKAN_READ_PATHS: readonly string[] = [...ICD_DIRS, ...LIB_DIRS];
 
 const canRead = (path: string) => Deno.permissions.querySync({ name: "read", path }).state === "granted";
 
@@ -80,13 +77,20 @@ export async function checkGpuAdapter(config: Config): Promise<CheckResult> {
   };
 }
 
+/** Where {@linkcode checkVulkan} looks: the system's directories unless a test says otherwise. */
+export interface VulkanSearch {
+  libDirs: readonly string[];
+  icdDirs: readonly string[];
+}
+
 /** The Vulkan loader (`libvulkan.so.1`) and the ICD manifests it would load, with each driver's library. */
-export function checkVulkan(): CheckResult {
-  const unreadable = VULKAN_READ_PATHS.filter((p) => exists(p) && !canRead(p));
-  const loaders = LIB_DIRS.map((d) => join(d, VULKAN_LOADER)).filter(exists);
+export function checkVulkan(search: VulkanSearch = { libDirs: LIB_DIRS, icdDirs: ICD_DIRS }): CheckResult {
+  const { libDirs, icdDirs } = search;
+  const unreadable = [...icdDirs, ...libDirs].filter((p) => exists(p) && !canRead(p));
+  const loaders = libDirs.map((d) => join(d, VULKAN_LOADER)).filter(exists);
   const icds: { file: string; library: string }[] = [];
   const override = ["VK_DRIVER_FILES", "VK_ICD_FILENAMES"].map((v) => envIfAllowed(v)).find(Boolean);
-  const manifests = override ? override.split(":").filter(Boolean) : ICD_DIRS.flatMap((dir) => {
+  const manifests = override ? override.split(":").filter(Boolean) : icdDirs.flatMap((dir) => {
     try {
       return [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".json")).map((e) => join(dir, e.name))
         .sort();
@@ -117,7 +121,7 @@ export function checkVulkan(): CheckResult {
     return {
       name: "vulkan",
       status: "warn",
-      summary: `loader ${loaders[0]}, but no ICD manifest in ${ICD_DIRS.join(", ")} (no Vulkan driver)`,
+      summary: `loader ${loaders[0]}, but no ICD manifest in ${icdDirs.join(", ")} (no Vulkan driver)`,
       details,
     };
   }

@@ -1,6 +1,8 @@
 // `doctor` as a fleet tool runs it: a subprocess, its exit code, and its --json report.
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { checkVulkan } from "../cli/_doctor_checks.ts";
 
 const DOCTOR = fileURLToPath(new URL("../cli/doctor.ts", import.meta.url));
 
@@ -106,5 +108,31 @@ Deno.test("doctor fails when the process may not write the data directory, and n
     assert.equal(check("data dir").status, "fail");
   } finally {
     await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("the Vulkan check names the loader and each driver's library from its ICD manifest", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const lib = join(root, "lib");
+    const icd = join(root, "icd.d");
+    await Deno.mkdir(lib);
+    await Deno.mkdir(icd);
+    const search = { libDirs: [lib], icdDirs: [icd] };
+    assert.equal(checkVulkan(search).status, "warn");
+    await Deno.writeTextFile(join(lib, "libvulkan.so.1"), "");
+    assert.match(checkVulkan(search).summary, /but no ICD manifest/);
+    await Deno.writeTextFile(
+      join(icd, "nvidia_icd.json"),
+      JSON.stringify({ file_format_version: "1.0.0", ICD: { library_path: "libGLX_nvidia.so.0" } }),
+    );
+    const found = checkVulkan(search);
+    assert.equal(found.status, "ok");
+    assert.equal(
+      found.summary,
+      `loader ${lib}/libvulkan.so.1; drivers: nvidia_icd.json -> libGLX_nvidia.so.0`,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
