@@ -8,16 +8,29 @@
  * (the 48 digit images of fixtures/digits, 12 each of 0, 1, 4, 7; 8 epochs), for sizing the unit's MemoryMax.
  * Prints a Markdown table.
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { freePort, type ReleaseProcess, startRelease } from "../cli/_release_process.ts";
+import { commandLine, numberOption } from "../cli/_args.ts";
 import { buildRelease } from "../cli/release.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { archive: { type: "string" }, runs: { type: "string", default: "3" } },
+const USAGE = `usage: deno task bench:release [--archive FILE] [--runs N]
+
+Measures the release as a box runs it: archive and unpacked size, cold start to ready (N starts, each with
+an empty data directory and DENO_DIR), idle memory, and the peak memory of one adaptation on the default
+backbone. Builds the release first unless --archive names one. Prints a Markdown table (docs/DEPLOY.md).
+
+  --archive FILE  a daft-edge-*.tar.gz to measure instead of building one
+  --runs N        cold starts to take the median of (default 3)`;
+
+const { values } = commandLine(USAGE, {
+  archive: { type: "string" },
+  runs: { type: "string", default: "3" },
 });
-const runs = Number(values.runs);
+const runs = numberOption("runs", values.runs)!;
+if (!Number.isInteger(runs) || runs < 1) {
+  console.error(`error: --runs must be a whole number from 1, got '${values.runs}'`);
+  Deno.exit(2);
+}
 const work = await Deno.makeTempDir({ prefix: "daft-bench-release-" });
 try {
   const arch = Deno.build.arch === "x86_64" ? "x64" : "arm64";

@@ -4,9 +4,9 @@ import { statfsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { initBackend } from "../src/backend/init_backend.ts";
 import { probeAdapter } from "../src/backend/probe_adapter.ts";
-import { type Config, CONFIG_ENV_VARS } from "../src/config.ts";
+import type { Config } from "../src/config.ts";
 import { listBackbones, loadBackbone } from "../src/model/registry.ts";
-import { TINY_WEIGHTS_DIR } from "../src/model/tiny.ts";
+import { missingPermissionFlags, serverPermissions } from "../src/serve/server_permissions.ts";
 
 /** How a check came out: `fail` makes `doctor` exit non-zero; `warn` is worth reading but serves. */
 export type CheckStatus = "ok" | "warn" | "fail";
@@ -204,40 +204,33 @@ export function checkDataDir(config: Config): CheckResult {
 }
 
 /**
- * The permissions this process has against those the configuration needs: read and write on the data
- * directory, read on the backbone weights, the listening address, the peers, the settings' variables. Any
- * missing is a failure; holding everything (`-A`) is noted, as the release launcher grants only these.
+ * The permissions this process has against those the configuration needs, as the server itself works them
+ * out ({@linkcode serverPermissions}: the listening address and the peers, the data directory, the backbone
+ * weights and the worker's code, the settings' variables). Any missing is a failure; holding everything
+ * (`-A`) is noted, as the release launcher grants only these.
  */
 export function checkPermissions(config: Config): CheckResult {
-  const dataDir = resolve(config.dataDir);
-  const needed: (Deno.PermissionDescriptor & { why: string })[] = [
-    { name: "read", path: dataDir, why: "the data directory" },
-    { name: "write", path: dataDir, why: "the data directory" },
-    { name: "read", path: TINY_WEIGHTS_DIR, why: "the tiny backbone's weights" },
-    { name: "net", host: `${config.hostname}:${config.port || 8787}`, why: "the listening address" },
-    ...config.peers.map((host) => ({ name: "net" as const, host, why: "a peer to import models from" })),
-    ...CONFIG_ENV_VARS.map((variable) => ({ name: "env" as const, variable, why: "a setting" })),
-  ];
-  const missing = needed.filter(({ why: _, ...d }) => Deno.permissions.querySync(d).state !== "granted")
-    .map(({ why, ...d }) => ({ ...d, why }));
-  const broad = (["read", "write", "net", "env", "run", "ffi", "sys"] as const)
+  const needed = serverPermissions(config);
+  const missing = missingPermissionFlags(needed);
+  const unrestricted = (["read", "write", "net", "env", "run", "ffi", "sys"] as const)
     .filter((name) => Deno.permissions.querySync({ name }).state === "granted");
-  const describe = (d: Record<string, unknown>) => `${d.name} ${d.path ?? d.host ?? d.variable} (${d.why})`;
+  const count = Object.values(needed).reduce((n, list) => n + list.length, 0);
   if (missing.length) {
     return {
       name: "permissions",
       status: "fail",
-      summary: `missing ${missing.length}: ${missing.slice(0, 4).map(describe).join("; ")}` +
-        (missing.length > 4 ? "; ..." : ""),
-      details: { missing, unrestricted: broad },
+      summary: `missing for this configuration: ${missing.join(" ")}`,
+      details: { missing, needed, unrestricted },
     };
   }
   return {
     name: "permissions",
     status: "ok",
-    summary: `all ${needed.length} needed are granted` +
-      (broad.length ? `; unrestricted: ${broad.join(", ")} (the release launcher narrows these)` : ""),
-    details: { needed: needed.length, unrestricted: broad },
+    summary: `all ${count} needed are granted` +
+      (unrestricted.length
+        ? `; unrestricted: ${unrestricted.join(", ")} (the release launcher narrows these)`
+        : ""),
+    details: { needed, unrestricted },
   };
 }
 

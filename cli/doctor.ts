@@ -19,6 +19,14 @@ import {
   checkVulkan,
 } from "./_doctor_checks.ts";
 
+const USAGE = `usage: deno task doctor [--json] [server flags]
+
+Checks this box against the configuration the server would start with (the same flags and environment
+variables; 'deno task serve --help' lists them): GPU adapter, Vulkan loader and drivers, the backend and its
+self-test, the data directory, this process's permissions, the backbone weights, the port. Prints one line
+per check, or with --json the report {ok, runtime, checks: [{name, status, summary, details}]}. Exits 1 when
+a check fails, 0 otherwise (warnings included), 2 on a bad flag.`;
+
 const json = Deno.args.includes("--json");
 const args = Deno.args.filter((a) => a !== "--json");
 const readEnv = (name: string) =>
@@ -31,14 +39,12 @@ let loaded;
 try {
   loaded = loadConfig(args, readEnv);
 } catch (err) {
-  console.error(err instanceof RuntimeError ? err.message : err);
+  const message = (err instanceof RuntimeError ? err.message : String(err)).split("\n")[0];
+  console.error(`error: ${message} (deno task doctor --help lists the options)`);
   Deno.exit(2);
 }
 if (loaded.help) {
-  console.log(
-    "Usage: doctor [--json] [server flags]\n\nChecks this box against the server's configuration " +
-      "(the same flags and environment as the server). Exits 1 when a check fails.",
-  );
+  console.log(USAGE);
   Deno.exit(0);
 }
 const config = loaded.config;

@@ -14,11 +14,11 @@
  * The bundles sit two levels down (lib/server/) as the modules do in src/, so the paths they resolve from
  * their own URL (`../../fixtures/tiny`) land inside the release.
  */
-import { parseArgs } from "node:util";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
 import { CONFIG_ENV_VARS } from "../src/config.ts";
+import { commandLine } from "./_args.ts";
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
 const ARCHES = { x64: "@deno/linux-x64-glibc", arm64: "@deno/linux-arm64-glibc" } as const;
@@ -157,14 +157,23 @@ export async function buildRelease(arch: Arch, outDir: string): Promise<ReleaseB
   return { archive, dir, bytes: (await Deno.stat(archive)).size };
 }
 
+const USAGE = `usage: deno task release [--arch x64|arm64] [--out DIR]
+
+Builds DIR/daft-edge-<version>-linux-<arch>.tar.gz (default DIR: dist): Deno from its npm platform package,
+the bundled server, worker and doctor, the tfjs wasm binaries, the backbone weights, the launcher, the
+systemd unit, the settings file and install.sh. docs/DEPLOY.md says what to do with it.
+
+  --arch ARCH   x64 or arm64 (default: this machine's); arm64 is packed, not started here
+  --out DIR     where to write it (default dist)`;
+
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { arch: { type: "string" }, out: { type: "string", default: "dist" } },
+  const { values } = commandLine(USAGE, {
+    arch: { type: "string" },
+    out: { type: "string", default: "dist" },
   });
   const arch = (values.arch ?? (Deno.build.arch === "x86_64" ? "x64" : "arm64")) as Arch;
   if (!(arch in ARCHES)) {
-    console.error(`--arch must be one of ${Object.keys(ARCHES).join(", ")}`);
+    console.error(`error: --arch must be one of ${Object.keys(ARCHES).join(", ")}, got '${arch}'`);
     Deno.exit(2);
   }
   const started = performance.now();

@@ -169,16 +169,11 @@ const SETTINGS = {
   peers: {
     env: "PEERS",
     default: "",
-    schema: z.string().transform((list, ctx) => {
-      const peers = list.split(",").map((p) => p.trim().toLowerCase()).filter((p) => p !== "");
-      for (const peer of peers) {
-        if (!PEER.test(peer)) {
-          ctx.addIssue({ code: "custom", message: `'${peer}' is not host or host:port` });
-          return z.NEVER;
-        }
-      }
-      return peers;
-    }),
+    schema: z.string()
+      .transform((list) => list.split(",").map((p) => p.trim().toLowerCase()).filter((p) => p !== ""))
+      .pipe(
+        z.array(z.string().regex(PEER, { error: (issue) => `'${issue.input}' is not host or host:port` })),
+      ),
     doc: "comma-separated host or host:port of the boxes `POST /v1/models/import` may pull a model from",
   },
 } satisfies Record<keyof Config, { env: string; default: unknown; schema: z.ZodType; doc: string }>;

@@ -88,12 +88,6 @@ Deno.test("--wasm-threads takes auto (the default) or a count from 1 to 8, from 
   assert.ok(CONFIG_ENV_VARS.includes("WASM_THREADS"));
 });
 
-Deno.test("deno task serve allows exactly the settings' environment variables", async () => {
-  const { default: denoJson } = await import("../deno.json", { with: { type: "json" } });
-  const allowed = /--allow-env=([A-Z_,]+)/.exec(denoJson.tasks.serve)![1].split(",");
-  assert.deepEqual(allowed.toSorted(), [...CONFIG_ENV_VARS].toSorted());
-});
-
 Deno.test("peers are host or host:port, lowercased; anything else names the bad entry", () => {
   assert.deepEqual(configOf(["--peers", "Box-2.local:8787, 10.0.0.5,[::1]:9000"]).peers, [
     "box-2.local:8787",

@@ -104,7 +104,10 @@ Deno.test("doctor fails when the process may not write the data directory, and n
     ]);
     assert.equal(code, 1);
     assert.equal(check("permissions").status, "fail");
-    assert.deepEqual(check("permissions").details.missing.map((m: { name: string }) => m.name), ["write"]);
+    assert.deepEqual(
+      check("permissions").details.missing.map((flag: string) => flag.split("=")[0]),
+      ["--allow-write"],
+    );
     assert.equal(check("data dir").status, "fail");
   } finally {
     await Deno.remove(dataDir, { recursive: true });
