@@ -78,6 +78,7 @@ Deno.test("every task answers --help with its usage, and an unknown option with 
   assert.deepEqual(tasks.sort(), [
     "adapt",
     "bench",
+    "bench:diagnostics",
     "bench:methods",
     "bench:release",
     "doctor",
