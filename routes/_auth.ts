@@ -10,7 +10,21 @@ export function isMutating(method: string, path: string): boolean {
 }
 
 /**
- * Hono's bearerAuth on every mutating request (see {@linkcode isMutating}); reads pass. Failures answer in
+ * Whether a request needs the API token (when the server has one): every mutating request, and a model's
+ * export, which hands out the whole model with its training record in one piece.
+ *
+ * @example
+ * ```ts
+ * import { needsToken } from "./_auth.ts";
+ * console.assert(needsToken("GET", "/v1/models/mdl_x/export") && !needsToken("GET", "/v1/models"));
+ * ```
+ */
+export function needsToken(method: string, path: string): boolean {
+  return isMutating(method, path) || (method === "GET" && /\/export\/?$/.test(path));
+}
+
+/**
+ * Hono's bearerAuth on every request that needs the token (see {@linkcode needsToken}); other reads pass. Failures answer in
  * the API's error shape, with the `WWW-Authenticate` challenge bearerAuth sets.
  *
  * @example
@@ -31,5 +45,5 @@ export function requireTokenForChanges(token: string): MiddlewareHandler {
     },
     invalidToken: { message: errorBody("invalid_token", "the API token is wrong") },
   });
-  return (c, next) => isMutating(c.req.method, c.req.path) ? auth(c, next) : next();
+  return (c, next) => needsToken(c.req.method, c.req.path) ? auth(c, next) : next();
 }

@@ -7,11 +7,13 @@ import { type ErrorKind, RuntimeError } from "../src/errors.ts";
 export const STATUS_OF_KIND: Record<ErrorKind, ContentfulStatusCode> = {
   invalid: 400,
   not_found: 404,
+  forbidden: 403,
   conflict: 409,
   too_large: 413,
   unsupported: 415,
   busy: 429,
   unavailable: 503,
+  upstream: 502,
   internal: 500,
 };
 

@@ -113,6 +113,10 @@ export const ModelSchema = z.object({
   }),
   valAccuracy: z.number(),
   active: z.boolean(),
+  imported: z.object({ at: z.string(), from: z.string(), runtime: z.string() }).optional().openapi({
+    description: "set on a model imported from another server: when, from where (a peer URL or `upload`), " +
+      "and the runtime that exported it",
+  }),
 }).openapi("Model");
 
 export const ModelDetailSchema = ModelSchema.extend({

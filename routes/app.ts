@@ -6,7 +6,7 @@ import { logger } from "hono/logger";
 import { secureHeaders } from "hono/secure-headers";
 import { RuntimeError } from "../src/errors.ts";
 import type { Runtime } from "../src/serve/open_runtime.ts";
-import { isMutating, requireTokenForChanges } from "./_auth.ts";
+import { needsToken, requireTokenForChanges } from "./_auth.ts";
 import { onError, onNotFound, refuseLongUrls } from "./_error_handler.ts";
 import { completeResponses } from "./_openapi_responses.ts";
 import { newRouter } from "./_router.ts";
@@ -104,7 +104,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
           "adapted models.",
       },
     });
-    completeResponses(document, isMutating);
+    completeResponses(document, needsToken);
     return c.json(document);
   });
 

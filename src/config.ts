@@ -43,6 +43,8 @@ export interface Config {
   driftWindow: number;
   /** Drift score at or over which the monitor raises a `drift` event. */
   driftThreshold: number;
+  /** Boxes `POST /v1/models/import` may pull from: `host` (any port) or `host:port`, lowercased. */
+  peers: string[];
 }
 
 /** One row of the settings table: what to pass, where, and what it defaults to. */
@@ -55,6 +57,8 @@ export interface ConfigSetting {
 }
 
 const MiB = 1024 * 1024;
+// A host name, an IPv4 address or a bracketed IPv6 address, then an optional port.
+const PEER = /^([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(:\d{1,5})?$/;
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 
 const int = (min: number, max: number) => {
@@ -180,6 +184,16 @@ const SETTINGS = {
     })
       .max(1e6, { error: "must be at most 1000000" }),
     doc: "drift score at or over which the monitor raises a drift event (scale: docs/DRIFT.md)",
+  },
+  peers: {
+    env: "PEERS",
+    default: "",
+    schema: z.string()
+      .transform((list) => list.split(",").map((p) => p.trim().toLowerCase()).filter((p) => p !== ""))
+      .pipe(
+        z.array(z.string().regex(PEER, { error: (issue) => `'${issue.input}' is not host or host:port` })),
+      ),
+    doc: "comma-separated host or host:port of the boxes `POST /v1/models/import` may pull a model from",
   },
 } satisfies Record<keyof Config, { env: string; default: unknown; schema: z.ZodType; doc: string }>;
 

@@ -75,7 +75,18 @@ Deno.test("deno task adapt explains a bad data folder and exits non-zero", async
 Deno.test("every task answers --help with its usage, and an unknown option with one line and exit code 2", async () => {
   const tasks = Object.keys(JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks)
     .filter((t) => t !== "test");
-  assert.deepEqual(tasks.sort(), ["adapt", "bench", "bench:methods", "predict", "pretrain", "serve"]);
+  assert.deepEqual(tasks.sort(), [
+    "adapt",
+    "bench",
+    "bench:diagnostics",
+    "bench:methods",
+    "bench:release",
+    "doctor",
+    "predict",
+    "pretrain",
+    "release",
+    "serve",
+  ]);
   for (const task of tasks) {
     const help = await deno(["task", "--quiet", task, "--help"]);
     assert.equal(help.code, 0, `${task} --help: ${help.stderr}`);

@@ -61,7 +61,7 @@ const NOT_HTTP: Record<string, string> = {
 function codesInSource(): Set<string> {
   const codes = new Set<string>();
   const patterns = [
-    /"(?:invalid|not_found|conflict|too_large|unsupported|busy|unavailable|internal)",\s*"([a-z_]+)"/g,
+    /"(?:invalid|not_found|forbidden|conflict|too_large|unsupported|busy|unavailable|upstream|internal)",\s*"([a-z_]+)"/g,
     /\bcode: "([a-z_]+)"/g,
     /\bfail\(\s*"([a-z_]+)"/g,
     /errorBody\(\s*"([a-z_]+)"/g,

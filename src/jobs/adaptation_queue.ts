@@ -58,7 +58,11 @@ interface RunningJob {
   stop: (status: JobStatus, error?: JobError) => void;
 }
 
-const WORKER_URL = new URL("./adaptation_worker.ts", import.meta.url);
+// From source, the worker's module; in a release (cli/release.ts), its bundle, beside the server's.
+const WORKER_URL = new URL(
+  import.meta.url.endsWith(".ts") ? "./adaptation_worker.ts" : "./adaptation_worker.js",
+  import.meta.url,
+);
 
 const INTERRUPTED: JobError = {
   code: "interrupted",

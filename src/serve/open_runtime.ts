@@ -8,6 +8,7 @@ import type { DatasetStore } from "../store/dataset_store.ts";
 import type { JobStore } from "../store/job_store.ts";
 import type { ModelStore } from "../store/model_store.ts";
 import { openStores } from "../store/open_stores.ts";
+import { ModelTransfer } from "./model_transfer.ts";
 import { PredictionService } from "./prediction_service.ts";
 import { Readiness } from "./readiness.ts";
 
@@ -41,6 +42,8 @@ export interface Runtime {
   jobs: JobStore;
   queue: AdaptationQueue;
   predictions: PredictionService;
+  /** Model export and import, between this server and its peers. */
+  transfer: ModelTransfer;
   readiness: Readiness;
   /**
    * Brings up the compute backend (or takes `backend` when the caller already did), restores the active
@@ -79,6 +82,11 @@ export async function openRuntime(config: Config): Promise<Runtime> {
     isReady: () => readiness.backend !== undefined,
   });
   await predictions.recall();
+  const transfer = new ModelTransfer(stores.models, {
+    peers: config.peers,
+    maxArchiveBytes: config.maxBodyBytes,
+    isReady: () => readiness.backend !== undefined,
+  });
   const queue = await AdaptationQueue.open({
     ...stores,
     ...config,
@@ -132,5 +140,5 @@ export async function openRuntime(config: Config): Promise<Runtime> {
     await predictions.dispose();
   }
 
-  return { config, ...stores, queue, predictions, readiness, bringUp, info, close };
+  return { config, ...stores, queue, predictions, transfer, readiness, bringUp, info, close };
 }

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { METADATA_JSON, type ModelMetadata } from "../adapt/adapted_model.ts";
 import { RuntimeError } from "../errors.ts";
 import { MODEL_JSON } from "../model/artifacts_io.ts";
-import { readJsonIfExists, writeJsonAtomic } from "./atomic_write.ts";
+import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
 import { assertResourceId, isResourceId } from "./resource_id.ts";
 
 /** `origin.json`: where a stored model came from. */
@@ -11,6 +11,8 @@ export interface ModelOrigin {
   createdAt: string;
   jobId: string;
   dataset: { id: string; name: string };
+  /** Set on a model that came in through `POST /v1/models/import`: when, from where, and which runtime wrote it. */
+  imported?: { at: string; from: string; runtime: string };
 }
 
 /** What the API lists of a model. */
@@ -81,6 +83,55 @@ export class ModelStore {
     await writeJsonAtomic(join(staged, ORIGIN), origin);
     await Deno.rename(staged, join(this.root, origin.id));
     return summarize(await this.#metadata(origin.id), origin);
+  }
+
+  /**
+   * The files that make up a model, by name, for an export: the tfjs artifacts, `metadata.json` and
+   * `origin.json`. @throws {RuntimeError} `not_found`/`model_not_found`.
+   */
+  async readModelFiles(id: string): Promise<Map<string, Uint8Array>> {
+    await this.#read(id);
+    const files = new Map<string, Uint8Array>();
+    for (const name of [...await this.artifactFiles(id), METADATA_JSON, ORIGIN]) {
+      files.set(name, await Deno.readFile(join(this.root, id, name)));
+    }
+    return files;
+  }
+
+  /**
+   * Writes an imported model's files into its staging directory, to be checked and then published with
+   * {@linkcode ModelStore.commit} (which writes `origin.json`) or dropped with {@linkcode ModelStore.discard}.
+   * @throws {RuntimeError} `conflict`/`model_exists` when a model with this id is stored or being imported.
+   */
+  async stage(id: string, files: Map<string, Uint8Array>): Promise<string> {
+    const staged = this.stagingDir(id);
+    const exists = () =>
+      new RuntimeError("conflict", "model_exists", `a model with id '${id}' is already on this server`, {
+        id,
+      });
+    const published = () => Deno.stat(join(this.root, id)).then(() => true, () => false);
+    if (await published()) throw exists();
+    try {
+      await Deno.mkdir(staged);
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) throw exists();
+      throw err;
+    }
+    // Another import of this id may have been published between the check and the mkdir.
+    if (await published()) {
+      await this.discard(id);
+      throw exists();
+    }
+    try {
+      for (const [name, data] of files) {
+        if (name === ORIGIN) continue;
+        await writeFileAtomic(join(staged, name), data);
+      }
+    } catch (err) {
+      await this.discard(id);
+      throw err;
+    }
+    return staged;
   }
 
   /** Removes a staged model that will not be committed. */
