@@ -1,7 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Runtime } from "../src/serve/open_runtime.ts";
 import { newRouter } from "./_router.ts";
-import { errorResponse, IdParam, jsonResponse, ModelDetailSchema, ModelSchema } from "./_schemas.ts";
+import {
+  CorruptItemSchema,
+  errorResponse,
+  IdParam,
+  jsonResponse,
+  ModelDetailSchema,
+  ModelSchema,
+} from "./_schemas.ts";
 
 const tags = ["models"];
 
@@ -12,8 +19,12 @@ const list = createRoute({
   summary: "List adapted models, newest first",
   responses: {
     200: jsonResponse(
-      z.object({ active: z.string().nullable(), models: z.array(ModelSchema) }),
-      "Every model, and which is active",
+      z.object({
+        active: z.string().nullable(),
+        models: z.array(ModelSchema),
+        corrupt: z.array(CorruptItemSchema),
+      }),
+      "Every model, which is active, and those whose record is corrupt (delete them)",
     ),
   },
 });
@@ -91,7 +102,11 @@ export function modelRoutes(runtime: Runtime) {
       list,
       async (c) =>
         c.json(
-          { active: predictions.activeModelId() ?? null, models: (await models.list()).map(withActive) },
+          {
+            active: predictions.activeModelId() ?? null,
+            models: (await models.list()).map(withActive),
+            corrupt: await models.corrupt(),
+          },
           200,
         ),
     )

@@ -48,7 +48,7 @@ self.onmessage = async (event: MessageEvent<WorkerCommand>) => {
     });
     report = { type: "succeeded", metrics };
   } catch (err) {
-    report = { type: "failed", error: toJobError(err) };
+    report = { type: "failed", error: toJobError(err, command.task.dataDir) };
   }
   // The queue terminates this worker on the last report, and a wasm pthread waiting in wasm does not see its
   // parent end: it would live on, holding the whole heap. End them first.
