@@ -78,7 +78,8 @@ if (skip) {
 }
 
 Deno.test({
-  name: "on a full disk, uploads, dataset creation, job submission and model saves answer 507 and leave the data as it was",
+  name:
+    "on a full disk, uploads, dataset creation, job submission and model saves answer 507 and leave the data as it was",
   ignore: skip,
   sanitizeResources: false,
   async fn() {
@@ -88,7 +89,8 @@ Deno.test({
     try {
       const { app, runtime, json } = api;
       const ds = (await (await json("POST", "/v1/datasets", { name: "digits" })).json()).id;
-      const upload = () => app.request(`/v1/datasets/${ds}/samples`, { method: "POST", body: digitForm([0, 1], 4) });
+      const upload = () =>
+        app.request(`/v1/datasets/${ds}/samples`, { method: "POST", body: digitForm([0, 1], 4) });
       assert.equal((await upload()).status, 201);
       const runJob = async () => {
         const res = await json("POST", "/v1/adaptations", { dataset: ds, epochs: 1 });
@@ -142,4 +144,3 @@ Deno.test({
     }
   },
 });
-
