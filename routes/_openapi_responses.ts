@@ -13,8 +13,8 @@ const error = (description: string) => ({
 
 /**
  * Adds to each operation of an OpenAPI document the answers the app's middleware can give before its
- * handler runs, so the document lists every status a client can get: 414 on every operation (a URL over
- * the limit); 400 (an unparseable body), 413 and 415 on those with a body; and on the ones `isProtected` names, the bearer-token
+ * handler runs, so the document lists every status a client can get: 414 (a URL over the limit) and 403
+ * (a Host not allowed) on every operation; 400 (an unparseable body), 413 and 415 on those with a body; and on the ones `isProtected` names, the bearer-token
  * security requirement, 401 (token missing or wrong, when the server has one) and 403 (a cross-site form
  * post from a browser).
  *
@@ -34,6 +34,10 @@ export function completeResponses(
     for (const [method, operation] of Object.entries(item as Record<string, Operation>)) {
       const responses = operation.responses ??= {};
       responses["414"] ??= error(`The URL is over ${MAX_URL_LENGTH} characters (uri_too_long)`);
+      responses["403"] ??= error(
+        "The request's Host names a host the server does not answer (host_not_allowed: the DNS-rebinding " +
+          "guard), or, where a token protects the operation, a cross-site form post from a browser (forbidden)",
+      );
       if (operation.requestBody) {
         responses["400"] ??= error("The body cannot be parsed (malformed_request, invalid_multipart)");
         responses["413"] ??= error("The body is over the server's limit (body_too_large)");

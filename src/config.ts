@@ -19,6 +19,11 @@ export interface Config {
   wasmThreads: WasmThreads;
   /** Bearer token every mutating endpoint requires; unset means localhost only. */
   apiToken?: string;
+  /**
+   * Host names (lowercase, without port; `*` for any) a request's `Host` may name besides the loopback
+   * names. Empty: only loopback names without an API token, any name with one.
+   */
+  allowedHosts: string[];
   /** Backbone an adaptation uses when the request names none, and the one `/readyz` waits for. */
   defaultBackbone: string;
   /** Largest request body, in bytes. */
@@ -52,6 +57,9 @@ export interface ConfigSetting {
 
 const MiB = 1024 * 1024;
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+// A DNS name, an IPv4 address, or a bracketed IPv6 address, as a Host header names them (no port).
+const HOST_NAME =
+  /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])$/;
 
 const int = (min: number, max: number) => {
   const error = `must be a whole number from ${min} to ${max}`;
@@ -101,6 +109,27 @@ const SETTINGS = {
       message: "must be at least 16 characters of A-Z a-z 0-9 . _ ~ + / -",
     }).optional(),
     doc: "bearer token for mutating endpoints (16+ characters); without one the server binds to localhost",
+  },
+  allowedHosts: {
+    env: "ALLOWED_HOSTS",
+    default: undefined,
+    schema: z.string().optional().transform((list, ctx) => {
+      const hosts = (list ?? "").split(",").map((h) => h.trim().toLowerCase().replace(/\.$/, "")).filter(
+        Boolean,
+      );
+      const bad = hosts.filter((h) => h !== "*" && !HOST_NAME.test(h));
+      if (bad.length) {
+        ctx.addIssue({
+          code: "custom",
+          message: `not host names: ${bad.join(", ")} (give names or addresses without scheme or port, ` +
+            "comma-separated, or *)",
+        });
+      }
+      return hosts;
+    }),
+    doc: "comma-separated host names requests may address (the Host header, any port) besides localhost, " +
+      "127.0.0.1 and [::1]; * for any. Unset: only those without an API token (a DNS-rebinding guard), " +
+      "any with one",
   },
   defaultBackbone: {
     env: "DEFAULT_BACKBONE",

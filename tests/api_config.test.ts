@@ -87,3 +87,17 @@ Deno.test("--wasm-threads takes auto (the default) or a count from 1 to 8, from 
   }
   assert.ok(CONFIG_ENV_VARS.includes("WASM_THREADS"));
 });
+
+Deno.test("--allowed-hosts takes comma-separated host names, lowercased, and refuses URLs and ports", () => {
+  assert.deepEqual(configOf([]).allowedHosts, []);
+  assert.deepEqual(configOf(["--allowed-hosts", "Box.Local, 10.0.0.2,[::1]"]).allowedHosts, [
+    "box.local",
+    "10.0.0.2",
+    "[::1]",
+  ]);
+  assert.deepEqual(configOf([], envOf({ ALLOWED_HOSTS: "*" })).allowedHosts, ["*"]);
+  assert.match(
+    configError(["--allowed-hosts", "http://x.example:80"]).message,
+    /allowedHosts.*not host names/,
+  );
+});
