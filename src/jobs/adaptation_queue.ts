@@ -45,6 +45,8 @@ export interface AdaptationQueueOptions {
   /** How long a cancelled job may take to stop before its worker is terminated. */
   cancelGraceMs: number;
   maxImagePixels: number;
+  /** The count of predictions in progress (`ServingDemand.buffer`); the job's worker pauses while it is non-zero. */
+  servingDemand?: SharedArrayBuffer;
   /** Called when a job that asked for `activate` succeeds. */
   activate?: (modelId: string) => Promise<unknown>;
   /** The worker module; tests may substitute one. */
@@ -408,7 +410,8 @@ export class AdaptationQueue {
           details: {},
         });
       };
-      worker.postMessage({ type: "start", task, cancelFlag } satisfies WorkerCommand);
+      const servingDemand = this.options.servingDemand && new Int32Array(this.options.servingDemand);
+      worker.postMessage({ type: "start", task, cancelFlag, servingDemand } satisfies WorkerCommand);
     });
   }
 

@@ -3,6 +3,7 @@ import { METHODS } from "../adapt/methods.ts";
 import { type BackendInfo, initBackend } from "../backend/init_backend.ts";
 import type { Config } from "../config.ts";
 import { AdaptationQueue } from "../jobs/adaptation_queue.ts";
+import { ServingDemand } from "../jobs/serving_demand.ts";
 import { listBackbones, loadBackbone } from "../model/registry.ts";
 import type { DatasetStore } from "../store/dataset_store.ts";
 import type { JobStore } from "../store/job_store.ts";
@@ -74,15 +75,19 @@ export async function openRuntime(config: Config): Promise<Runtime> {
   const readiness = new Readiness(config.defaultBackbone);
   // Predictions need the backend, not the default backbone: a model that exists can serve even if the
   // default backbone cannot be loaded.
+  // Predictions in progress, counted here and read by the training worker, which pauses while there are any.
+  const demand = new ServingDemand();
   const predictions = new PredictionService(stores.models, {
     ...config,
     isReady: () => readiness.backend !== undefined,
+    demand,
   });
   await predictions.recall();
   const queue = await AdaptationQueue.open({
     ...stores,
     ...config,
     activate: (modelId) => predictions.activate(modelId),
+    servingDemand: demand.buffer,
   });
 
   async function bringUp(backend?: BackendInfo) {
