@@ -8,7 +8,11 @@
  *
  *   deno task bench:load [--backbone mobilenetv2-imagenet] [--concurrency 1,8] [--phase-seconds 6]
  *                        [--rounds 2] [--job-epochs 4] [--idle-jobs 2] [--server-flags "--wasm-threads 2"]
- *                        [--json results.json]
+ *                        [--baseline-main ../other-checkout/main.ts] [--json results.json]
+ *
+ * With `--baseline-main`, the idle-server jobs alternate between this checkout's server and that one's (each
+ * on its own data directory, one computing at a time), so a change's cost to training is compared under
+ * the same background load.
  *
  * A request is one 28x28 digit PNG, JSON-encoded, to `POST /v1/models/active/predict`, so it measures the
  * serving path (decode, preprocess to the backbone's input, forward pass), not image size. The cores may be
@@ -59,13 +63,13 @@ function digitImages(perDigit: number, digits: number[]) {
 
 const base64 = (bytes: Uint8Array) => (bytes as unknown as { toBase64(): string }).toBase64();
 
-async function startServer(dataDir: string, backbone: string, extraFlags: string[]) {
+async function startServer(dataDir: string, backbone: string, extraFlags: string[], main = MAIN) {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       "--v8-flags=--no-liftoff",
-      MAIN,
+      main,
       "--data-dir",
       dataDir,
       "--port",
@@ -121,6 +125,21 @@ async function waitJob(base: string, id: string, until: (job: any) => boolean) {
   }
 }
 
+/** A dataset of 48 digits (12 each of 0, 1, 4, 7); returns its id. */
+async function uploadDigits(base: string): Promise<string> {
+  const ds = (await call("POST", `${base}/v1/datasets`, { name: "digits" })).id;
+  await call("POST", `${base}/v1/datasets/${ds}/samples`, {
+    samples: digitImages(12, [0, 1, 4, 7]).map((s) => ({ label: s.label, image: base64(s.bytes) })),
+  });
+  return ds;
+}
+
+/** Runs one job to its end and returns its record. */
+async function runJobOn(base: string, dataset: string, epochs: number, activate = false) {
+  const job = await call("POST", `${base}/v1/adaptations`, { dataset, epochs, activate });
+  return await waitJob(base, job.id, (j) => ["succeeded", "failed", "cancelled"].includes(j.status));
+}
+
 /** Training steps a job has done so far (its progress counts steps within the epoch). */
 async function stepsDone(base: string, id: string): Promise<number> {
   const { progress } = await call("GET", `${base}/v1/adaptations/${id}`);
@@ -173,6 +192,7 @@ if (import.meta.main) {
       "job-epochs": { type: "string", default: "4" },
       "idle-jobs": { type: "string", default: "2" },
       "server-flags": { type: "string", default: "" },
+      "baseline-main": { type: "string" },
       json: { type: "string" },
     },
   });
@@ -189,18 +209,13 @@ if (import.meta.main) {
   const server = await startServer(dataDir, values.backbone, serverFlags);
   const results: PhaseResult[] = [];
   const jobSeconds: number[] = [];
+  const baselineJobSeconds: number[] = [];
+  const baselineDir = await Deno.makeTempDir({ prefix: "daft-load-baseline-" });
   try {
     const { base } = server;
-    const ds = (await call("POST", `${base}/v1/datasets`, { name: "digits" })).id;
-    const samples = digitImages(12, [0, 1, 4, 7]);
-    await call("POST", `${base}/v1/datasets/${ds}/samples`, {
-      samples: samples.map((s) => ({ label: s.label, image: base64(s.bytes) })),
-    });
+    const ds = await uploadDigits(base);
     const epochs = Number(values["job-epochs"]);
-    const runJob = async (jobEpochs: number, activate = false) => {
-      const job = await call("POST", `${base}/v1/adaptations`, { dataset: ds, epochs: jobEpochs, activate });
-      return await waitJob(base, job.id, (j) => ["succeeded", "failed", "cancelled"].includes(j.status));
-    };
+    const runJob = (jobEpochs: number, activate = false) => runJobOn(base, ds, jobEpochs, activate);
     const first = await runJob(epochs, true);
     if (first.status !== "succeeded") {
       throw new Error(`the first job ${first.status}: ${JSON.stringify(first.error)}`);
@@ -234,13 +249,26 @@ if (import.meta.main) {
       await call("POST", `${base}/v1/adaptations/${job.id}/cancel`);
       await waitJob(base, job.id, (j) => j.status !== "running");
     }
-    for (let i = 0; i < Number(values["idle-jobs"]); i++) {
-      const job = await runJob(epochs);
-      jobSeconds.push((Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000);
+    const baseline = values["baseline-main"]
+      ? await startServer(baselineDir, values.backbone, serverFlags, values["baseline-main"])
+      : undefined;
+    try {
+      const baselineDs = baseline && await uploadDigits(baseline.base);
+      for (let i = 0; i < Number(values["idle-jobs"]); i++) {
+        const job = await runJob(epochs);
+        jobSeconds.push((Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000);
+        if (baseline) {
+          const other = await runJobOn(baseline.base, baselineDs!, epochs);
+          baselineJobSeconds.push((Date.parse(other.finishedAt) - Date.parse(other.startedAt)) / 1000);
+        }
+      }
+    } finally {
+      await baseline?.stop();
     }
   } finally {
     await server.stop();
     await Deno.remove(dataDir, { recursive: true });
+    await Deno.remove(baselineDir, { recursive: true });
   }
 
   const fmt = (n: number, d = 1) => Number.isFinite(n) ? n.toFixed(d) : "-";
@@ -270,10 +298,19 @@ if (import.meta.main) {
       jobSeconds.map((s) => `${fmt(s, 2)} s`).join(", ")
     }`,
   );
+  if (baselineJobSeconds.length) {
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    console.log(
+      `baseline (${values["baseline-main"]}), alternating: ${
+        baselineJobSeconds.map((s) => `${fmt(s, 2)} s`).join(", ")
+      }; ` +
+        `this/baseline mean ${fmt(mean(jobSeconds) / mean(baselineJobSeconds), 3)}`,
+    );
+  }
   if (values.json) {
     await Deno.writeTextFile(
       values.json,
-      JSON.stringify({ serverFlags, phases: results, jobSeconds }, null, 2),
+      JSON.stringify({ serverFlags, phases: results, jobSeconds, baselineJobSeconds }, null, 2),
     );
   }
 }

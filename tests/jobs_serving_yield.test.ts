@@ -26,15 +26,30 @@ Deno.test("the serving demand counts requests in and out, once each", () => {
   assert.equal(new Int32Array(demand.buffer)[0], 0);
 });
 
-Deno.test("while a prediction is in progress, kernels pause up to maxPauseMs, then run minRunMs before pausing again", () => {
+Deno.test("while a prediction is in progress, kernels pause up to maxPauseMs, then run for their share before pausing again", () => {
   const demand = new ServingDemand();
-  const undo = yieldToServing(new Int32Array(demand.buffer), { maxPauseMs: 120, minRunMs: 10_000 });
+  // A share of 0.99: after a 120 ms pause the job runs for about 12 s before it may pause again.
+  const undo = yieldToServing(new Int32Array(demand.buffer), { maxPauseMs: 120, jobShare: 0.99 });
   try {
     assert.ok(timeKernel() < 60, "no pause without demand");
     const served = demand.begin();
     const paused = timeKernel();
     assert.ok(paused >= 110, `paused ${paused} ms`);
     assert.ok(timeKernel() < 60, "the job runs again after a full pause");
+    served();
+  } finally {
+    undo();
+  }
+});
+
+Deno.test("with a small job share, a kernel after a pause pauses again once its share has run", async () => {
+  const demand = new ServingDemand();
+  const undo = yieldToServing(new Int32Array(demand.buffer), { maxPauseMs: 40, jobShare: 0.2 });
+  try {
+    const served = demand.begin();
+    assert.ok(timeKernel() >= 35);
+    await new Promise((r) => setTimeout(r, 20)); // more than the 10 ms share
+    assert.ok(timeKernel() >= 35, "paused again");
     served();
   } finally {
     undo();

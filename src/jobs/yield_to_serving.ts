@@ -4,21 +4,21 @@ import * as tf from "@tensorflow/tfjs";
 export interface YieldPolicy {
   /** Longest single pause while predictions are in progress, in ms. */
   maxPauseMs: number;
-  /** Least time the job computes after a pause that ran to `maxPauseMs`, in ms, so it always progresses. */
-  minRunMs: number;
+  /**
+   * Least share of the time the job computes while predictions keep coming: after a pause of p ms it runs
+   * at least p * share / (1 - share) ms before it pauses again, so it always progresses.
+   */
+  jobShare: number;
 }
 
-/**
- * Under sustained load the job keeps about minRun / (maxPause + minRun) of its speed (a fifth), and runs at
- * full speed whenever no prediction is in progress.
- */
-export const DEFAULT_YIELD_POLICY: YieldPolicy = { maxPauseMs: 200, minRunMs: 50 };
+/** The job keeps at least a fifth of its speed under any load, and runs at full speed without any. */
+export const DEFAULT_YIELD_POLICY: YieldPolicy = { maxPauseMs: 200, jobShare: 0.2 };
 
 /**
  * Makes this thread's tfjs engine give way to predictions: before each kernel it runs, it checks the
  * shared count of predictions in progress (`ServingDemand`) and, while that is non-zero, waits on it
  * (`Atomics.wait`, so this thread and the wasm threads it drives sleep) for at most `maxPauseMs`, then
- * computes for at least `minRunMs` before it pauses again. A training step is hundreds of kernels, a few
+ * computes for a `jobShare` of that time before it pauses again. A training step is hundreds of kernels, a few
  * milliseconds each, so a prediction waits for the kernel in flight rather than for a whole step; when no
  * prediction is in progress the cost is one atomic load per kernel. Only for a worker thread (the main
  * thread may not block). Returns a function that undoes it.
@@ -50,8 +50,8 @@ export function yieldToServing(demand: Int32Array, policy: YieldPolicy = DEFAULT
           if (left <= 0) break;
           Atomics.wait(demand, 0, waiting, left);
         }
-        // A pause cut short by the deadline means sustained load: compute a while before the next.
-        mayPauseAt = performance.now() >= deadline ? performance.now() + policy.minRunMs : 0;
+        const after = performance.now();
+        mayPauseAt = after + (after - now) * policy.jobShare / (1 - policy.jobShare);
       }
     }
     return runKernel.apply(this, args);
