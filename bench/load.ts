@@ -40,8 +40,10 @@ export interface PhaseResult {
   perSecond: number;
   /** Cores the whole machine kept busy during the phase. */
   busyCores?: number;
-  /** In a busy phase: the job's training steps per second meanwhile. */
-  jobStepsPerSecond?: number;
+  /** The server's resident memory at the end of the phase, in MiB (Linux). */
+  rssMiB?: number;
+  /** In a busy phase: the epochs the job trained per minute meanwhile. */
+  jobEpochsPerMinute?: number;
 }
 
 /** The q-quantile (0..1) of sorted values, by the nearest-rank method. */
@@ -103,7 +105,7 @@ async function startServer(dataDir: string, backbone: string, extraFlags: string
     if (i > 1200) throw new Error("the server did not become ready in 10 minutes");
     await new Promise((r) => setTimeout(r, 500));
   }
-  return { base, stop: async () => (child.kill("SIGTERM"), await child.status) };
+  return { base, pid: child.pid, stop: async () => (child.kill("SIGTERM"), await child.status) };
 }
 
 async function call(method: string, url: string, body?: unknown) {
@@ -140,10 +142,22 @@ async function runJobOn(base: string, dataset: string, epochs: number, activate 
   return await waitJob(base, job.id, (j) => ["succeeded", "failed", "cancelled"].includes(j.status));
 }
 
-/** Training steps a job has done so far (its progress counts steps within the epoch). */
-async function stepsDone(base: string, id: string): Promise<number> {
-  const { progress } = await call("GET", `${base}/v1/adaptations/${id}`);
-  return (progress?.epoch ?? 0) * (progress?.steps ?? 0) + (progress?.step ?? 0);
+/** A process's resident memory now and at its peak, in MiB, from /proc (undefined elsewhere). */
+function memoryOf(pid: number): { rss?: number; peak?: number } {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const kb = (field: string) => Number(status.match(new RegExp(`${field}:\\s+(\\d+) kB`))?.[1]) / 1024;
+    return { rss: kb("VmRSS"), peak: kb("VmHWM") };
+  } catch {
+    return {};
+  }
+}
+
+/** Epochs a job has trained so far: finished ones, and the share of the one under way. */
+async function epochsDone(base: string, id: string): Promise<number> {
+  const { history, progress } = await call("GET", `${base}/v1/adaptations/${id}`);
+  const within = progress?.phase === "training" && progress.steps ? (progress.step ?? 0) / progress.steps : 0;
+  return history.length + Math.min(within, 1);
 }
 
 /** `concurrency` clients each sending one prediction after another for `seconds`. */
@@ -210,6 +224,7 @@ if (import.meta.main) {
   const results: PhaseResult[] = [];
   const jobSeconds: number[] = [];
   const baselineJobSeconds: number[] = [];
+  let peakRssMiB: number | undefined;
   const baselineDir = await Deno.makeTempDir({ prefix: "daft-load-baseline-" });
   try {
     const { base } = server;
@@ -225,7 +240,8 @@ if (import.meta.main) {
 
     for (let round = 1; round <= rounds; round++) {
       for (const c of concurrencies) {
-        results.push({ state: "idle", round, concurrency: c, ...await load(base, image, c, phaseSeconds) });
+        const phase = await load(base, image, c, phaseSeconds);
+        results.push({ state: "idle", round, concurrency: c, ...phase, rssMiB: memoryOf(server.pid).rss });
       }
       // Long enough to outlast every busy phase; cancelled after them.
       const job = await call("POST", `${base}/v1/adaptations`, { dataset: ds, epochs: 1000 });
@@ -235,12 +251,19 @@ if (import.meta.main) {
         (j) => j.progress?.phase === "training" || j.status !== "running" && j.status !== "queued",
       );
       for (const c of concurrencies) {
-        const before = await stepsDone(base, job.id);
+        const before = await epochsDone(base, job.id);
         const t0 = performance.now();
         const phase = await load(base, image, c, phaseSeconds);
-        const jobStepsPerSecond = (await stepsDone(base, job.id) - before) /
-          ((performance.now() - t0) / 1000);
-        results.push({ state: "busy", round, concurrency: c, ...phase, jobStepsPerSecond });
+        const jobEpochsPerMinute = (await epochsDone(base, job.id) - before) /
+          ((performance.now() - t0) / 60_000);
+        results.push({
+          state: "busy",
+          round,
+          concurrency: c,
+          ...phase,
+          jobEpochsPerMinute,
+          rssMiB: memoryOf(server.pid).rss,
+        });
       }
       const still = await call("GET", `${base}/v1/adaptations/${job.id}`);
       if (still.status !== "running") {
@@ -265,6 +288,7 @@ if (import.meta.main) {
     } finally {
       await baseline?.stop();
     }
+    peakRssMiB = memoryOf(server.pid).peak;
   } finally {
     await server.stop();
     await Deno.remove(dataDir, { recursive: true });
@@ -274,9 +298,9 @@ if (import.meta.main) {
   const fmt = (n: number, d = 1) => Number.isFinite(n) ? n.toFixed(d) : "-";
   console.log(`\nbackbone ${values.backbone}, ${phaseSeconds} s per phase, 1 image per request\n`);
   console.log(
-    "| round | concurrency | state | requests | p50 ms | p99 ms | max ms | req/s | busy cores | p99 busy/idle | job steps/s |",
+    "| round | concurrency | state | requests | p50 ms | p99 ms | max ms | req/s | busy cores | p99 busy/idle | job epochs/min | server RSS MiB |",
   );
-  console.log("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  console.log("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const r of results) {
     const idle = results.find((x) =>
       x.state === "idle" && x.round === r.round && x.concurrency === r.concurrency
@@ -289,8 +313,8 @@ if (import.meta.main) {
           fmt(r.busyCores ?? NaN, 2)
         } | ` +
         `${r.state === "busy" ? `${fmt(r.p99 / idle.p99, 2)}x` : ""} | ${
-          fmt(r.jobStepsPerSecond ?? NaN, 2)
-        } |`,
+          fmt(r.jobEpochsPerMinute ?? NaN, 1)
+        } | ${fmt(r.rssMiB ?? NaN, 0)} |`,
     );
   }
   console.log(
@@ -298,6 +322,7 @@ if (import.meta.main) {
       jobSeconds.map((s) => `${fmt(s, 2)} s`).join(", ")
     }`,
   );
+  console.log(`server peak RSS (VmHWM) over the run: ${fmt(peakRssMiB ?? NaN, 0)} MiB`);
   if (baselineJobSeconds.length) {
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     console.log(
@@ -310,7 +335,7 @@ if (import.meta.main) {
   if (values.json) {
     await Deno.writeTextFile(
       values.json,
-      JSON.stringify({ serverFlags, phases: results, jobSeconds, baselineJobSeconds }, null, 2),
+      JSON.stringify({ serverFlags, phases: results, jobSeconds, baselineJobSeconds, peakRssMiB }, null, 2),
     );
   }
 }

@@ -2,6 +2,7 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { METHODS } from "../adapt/methods.ts";
 import { type BackendInfo, initBackend } from "../backend/init_backend.ts";
 import type { Config } from "../config.ts";
+import { scrubPaths } from "../errors.ts";
 import { AdaptationQueue } from "../jobs/adaptation_queue.ts";
 import { ServingDemand } from "../jobs/serving_demand.ts";
 import { listBackbones, loadBackbone } from "../model/registry.ts";
@@ -94,7 +95,7 @@ export async function openRuntime(config: Config): Promise<Runtime> {
     try {
       readiness.backend = backend ?? await initBackend(config.backend, { wasmThreads: config.wasmThreads });
     } catch (err) {
-      readiness.backendError = (err as Error).message;
+      readiness.backendError = scrubPaths((err as Error).message, config.dataDir);
       throw err;
     }
     await predictions.restore();
@@ -104,7 +105,7 @@ export async function openRuntime(config: Config): Promise<Runtime> {
       backbone.model.dispose();
       readiness.backboneReady = true;
     } catch (err) {
-      readiness.backboneError = (err as Error).message;
+      readiness.backboneError = scrubPaths((err as Error).message, config.dataDir);
       throw err;
     }
   }
