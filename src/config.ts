@@ -60,6 +60,7 @@ const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 // A DNS name, an IPv4 address, or a bracketed IPv6 address, as a Host header names them (no port).
 const HOST_NAME =
   /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])$/;
+const notHostNames = (hosts: string[]) => hosts.filter((h) => h !== "*" && !HOST_NAME.test(h));
 
 const int = (min: number, max: number) => {
   const error = `must be a whole number from ${min} to ${max}`;
@@ -113,20 +114,15 @@ const SETTINGS = {
   allowedHosts: {
     env: "ALLOWED_HOSTS",
     default: undefined,
-    schema: z.string().optional().transform((list, ctx) => {
-      const hosts = (list ?? "").split(",").map((h) => h.trim().toLowerCase().replace(/\.$/, "")).filter(
-        Boolean,
-      );
-      const bad = hosts.filter((h) => h !== "*" && !HOST_NAME.test(h));
-      if (bad.length) {
-        ctx.addIssue({
-          code: "custom",
-          message: `not host names: ${bad.join(", ")} (give names or addresses without scheme or port, ` +
-            "comma-separated, or *)",
-        });
-      }
-      return hosts;
-    }),
+    schema: z.string().optional()
+      .transform((list) =>
+        (list ?? "").split(",").map((h) => h.trim().toLowerCase().replace(/\.$/, "")).filter(Boolean)
+      )
+      .refine((hosts) => notHostNames(hosts).length === 0, {
+        error: (issue) =>
+          `not host names: ${notHostNames(issue.input as string[]).join(", ")} (give names or addresses ` +
+          "without scheme or port, comma-separated, or *)",
+      }),
     doc: "comma-separated host names requests may address (the Host header, any port) besides localhost, " +
       "127.0.0.1 and [::1]; * for any. Unset: only those without an API token (a DNS-rebinding guard), " +
       "any with one",
