@@ -41,6 +41,15 @@ export const DatasetSchema = z.object({
   }),
 }).openapi("Dataset");
 
+export const CorruptItemSchema = z.object({
+  id: z.string(),
+  file: z.string().openapi({ description: "the unreadable record, relative to the data directory" }),
+  code: z.string().openapi({ example: "dataset_corrupt" }),
+  message: z.string(),
+}).openapi("CorruptItem", {
+  description: "A stored item whose record could not be read; it was moved aside and can only be deleted",
+});
+
 export const EpochSchema = z.object({
   epoch: z.number().int(),
   trainLoss: z.number(),

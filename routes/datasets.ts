@@ -7,6 +7,7 @@ import { isMultipart, samplesFromJson, samplesFromMultipart } from "./_image_inp
 import { bodyRoute, newRouter } from "./_router.ts";
 import {
   Base64Image,
+  CorruptItemSchema,
   CountsSchema,
   DatasetSchema,
   errorResponse,
@@ -65,7 +66,10 @@ const list = createRoute({
   tags,
   summary: "List datasets",
   responses: {
-    200: jsonResponse(z.object({ datasets: z.array(DatasetSchema) }), "Every dataset, oldest first"),
+    200: jsonResponse(
+      z.object({ datasets: z.array(DatasetSchema), corrupt: z.array(CorruptItemSchema) }),
+      "Every dataset, oldest first, and those whose record is corrupt (delete them)",
+    ),
   },
 });
 
@@ -88,6 +92,7 @@ const remove = createRoute({
     204: { description: "Deleted" },
     404: errorResponse("No such dataset"),
     409: errorResponse("A queued or running adaptation uses it"),
+    500: errorResponse("Its record is corrupt (`dataset_corrupt`); it can still be deleted"),
   },
 });
 
@@ -136,11 +141,13 @@ export function datasetRoutes(runtime: Runtime) {
   const { datasets, queue, config } = runtime;
   return newRouter()
     .openapi(create, async (c) => c.json(await datasets.create(c.req.valid("json").name), 201))
-    .openapi(list, async (c) => c.json({ datasets: await datasets.list() }, 200))
+    .openapi(
+      list,
+      async (c) => c.json({ datasets: await datasets.list(), corrupt: await datasets.corrupt() }, 200),
+    )
     .openapi(get, async (c) => c.json(await datasets.get(c.req.valid("param").id), 200))
     .openapi(remove, async (c) => {
       const { id } = c.req.valid("param");
-      await datasets.get(id);
       if (queue.usesDataset(id)) {
         throw conflict(id);
       }

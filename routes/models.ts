@@ -6,6 +6,7 @@ import type { Runtime } from "../src/serve/open_runtime.ts";
 import { newRouter } from "./_router.ts";
 import {
   DriftSchema,
+  CorruptItemSchema,
   errorResponse,
   IdParam,
   jsonResponse,
@@ -25,8 +26,12 @@ const list = createRoute({
   summary: "List adapted models, newest first",
   responses: {
     200: jsonResponse(
-      z.object({ active: z.string().nullable(), models: z.array(ModelSchema) }),
-      "Every model, and which is active",
+      z.object({
+        active: z.string().nullable(),
+        models: z.array(ModelSchema),
+        corrupt: z.array(CorruptItemSchema),
+      }),
+      "Every model, which is active, and those whose record is corrupt (delete them)",
     ),
   },
 });
@@ -221,7 +226,11 @@ export function modelRoutes(runtime: Runtime) {
       list,
       async (c) =>
         c.json(
-          { active: predictions.activeModelId() ?? null, models: (await models.list()).map(withActive) },
+          {
+            active: predictions.activeModelId() ?? null,
+            models: (await models.list()).map(withActive),
+            corrupt: await models.corrupt(),
+          },
           200,
         ),
     )

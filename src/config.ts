@@ -19,6 +19,11 @@ export interface Config {
   wasmThreads: WasmThreads;
   /** Bearer token every mutating endpoint requires; unset means localhost only. */
   apiToken?: string;
+  /**
+   * Host names (lowercase, without port; `*` for any) a request's `Host` may name besides the loopback
+   * names. Empty: only loopback names without an API token, any name with one.
+   */
+  allowedHosts: string[];
   /** Backbone an adaptation uses when the request names none, and the one `/readyz` waits for. */
   defaultBackbone: string;
   /** Largest request body, in bytes. */
@@ -60,6 +65,10 @@ const MiB = 1024 * 1024;
 // A host name, an IPv4 address or a bracketed IPv6 address, then an optional port.
 const PEER = /^([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(:\d{1,5})?$/;
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+// A DNS name, an IPv4 address, or a bracketed IPv6 address, as a Host header names them (no port).
+const HOST_NAME =
+  /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])$/;
+const notHostNames = (hosts: string[]) => hosts.filter((h) => h !== "*" && !HOST_NAME.test(h));
 
 const int = (min: number, max: number) => {
   const error = `must be a whole number from ${min} to ${max}`;
@@ -109,6 +118,22 @@ const SETTINGS = {
       message: "must be at least 16 characters of A-Z a-z 0-9 . _ ~ + / -",
     }).optional(),
     doc: "bearer token for mutating endpoints (16+ characters); without one the server binds to localhost",
+  },
+  allowedHosts: {
+    env: "ALLOWED_HOSTS",
+    default: undefined,
+    schema: z.string().optional()
+      .transform((list) =>
+        (list ?? "").split(",").map((h) => h.trim().toLowerCase().replace(/\.$/, "")).filter(Boolean)
+      )
+      .refine((hosts) => notHostNames(hosts).length === 0, {
+        error: (issue) =>
+          `not host names: ${notHostNames(issue.input as string[]).join(", ")} (give names or addresses ` +
+          "without scheme or port, comma-separated, or *)",
+      }),
+    doc: "comma-separated host names requests may address (the Host header, any port) besides localhost, " +
+      "127.0.0.1 and [::1]; * for any. Unset: only those without an API token (a DNS-rebinding guard), " +
+      "any with one",
   },
   defaultBackbone: {
     env: "DEFAULT_BACKBONE",

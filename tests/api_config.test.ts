@@ -98,3 +98,17 @@ Deno.test("peers are host or host:port, lowercased; anything else names the bad 
   const err = configError([], envOf({ PEERS: "box-2:8787,http://evil/" }));
   assert.match(err.message, /peers \(PEERS\): 'http:\/\/evil\/' is not host or host:port/);
 });
+
+Deno.test("--allowed-hosts takes comma-separated host names, lowercased, and refuses URLs and ports", () => {
+  assert.deepEqual(configOf([]).allowedHosts, []);
+  assert.deepEqual(configOf(["--allowed-hosts", "Box.Local, 10.0.0.2,[::1]"]).allowedHosts, [
+    "box.local",
+    "10.0.0.2",
+    "[::1]",
+  ]);
+  assert.deepEqual(configOf([], envOf({ ALLOWED_HOSTS: "*" })).allowedHosts, ["*"]);
+  assert.match(
+    configError(["--allowed-hosts", "http://x.example:80"]).message,
+    /allowedHosts.*not host names/,
+  );
+});

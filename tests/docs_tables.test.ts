@@ -34,7 +34,7 @@ Deno.test("the configuration tables of README.md and docs/API.md list every sett
 // Codes that cannot reach an HTTP client, each with the reason.
 const NOT_HTTP: Record<string, string> = {
   invalid_config: "a configuration mistake stops the server at start, on stderr",
-  dataset_corrupt: "the benchmark and test data set readers (src/data)",
+  data_dir_in_use: "a second server on the same data directory stops at start, on stderr",
   dataset_missing: "the benchmark and test data set readers (src/data)",
   invalid_blend: "the benchmark data shifts (src/data)",
   invalid_corruption: "the benchmark data shifts (src/data)",

@@ -2,7 +2,7 @@ import type { Method } from "../adapt/methods.ts";
 import { MIN_SAMPLES_PER_CLASS } from "../adapt/validate_training_set.ts";
 import type { BackendPolicy } from "../backend/init_backend.ts";
 import type { WasmThreads } from "../backend/start_wasm_backend.ts";
-import { RuntimeError } from "../errors.ts";
+import { RuntimeError, scrubPaths } from "../errors.ts";
 import { listBackbones } from "../model/registry.ts";
 import type { DatasetStore } from "../store/dataset_store.ts";
 import {
@@ -45,6 +45,8 @@ export interface AdaptationQueueOptions {
   /** How long a cancelled job may take to stop before its worker is terminated. */
   cancelGraceMs: number;
   maxImagePixels: number;
+  /** The count of predictions in progress (`ServingDemand.buffer`); the job's worker pauses while it is non-zero. */
+  servingDemand?: SharedArrayBuffer;
   /** Called when a job that asked for `activate` succeeds. */
   activate?: (modelId: string) => Promise<unknown>;
   /** The worker module; tests may substitute one. */
@@ -188,7 +190,14 @@ export class AdaptationQueue {
     };
     this.#jobs.set(job.id, job);
     this.#waiting.push(job);
-    await this.options.jobs.save(job);
+    try {
+      await this.options.jobs.save(job);
+    } catch (err) {
+      // Not on disk (a full disk): not queued either, so the caller's error is the whole truth.
+      this.#jobs.delete(job.id);
+      this.#waiting = this.#waiting.filter((j) => j !== job);
+      throw err;
+    }
     const queued = structuredClone(job);
     this.#emit("status", job);
     this.#pump();
@@ -330,7 +339,8 @@ export class AdaptationQueue {
     };
     Object.assign(job, { status: "running", startedAt: new Date().toISOString() });
     job.progress = { phase: "starting", fraction: 0 };
-    const saved = this.options.jobs.save(job);
+    // A failed save of the running state is superseded by the final one; it must not go unwatched meanwhile.
+    const saved = this.options.jobs.save(job).catch((err) => this.#logSaveFailure(job, err));
     this.#emit("status", job);
 
     const worker = new Worker((this.options.workerUrl ?? WORKER_URL).href, { type: "module" });
@@ -344,14 +354,24 @@ export class AdaptationQueue {
         try {
           await saved;
           if (status === "succeeded") {
-            job.metrics = metrics;
-            await this.options.models.commit({
-              id: modelId,
-              createdAt: new Date().toISOString(),
-              jobId: job.id,
-              dataset: { id: job.request.dataset, name: job.dataset?.name ?? "" },
-            });
-            job.modelId = modelId;
+            try {
+              await this.options.models.commit({
+                id: modelId,
+                createdAt: new Date().toISOString(),
+                jobId: job.id,
+                dataset: { id: job.request.dataset, name: job.dataset?.name ?? "" },
+              });
+              job.metrics = metrics;
+              job.modelId = modelId;
+            } catch (err) {
+              // The model could not be published (a full disk, say): the job fails and the staging goes.
+              [status, error] = ["failed", toJobError(err, this.options.dataDir)];
+              await this.options.models.discard(modelId);
+            }
+          } else {
+            await this.options.models.discard(modelId);
+          }
+          if (status === "succeeded") {
             // The job is done when its model serves, if it asked to: `done` then means "predict now".
             // The guard: a model at chance or below the linear-probe baseline is saved, not activated,
             // unless the request says "force"; predictions keep coming from the previous active model.
@@ -364,11 +384,9 @@ export class AdaptationQueue {
                 await this.options.activate(modelId);
                 job.activated = true;
               } catch (err) {
-                job.activationError = toJobError(err);
+                job.activationError = toJobError(err, this.options.dataDir);
               }
             }
-          } else {
-            await this.options.models.discard(modelId);
           }
           await this.#finish(job, status, error);
           resolve();
@@ -389,7 +407,7 @@ export class AdaptationQueue {
             break;
           case "epoch":
             job.history.push(report.record);
-            void this.options.jobs.save(job);
+            this.options.jobs.save(job).catch((err) => this.#logSaveFailure(job, err));
             this.#emit("epoch", job);
             break;
           case "succeeded":
@@ -404,11 +422,12 @@ export class AdaptationQueue {
         event.preventDefault();
         void end("failed", {
           code: "worker_crashed",
-          message: `the adaptation worker crashed: ${event.message}`,
+          message: `the adaptation worker crashed: ${scrubPaths(event.message ?? "", this.options.dataDir)}`,
           details: {},
         });
       };
-      worker.postMessage({ type: "start", task, cancelFlag } satisfies WorkerCommand);
+      const servingDemand = this.options.servingDemand && new Int32Array(this.options.servingDemand);
+      worker.postMessage({ type: "start", task, cancelFlag, servingDemand } satisfies WorkerCommand);
     });
   }
 
@@ -418,8 +437,19 @@ export class AdaptationQueue {
     delete job.cancelRequested;
     if (status === "succeeded") job.progress = { phase: "saving", fraction: 1 };
     if (error) job.error = error;
-    await this.options.jobs.save(job);
-    this.#emit("done", job);
+    try {
+      await this.options.jobs.save(job);
+    } finally {
+      // Subscribers learn the end even when the record could not be saved (the next start then finds the
+      // job running and marks it interrupted).
+      this.#emit("done", job);
+    }
+  }
+
+  #logSaveFailure(job: JobRecord, err: unknown) {
+    console.error(
+      `[jobs] job ${job.id}'s record could not be saved: ${toJobError(err, this.options.dataDir).message}`,
+    );
   }
 
   #emit(type: JobEvent["type"], job: JobRecord) {

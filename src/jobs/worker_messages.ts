@@ -23,9 +23,12 @@ export interface AdaptationTask {
   maxImagePixels: number;
 }
 
-/** Main thread to worker. `cancelFlag` is shared memory: set to 1 it cancels even a busy event loop. */
+/**
+ * Main thread to worker. `cancelFlag` is shared memory: set to 1 it cancels even a busy event loop.
+ * `servingDemand`, shared too, counts the predictions in progress; the worker gives way while it is non-zero.
+ */
 export type WorkerCommand =
-  | { type: "start"; task: AdaptationTask; cancelFlag: Int32Array }
+  | { type: "start"; task: AdaptationTask; cancelFlag: Int32Array; servingDemand?: Int32Array }
   | { type: "cancel" };
 
 /** Worker to main thread. Exactly one of `succeeded` or `failed` ends a job. */

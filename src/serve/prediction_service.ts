@@ -5,6 +5,7 @@ import { imagesToTensor } from "../data/input_spec.ts";
 import { RuntimeError } from "../errors.ts";
 import { decodeUploadedImage, type ImageLimits } from "../store/decode_uploaded_image.ts";
 import { KeyedLock } from "../store/keyed_lock.ts";
+import type { ServingDemand } from "../jobs/serving_demand.ts";
 import type { ActiveModelRecord, ModelStore } from "../store/model_store.ts";
 import { type DriftEvent, DriftMonitor, type DriftReport } from "./drift_monitor.ts";
 
@@ -20,6 +21,8 @@ export interface PredictionServiceOptions extends ImageLimits {
   driftWindow?: number;
   /** Drift score that raises a `drift` event (default 0.5). */
   driftThreshold?: number;
+  /** Where predictions in progress are counted, for a training job to give way to them. */
+  demand?: ServingDemand;
 }
 
 /** What `drift` says of a model that is not monitored, and why. */
@@ -180,6 +183,15 @@ export class PredictionService {
    *   `unavailable`/`not_ready`.
    */
   async predict(modelRef: string, images: Uint8Array[], topK = 3): Promise<PredictionResult> {
+    const served = this.options.demand?.begin();
+    try {
+      return await this.#predict(modelRef, images, topK);
+    } finally {
+      served?.();
+    }
+  }
+
+  async #predict(modelRef: string, images: Uint8Array[], topK: number): Promise<PredictionResult> {
     this.#assertReady();
     if (images.length === 0) {
       throw new RuntimeError("invalid", "no_images", "the request holds no images", {});

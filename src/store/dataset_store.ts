@@ -1,8 +1,17 @@
 import { join } from "node:path";
+import { z } from "zod";
 import { RuntimeError } from "../errors.ts";
-import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
+import { TEMP_PREFIX, writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
 import { KeyedLock } from "./keyed_lock.ts";
-import { assertResourceId, newResourceId } from "./resource_id.ts";
+import { assertResourceId, isResourceId, newResourceId } from "./resource_id.ts";
+import { asStorageError } from "./storage_error.ts";
+import {
+  type CorruptItem,
+  corruptItemError,
+  dataDirOf,
+  quarantineRecord,
+  readRecord,
+} from "./stored_record.ts";
 import type { ValidSample } from "./validate_samples.ts";
 
 /** A stored sample: its file under `samples/` and its label (null: uploaded without one). */
@@ -45,6 +54,26 @@ export interface DatasetContents {
 const RECORD = "dataset.json";
 const SAMPLES = "samples";
 
+// What a readable dataset.json holds; sample files are plain names inside samples/, never paths.
+const DatasetRecordSchema: z.ZodType<DatasetRecord> = z.looseObject({
+  id: z.string(),
+  name: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  samples: z.array(z.looseObject({ file: z.string().regex(/^[0-9]+\.[a-z]+$/), label: z.string() })),
+  nextSample: z.number().int().min(1),
+});
+
+/** What {@linkcode DatasetStore.open}'s start-up sweep removed. */
+export interface SweepReport {
+  /** Temporary files of writes a crash interrupted. */
+  tempFiles: number;
+  /** Sample files no `dataset.json` names (an upload a crash interrupted). */
+  unreferencedSamples: number;
+  /** Dataset directories without a record (a create a crash interrupted). */
+  incompleteDatasets: number;
+}
+
 /** Counts per label, labels sorted by code point. */
 export function countLabels(labels: Iterable<string>): Record<string, number> {
   const counts = new Map<string, number>();
@@ -76,13 +105,25 @@ export class DatasetStore {
 
   private constructor(readonly root: string, readonly maxSamplesPerDataset: number) {}
 
-  /** Opens (creating if needed) the datasets directory and clears what an interrupted delete left. */
+  /**
+   * Opens (creating if needed) the datasets directory and sweeps what a crash can leave: what an
+   * interrupted delete left, temporary files, sample files no `dataset.json` names, and dataset directories
+   * without a record. A corrupt `dataset.json` is moved aside (see {@linkcode DatasetStore.corrupt}). Only
+   * the process that owns the data directory may open it; a reader in another thread uses `at`.
+   */
   static async open(root: string, options: { maxSamplesPerDataset?: number } = {}): Promise<DatasetStore> {
     await Deno.mkdir(root, { recursive: true });
-    for await (const entry of Deno.readDir(root)) {
-      if (entry.name.startsWith(".")) await Deno.remove(join(root, entry.name), { recursive: true });
+    const store = new DatasetStore(root, options.maxSamplesPerDataset ?? Infinity);
+    const report = await store.#sweep();
+    const removed = report.tempFiles + report.unreferencedSamples + report.incompleteDatasets;
+    if (removed) {
+      console.error(
+        `[store] start-up sweep: removed ${report.tempFiles} temporary file(s), ` +
+          `${report.unreferencedSamples} unreferenced sample file(s) and ${report.incompleteDatasets} ` +
+          "incomplete dataset(s) a crash left in datasets/",
+      );
     }
-    return new DatasetStore(root, options.maxSamplesPerDataset ?? Infinity);
+    return store;
   }
 
   /** The store at `root` as it is, without `open`'s clean-up (for a reader in another thread). */
@@ -90,25 +131,42 @@ export class DatasetStore {
     return new DatasetStore(root, options.maxSamplesPerDataset ?? Infinity);
   }
 
-  /** Creates an empty dataset. */
+  /** Creates an empty dataset. @throws {RuntimeError} `insufficient_storage` (nothing is left behind). */
   async create(name: string): Promise<DatasetSummary> {
     const id = newResourceId("dataset");
     const now = new Date().toISOString();
     const record: DatasetRecord = { id, name, createdAt: now, updatedAt: now, samples: [], nextSample: 1 };
-    await Deno.mkdir(join(this.root, id, SAMPLES), { recursive: true });
-    await writeJsonAtomic(join(this.root, id, RECORD), record);
+    try {
+      await Deno.mkdir(join(this.root, id, SAMPLES), { recursive: true });
+      await writeJsonAtomic(join(this.root, id, RECORD), record);
+    } catch (err) {
+      await Deno.remove(join(this.root, id), { recursive: true }).catch(() => {});
+      throw asStorageError(err);
+    }
     return summarize(record);
   }
 
-  /** Every dataset, oldest first. */
+  /** Every readable dataset, oldest first; corrupt ones are moved aside and left to {@linkcode DatasetStore.corrupt}. */
   async list(): Promise<DatasetSummary[]> {
     const out: DatasetSummary[] = [];
-    for await (const entry of Deno.readDir(this.root)) {
-      if (!entry.isDirectory || entry.name.startsWith(".")) continue;
-      const record = await readJsonIfExists<DatasetRecord>(join(this.root, entry.name, RECORD));
-      if (record) out.push(summarize(record));
+    for (const id of await this.#ids()) {
+      const read = await this.#readRecord(id);
+      if (read.state === "ok") out.push(summarize(read.value));
     }
     return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  /** The datasets whose record is corrupt (moved aside): each can only be deleted. */
+  async corrupt(): Promise<CorruptItem[]> {
+    const out: CorruptItem[] = [];
+    for (const id of await this.#ids()) {
+      const read = await this.#readRecord(id);
+      if (read.state === "corrupt" || (read.state === "missing" && read.quarantined)) {
+        const { code, message, details } = this.#corruptError(id);
+        out.push({ id, file: details.file as string, code, message });
+      }
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
   }
 
   /** One dataset. @throws {RuntimeError} `not_found`/`dataset_not_found`. */
@@ -168,20 +226,40 @@ export class DatasetStore {
     });
   }
 
-  /** Every sample's label and bytes, in upload order. @throws {RuntimeError} `not_found`/`dataset_not_found`. */
+  /**
+   * Every sample's label and bytes, in upload order.
+   * @throws {RuntimeError} `not_found`/`dataset_not_found`, `corrupt`/`dataset_corrupt`, and
+   *   `corrupt`/`sample_missing` naming the first sample whose file is gone.
+   */
   async read(id: string): Promise<DatasetContents> {
     const record = await this.#read(id);
     const samples = [];
-    for (const { file, label } of record.samples) {
-      samples.push({ label, bytes: await Deno.readFile(join(this.root, id, SAMPLES, file)) });
+    for (const [index, { file, label }] of record.samples.entries()) {
+      try {
+        samples.push({ label, bytes: await Deno.readFile(join(this.root, id, SAMPLES, file)) });
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+        throw new RuntimeError(
+          "corrupt",
+          "sample_missing",
+          `dataset ${id}'s sample ${index} (label '${label}') is missing on disk: datasets/${id}/${SAMPLES}/${file}; ` +
+            "delete the dataset and upload its samples again",
+          { id, index, label, file: `datasets/${id}/${SAMPLES}/${file}` },
+        );
+      }
     }
     return { id, name: record.name, samples };
   }
 
-  /** Removes a dataset: renamed aside in one step, then deleted. @throws {RuntimeError} `not_found`. */
+  /**
+   * Removes a dataset, a corrupt one too: renamed aside in one step, then deleted.
+   * @throws {RuntimeError} `not_found`/`dataset_not_found`.
+   */
   delete(id: string): Promise<void> {
     return this.#lock.run(id, async () => {
-      await this.#read(id);
+      assertResourceId("dataset", id);
+      const read = await this.#readRecord(id);
+      if (read.state === "missing" && !read.quarantined) throw notFound(id);
       const trash = join(this.root, `.deleted-${id}`);
       await Deno.rename(join(this.root, id), trash);
       await Deno.remove(trash, { recursive: true });
@@ -190,12 +268,72 @@ export class DatasetStore {
 
   async #read(id: string): Promise<DatasetRecord> {
     assertResourceId("dataset", id);
-    const record = await readJsonIfExists<DatasetRecord>(join(this.root, id, RECORD));
-    if (!record) {
-      throw new RuntimeError("not_found", "dataset_not_found", `no dataset with id '${id}'`, { id });
-    }
-    return record;
+    const read = await this.#readRecord(id);
+    if (read.state === "ok") return read.value;
+    if (read.state === "missing" && !read.quarantined) throw notFound(id);
+    throw this.#corruptError(id);
   }
+
+  // The record, with a corrupt one moved aside (and logged) as it is found.
+  async #readRecord(id: string) {
+    const path = join(this.root, id, RECORD);
+    const read = await readRecord(path, DatasetRecordSchema);
+    if (read.state === "corrupt") await quarantineRecord(dataDirOf(this.root), path, read.reason);
+    return read;
+  }
+
+  #corruptError(id: string) {
+    return corruptItemError("dataset", id, `datasets/${id}/${RECORD}`, `DELETE /v1/datasets/${id}`);
+  }
+
+  async #ids(): Promise<string[]> {
+    const ids = [];
+    for await (const entry of Deno.readDir(this.root)) {
+      if (entry.isDirectory && isResourceId("dataset", entry.name)) ids.push(entry.name);
+    }
+    return ids;
+  }
+
+  async #sweep(): Promise<SweepReport> {
+    const report: SweepReport = { tempFiles: 0, unreferencedSamples: 0, incompleteDatasets: 0 };
+    for await (const entry of Deno.readDir(this.root)) {
+      // What an interrupted delete left, and temporary files.
+      if (entry.name.startsWith(".")) {
+        await Deno.remove(join(this.root, entry.name), { recursive: true });
+        if (entry.name.startsWith(TEMP_PREFIX)) report.tempFiles++;
+      }
+    }
+    for (const id of await this.#ids()) {
+      const dir = join(this.root, id);
+      const read = await this.#readRecord(id);
+      if (read.state === "missing" && !read.quarantined) {
+        await Deno.remove(dir, { recursive: true });
+        report.incompleteDatasets++;
+        continue;
+      }
+      for await (const entry of Deno.readDir(dir)) {
+        if (entry.name.startsWith(TEMP_PREFIX)) {
+          await Deno.remove(join(dir, entry.name));
+          report.tempFiles++;
+        }
+      }
+      // Without a readable record nothing says which samples are referenced: keep them all.
+      if (read.state !== "ok") continue;
+      const referenced = new Set(read.value.samples.map((s) => s.file));
+      await Deno.mkdir(join(dir, SAMPLES), { recursive: true });
+      for await (const entry of Deno.readDir(join(dir, SAMPLES))) {
+        if (!entry.isFile || referenced.has(entry.name)) continue;
+        await Deno.remove(join(dir, SAMPLES, entry.name));
+        if (entry.name.startsWith(TEMP_PREFIX)) report.tempFiles++;
+        else report.unreferencedSamples++;
+      }
+    }
+    return report;
+  }
+}
+
+function notFound(id: string) {
+  return new RuntimeError("not_found", "dataset_not_found", `no dataset with id '${id}'`, { id });
 }
 
 function summarize(record: DatasetRecord): DatasetSummary {
