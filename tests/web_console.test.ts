@@ -1,0 +1,295 @@
+/// <reference lib="dom" />
+// The web console in a real browser: Debian's Chromium, driven by playwright-core, against a real server
+// (main.ts in its own process, tiny backbone, fresh data directory, free port). One user's whole loop:
+// create, upload, capture from a (fake) webcam, adapt, watch the curves move, read the results, compare two
+// jobs, activate, predict, roll back; and no console errors on the way.
+//
+// CONSOLE_SCREENSHOTS=docs/console deno test -A tests/web_console.test.ts   rewrites the README's screenshots.
+import assert from "node:assert/strict";
+import { chromium, type Page } from "playwright-core";
+import { FIXTURES } from "./_setup.ts";
+
+const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
+const SCREENSHOTS = Deno.env.get("CONSOLE_SCREENSHOTS");
+const ROOT = new URL("../", import.meta.url).pathname;
+const DIGITS = ["0", "1", "7"];
+
+const digitPaths = (d: string, from: number, count: number) =>
+  [...Deno.readDirSync(`${FIXTURES}digits/${d}`)].map((e) => e.name).sort().slice(from, from + count)
+    .map((name) => `${FIXTURES}digits/${d}/${name}`);
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** `deno task serve`'s main.ts in a child process; resolves when /readyz answers 200. */
+async function startServer(dataDir: string) {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--no-liftoff",
+      `${ROOT}main.ts`,
+      "--port",
+      String(port),
+      "--data-dir",
+      dataDir,
+      "--default-backbone",
+      "tiny",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  const errors: string[] = [];
+  (async () => {
+    for (let r = await stderr.read(); !r.done; r = await stderr.read()) errors.push(r.value);
+  })();
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0;; i++) {
+    const res = await fetch(`${base}/readyz`).catch(() => undefined);
+    await res?.body?.cancel();
+    if (res?.status === 200) break;
+    if (i > 600) throw new Error(`the server did not become ready: ${errors.join("")}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const stop = async () => {
+    child.kill("SIGTERM");
+    await child.status;
+  };
+  return { base, stop };
+}
+
+async function shot(page: Page, selector: string, name: string) {
+  if (!SCREENSHOTS) return;
+  // The sticky header would cover the top of an element scrolled into view.
+  await page.addStyleTag({ content: ".top { position: static; }" });
+  await page.locator(selector).screenshot({ path: `${SCREENSHOTS}/${name}.png`, animations: "disabled" });
+}
+
+/** The count of points in one chart series (the charts carry it as data-count). */
+const points = (page: Page, series: string) =>
+  page.locator(`polyline[data-series^="${series}"]`).getAttribute("data-count").then((n) => Number(n ?? 0));
+
+Deno.test({
+  name: "the web console runs the whole loop in Chromium, from an empty dataset to a rolled-back model",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    try {
+      await Deno.stat(CHROMIUM);
+    } catch {
+      throw new Error(
+        `${CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM to a Chromium binary)`,
+      );
+    }
+    const dataDir = await Deno.makeTempDir({ prefix: "daft-web-" });
+    const profile = await Deno.makeTempDir({ prefix: "daft-chromium-" });
+    const server = await startServer(dataDir);
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1100, height: 900 },
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+      ],
+    });
+    const page = context.pages()[0] ?? await context.newPage();
+    // Every console error and page error is kept; the one upload meant to fail may log its 400, nothing else.
+    const consoleErrors: string[] = [];
+    page.on("console", (m) => {
+      if (m.type() === "error") consoleErrors.push(`${m.text()} (${m.location().url})`);
+    });
+    page.on("pageerror", (e) => consoleErrors.push(`page error: ${e.message}`));
+    page.on("dialog", (d) => d.accept());
+    const api = (path: string) => fetch(`${server.base}${path}`).then((r) => r.json());
+    try {
+      await t.step("the page loads with every asset from the server and no errors", async () => {
+        const outside: string[] = [];
+        page.on("request", (r) => {
+          if (!r.url().startsWith(server.base) && !r.url().startsWith("blob:")) outside.push(r.url());
+        });
+        await page.goto(server.base);
+        await page.locator("body[data-ready=true]").waitFor();
+        assert.deepEqual(outside, []);
+        assert.deepEqual(consoleErrors, []);
+      });
+
+      await t.step("a dataset is created and digits uploaded into class cards", async () => {
+        await page.fill("#newDatasetName", "digits");
+        await page.click("#newDatasetForm button");
+        await page.locator("#datasetSelect option", { hasText: "digits" }).waitFor({ state: "attached" });
+        for (const d of DIGITS) {
+          await page.fill("#newClassName", d);
+          await page.press("#newClassName", "Enter");
+          await page.locator(`[data-label="${d}"] input[type=file]`).setInputFiles(digitPaths(d, 0, 11));
+          await page.locator(`[data-label="${d}"] .count`, { hasText: "11 images" }).waitFor();
+        }
+        assert.equal(await page.locator(`[data-label="0"] .thumb img`).count(), 11);
+      });
+
+      await t.step("an image dropped on a card lands in that class", async () => {
+        const bytes = [...await Deno.readFile(digitPaths("7", 11, 1)[0])];
+        const transfer = await page.evaluateHandle((b) => {
+          const dt = new DataTransfer();
+          dt.items.add(new File([new Uint8Array(b)], "dropped.png", { type: "image/png" }));
+          return dt;
+        }, bytes);
+        await page.locator(`[data-label="7"]`).dispatchEvent("drop", { dataTransfer: transfer });
+        await page.locator(`[data-label="7"] .count`, { hasText: "12 images" }).waitFor();
+      });
+
+      await t.step("a file that is not an image is refused by name while the others land", async () => {
+        const before = consoleErrors.length;
+        await page.locator(`[data-label="1"] input[type=file]`).setInputFiles([
+          `${ROOT}README.md`,
+          ...digitPaths("1", 11, 1),
+        ]);
+        await page.locator("#uploadErrors li", { hasText: "README.md" }).waitFor();
+        await page.locator(`[data-label="1"] .count`, { hasText: "12 images" }).waitFor();
+        // The browser logs the refused request's 400; that one is expected.
+        const logged = consoleErrors.splice(before);
+        assert.ok(logged.every((e) => /status of 415|status of 400/.test(e)), logged.join("\n"));
+      });
+
+      await t.step("holding the record button captures webcam frames into a class", async () => {
+        await page.fill("#newClassName", "webcam");
+        await page.press("#newClassName", "Enter");
+        await page.click("#cameraToggle");
+        await page.waitForFunction(() =>
+          (document.getElementById("cameraVideo") as HTMLVideoElement).videoWidth > 0
+        );
+        const hold = page.locator(`[data-label="webcam"] .hold`);
+        await hold.hover();
+        await page.mouse.down();
+        await page.waitForTimeout(800);
+        await page.mouse.up();
+        await page.locator(`[data-label="webcam"] .thumb img`).first().waitFor();
+        const frames = await page.locator(`[data-label="webcam"] .thumb`).count();
+        assert.ok(frames >= 3, `${frames} frames`);
+        await shot(page, "#dataSection", "1-data");
+
+        await page.locator(`[data-label="webcam"] .thumb .remove`).first().click();
+        await page.locator(`[data-label="webcam"] .count`, { hasText: `${frames - 1} image` }).waitFor();
+        await page.click(`[data-label="webcam"] header button:text("Rename")`);
+        await page.fill(".inline-edit", "camera");
+        await page.press(".inline-edit", "Enter");
+        await page.locator(`[data-label="camera"]`).waitFor();
+        await page.click(`[data-label="camera"] header button:text("Delete")`);
+        await page.locator(`[data-label="camera"]`).waitFor({ state: "detached" });
+        await page.click("#cameraToggle");
+      });
+
+      await t.step("an adaptation runs with its loss and accuracy curves moving live", async () => {
+        await page.check("input[name=method][value=daft]");
+        await page.fill("#epochs", "12");
+        await page.click("#startJob");
+        await page.waitForFunction(() =>
+          Number(document.querySelector('polyline[data-series^="validation"]')?.getAttribute("data-count")) >=
+            2
+        );
+        const early = await points(page, "validation");
+        await page.waitForFunction(
+          (n) =>
+            Number(
+              document.querySelector('polyline[data-series^="validation"]')?.getAttribute("data-count"),
+            ) > n,
+          early,
+        );
+        assert.ok(await points(page, "loss per step") > early, "step losses arrive between epochs");
+        assert.match(await page.textContent("#jobEta") ?? "", /left|took/);
+        await page.locator("#jobPhase", { hasText: "succeeded" }).waitFor({ timeout: 120_000 });
+        assert.equal(await points(page, "validation"), 12);
+        await shot(page, "#adaptSection", "2-adapt");
+      });
+
+      await t.step("the results show the verdict, the per-class bars and the confusion matrix", async () => {
+        await page.locator("#results .verdict").waitFor();
+        const cells = page.locator("#results .heatmap tbody td");
+        assert.equal(await cells.count(), DIGITS.length * DIGITS.length);
+        const diagonal = await page.locator("#results .heatmap tbody tr").evaluateAll((rows) =>
+          rows.reduce((sum, row, i) => sum + Number(row.querySelectorAll("td")[i].textContent), 0)
+        );
+        const total = (await cells.allTextContents()).reduce((a, b) => a + Number(b), 0);
+        const [job] = (await api("/v1/adaptations")).adaptations;
+        assert.equal(diagonal / total, job.metrics.validation.accuracy);
+        assert.match(await page.textContent("#results .verdict") ?? "", /held-out|chance|baseline/);
+        await shot(page, "#resultsSection", "3-results");
+      });
+
+      await t.step("a second job on the same dataset is compared side by side with the first", async () => {
+        await page.check("input[name=method][value=lp]");
+        await page.fill("#epochs", "4");
+        await page.selectOption("#activateMode", "false");
+        await page.click("#startJob");
+        await page.locator("#jobPhase", { hasText: "succeeded" }).waitFor({ timeout: 120_000 });
+        await page.locator("#comparison .compare-column").nth(1).waitFor();
+        const methods = await page.locator("#comparison .compare-column h3").allTextContents();
+        assert.deepEqual(methods.map((m) => m.split(" ")[0]).sort(), ["daft", "lp"]);
+        const rows = await page.locator("#comparison .compare-column").first().locator("dt")
+          .allTextContents();
+        assert.ok(
+          rows.includes("validation accuracy") && rows.includes("feature distortion (cosine)"),
+          rows.join(),
+        );
+        await shot(page, "#compareSection", "4-compare");
+      });
+
+      await t.step(
+        "a model is activated, tried on an image and a webcam frame, and rolled back",
+        async () => {
+          const { models } = await api("/v1/models");
+          assert.equal(models.length, 2);
+          const [lp, daft] = models;
+          await page.locator(`tr[data-model="${lp.id}"] button:text("Activate")`).click();
+          await page.locator(`tr[data-model="${lp.id}"] .badge`).waitFor();
+          assert.equal((await api("/v1/models")).active, lp.id);
+
+          await page.locator("#tryFile").setInputFiles(digitPaths("7", 20, 1));
+          await page.locator("#tryResult .bar").first().waitFor();
+          assert.equal(await page.textContent("#tryResult .top-label"), "7");
+          assert.equal(await page.locator("#tryResult .bar").count(), DIGITS.length);
+          await shot(page, "#modelsSection", "5-models");
+
+          await page.click("#trySnap");
+          await page.locator("#tryResult img[alt]").waitFor();
+          await page.waitForFunction(() =>
+            document.querySelector("#tryResult p")?.textContent?.includes("from model")
+          );
+
+          await page.click("#rollBack");
+          await page.locator(`tr[data-model="${daft.id}"] .badge`).waitFor();
+          assert.equal((await api("/v1/models")).active, daft.id);
+        },
+      );
+
+      await t.step("on a narrow screen the page keeps to the width of the screen", async () => {
+        await page.setViewportSize({ width: 390, height: 800 });
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - globalThis.innerWidth);
+        assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+        await page.evaluate(() => scrollTo(0, 0));
+        if (SCREENSHOTS) await page.screenshot({ path: `${SCREENSHOTS}/6-narrow.png` });
+      });
+
+      assert.deepEqual(consoleErrors, [], "console errors");
+    } finally {
+      await context.close();
+      await server.stop();
+      await Deno.remove(dataDir, { recursive: true });
+      await Deno.remove(profile, { recursive: true });
+    }
+  },
+});
