@@ -26,7 +26,7 @@ function freePort(): number {
 }
 
 /** `deno task serve`'s main.ts in a child process; resolves when /readyz answers 200. */
-async function startServer(dataDir: string) {
+async function startServer(dataDir: string, flags: string[] = []) {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -40,6 +40,7 @@ async function startServer(dataDir: string) {
       dataDir,
       "--default-backbone",
       "tiny",
+      ...flags,
     ],
     stdout: "null",
     stderr: "piped",
@@ -62,6 +63,45 @@ async function startServer(dataDir: string) {
     await child.status;
   };
   return { base, stop };
+}
+
+/** Chromium on a fresh profile, with the fake camera; every console error and page error is collected. */
+async function openBrowser(profile: string) {
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1100, height: 900 },
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--use-fake-ui-for-media-stream",
+      "--use-fake-device-for-media-stream",
+    ],
+  });
+  const page = context.pages()[0] ?? await context.newPage();
+  const consoleErrors: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") consoleErrors.push(`${m.text()} (${m.location().url})`);
+  });
+  page.on("pageerror", (e) => consoleErrors.push(`page error: ${e.message}`));
+  page.on("dialog", (d) => d.accept());
+  return { context, page, consoleErrors };
+}
+
+async function requireChromium() {
+  try {
+    await Deno.stat(CHROMIUM);
+  } catch {
+    throw new Error(
+      `${CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM to a Chromium binary)`,
+    );
+  }
 }
 
 async function shot(page: Page, selector: string, name: string) {
@@ -90,31 +130,7 @@ Deno.test({
     const dataDir = await Deno.makeTempDir({ prefix: "daft-web-" });
     const profile = await Deno.makeTempDir({ prefix: "daft-chromium-" });
     const server = await startServer(dataDir);
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1100, height: 900 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-      ],
-    });
-    const page = context.pages()[0] ?? await context.newPage();
-    // Every console error and page error is kept; the one upload meant to fail may log its 400, nothing else.
-    const consoleErrors: string[] = [];
-    page.on("console", (m) => {
-      if (m.type() === "error") consoleErrors.push(`${m.text()} (${m.location().url})`);
-    });
-    page.on("pageerror", (e) => consoleErrors.push(`page error: ${e.message}`));
-    page.on("dialog", (d) => d.accept());
+    const { context, page, consoleErrors } = await openBrowser(profile);
     const api = (path: string) => fetch(`${server.base}${path}`).then((r) => r.json());
     try {
       await t.step("the page loads with every asset from the server and no errors", async () => {
@@ -248,6 +264,17 @@ Deno.test({
         await shot(page, "#compareSection", "4-compare");
       });
 
+      await t.step("a running job is cancelled from the page", async () => {
+        await page.check("input[name=method][value=daft]");
+        await page.fill("#epochs", "500");
+        await page.click("#startJob");
+        await page.locator("#jobPhase", { hasText: "epoch" }).waitFor();
+        await page.click("#cancelJob");
+        await page.locator("#jobPhase", { hasText: "cancelled" }).waitFor();
+        assert.equal(await page.isDisabled("#cancelJob"), true);
+        await page.locator("#jobList tr", { hasText: "cancelled" }).locator("button:text('Retry')").waitFor();
+      });
+
       await t.step(
         "a model is activated, tried on an image and a webcam frame, and rolled back",
         async () => {
@@ -278,13 +305,65 @@ Deno.test({
 
       await t.step("on a narrow screen the page keeps to the width of the screen", async () => {
         await page.setViewportSize({ width: 390, height: 800 });
-        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - globalThis.innerWidth);
+        const overflow = await page.evaluate(() =>
+          document.documentElement.scrollWidth - globalThis.innerWidth
+        );
         assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
         await page.evaluate(() => scrollTo(0, 0));
         if (SCREENSHOTS) await page.screenshot({ path: `${SCREENSHOTS}/6-narrow.png` });
       });
 
       assert.deepEqual(consoleErrors, [], "console errors");
+    } finally {
+      await context.close();
+      await server.stop();
+      await Deno.remove(dataDir, { recursive: true });
+      await Deno.remove(profile, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "with an API token, the console refuses changes until the token is typed, then keeps it in the browser",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await requireChromium();
+    const token = "console-test-token-0123456789";
+    const dataDir = await Deno.makeTempDir({ prefix: "daft-web-" });
+    const profile = await Deno.makeTempDir({ prefix: "daft-chromium-" });
+    const server = await startServer(dataDir, ["--api-token", token, "--hostname", "127.0.0.1"]);
+    const { context, page, consoleErrors } = await openBrowser(profile);
+    const sentTokens: (string | undefined)[] = [];
+    page.on("request", (r) => {
+      if (r.method() !== "GET") sentTokens.push(r.headers()["authorization"]);
+    });
+    try {
+      await page.goto(server.base);
+      await page.locator("body[data-ready=true]").waitFor();
+      await page.fill("#newDatasetName", "pets");
+      await page.click("#newDatasetForm button");
+      await page.locator("#notice.error", { hasText: "unauthorized" }).waitFor();
+      assert.equal(consoleErrors.splice(0).filter((e) => !/status of 401/.test(e)).length, 0);
+
+      await page.fill("#token", token);
+      await page.press("#token", "Tab");
+      await page.click("#newDatasetForm button");
+      await page.locator("#datasetSelect option", { hasText: "pets" }).waitFor({ state: "attached" });
+      assert.deepEqual(sentTokens, [undefined, `Bearer ${token}`]);
+
+      await page.reload();
+      await page.locator("body[data-ready=true]").waitFor();
+      assert.equal(await page.inputValue("#token"), token);
+      await page.click("#renameDataset");
+      await page.fill(".inline-edit", "animals");
+      await page.press(".inline-edit", "Enter");
+      await page.locator("#datasetSelect option", { hasText: "animals" }).waitFor({ state: "attached" });
+      await page.click("#deleteDataset");
+      await page.locator("#datasetSelect option").waitFor({ state: "detached" });
+      assert.deepEqual((await (await fetch(`${server.base}/v1/datasets`)).json()).datasets, []);
+      assert.deepEqual(consoleErrors, []);
     } finally {
       await context.close();
       await server.stop();

@@ -296,8 +296,9 @@ function editInline(el, value, save) {
       if (e.key !== "Enter") return;
       e.preventDefault();
       const name = field.value.trim();
-      if (name && name !== value) await save(name);
+      // The element comes back before saving: what `save` refreshes may be that very element.
       done();
+      if (name && name !== value) await save(name);
     }),
   );
   field.addEventListener("blur", () => setTimeout(done, 150));
