@@ -163,8 +163,14 @@ const sampleImage = createRoute({
   path: "/{id}/samples/{sample}",
   tags,
   summary: "One sample's image, as uploaded",
-  description: "A sample's bytes never change (ids are not reused), so the response may be cached.",
-  request: { params: SampleParams },
+  description: "A sample's bytes never change (ids are not reused), so the response may be cached. With " +
+    "`size`, a PNG thumbnail whose longer side is at most that many pixels.",
+  request: {
+    params: SampleParams,
+    query: z.object({
+      size: z.coerce.number().int().min(16).max(512).optional().openapi({ example: 96 }),
+    }),
+  },
   responses: {
     200: {
       content: {
@@ -174,6 +180,7 @@ const sampleImage = createRoute({
       description: "The image",
     },
     404: errorResponse("No such dataset or sample"),
+    422: errorResponse("size is not an integer from 16 to 512"),
   },
 });
 
@@ -248,7 +255,7 @@ export function datasetRoutes(runtime: Runtime) {
     )
     .openapi(sampleImage, async (c) => {
       const { id, sample } = c.req.valid("param");
-      const { bytes, format } = await datasets.readSample(id, sample);
+      const { bytes, format } = await datasets.readSample(id, sample, { maxSide: c.req.valid("query").size });
       return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
         "content-type": `image/${format}`,
         "cache-control": "private, max-age=86400, immutable",

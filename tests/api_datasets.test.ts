@@ -321,3 +321,21 @@ Deno.test("the samples and classes of a dataset an adaptation is using cannot be
   assert.equal((await (await app.request(`/v1/datasets/${id}`)).json()).sampleCount, 4);
   await close();
 });
+
+Deno.test("a sample's thumbnail is a PNG no larger than the size asked for", async () => {
+  const { app, json, close } = await openTestApp();
+  const { id } = await (await json("POST", "/v1/datasets", { name: "d" })).json();
+  const photo = Deno.readFileSync(`${FIXTURES}photos/chelsea.jpg`);
+  await app.request(`/v1/datasets/${id}/samples`, { method: "POST", body: digitForm([["cat", photo]]) });
+  const res = await app.request(`/v1/datasets/${id}/samples/000001?size=64`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "image/png");
+  const { decodeImage } = await import("../src/data/image.ts");
+  const thumb = decodeImage(new Uint8Array(await res.arrayBuffer()));
+  const original = decodeImage(photo);
+  assert.equal(Math.max(thumb.width, thumb.height), 64);
+  assert.ok(Math.abs(thumb.width / thumb.height - original.width / original.height) < 0.05);
+  const bad = await app.request(`/v1/datasets/${id}/samples/000001?size=4`);
+  assert.equal(bad.status, 422);
+  await close();
+});

@@ -84,6 +84,8 @@ async function openBrowser(profile: string) {
       "--use-fake-device-for-media-stream",
     ],
   });
+  // Generous waits: the suite runs in parallel on small machines.
+  context.setDefaultTimeout(90_000);
   const page = context.pages()[0] ?? await context.newPage();
   const consoleErrors: string[] = [];
   page.on("console", (m) => {

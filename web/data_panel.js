@@ -163,7 +163,7 @@ function classCard(datasetId, label, samples) {
       "span",
       { class: "thumb" },
       h("img", {
-        src: `/v1/datasets/${datasetId}/samples/${s.id}`,
+        src: `/v1/datasets/${datasetId}/samples/${s.id}?size=112`,
         alt: `${label} ${s.id}`,
         loading: "lazy",
         width: 56,

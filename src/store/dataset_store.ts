@@ -1,4 +1,6 @@
 import { join } from "node:path";
+import { decodeImage, encodePng } from "../data/image.ts";
+import { thumbnail } from "../data/thumbnail.ts";
 import { RuntimeError } from "../errors.ts";
 import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
 import { KeyedLock } from "./keyed_lock.ts";
@@ -190,12 +192,20 @@ export class DatasetStore {
   }
 
   /**
-   * One sample's stored bytes, as uploaded, and their format.
+   * One sample's image: the stored bytes as uploaded, or with `maxSide`, a PNG thumbnail whose longer side is
+   * at most that many pixels.
    * @throws {RuntimeError} `not_found`/`dataset_not_found` or `sample_not_found`.
    */
-  async readSample(id: string, sampleId: string): Promise<{ bytes: Uint8Array; format: "png" | "jpeg" }> {
+  async readSample(
+    id: string,
+    sampleId: string,
+    options: { maxSide?: number } = {},
+  ): Promise<{ bytes: Uint8Array; format: "png" | "jpeg" }> {
     const sample = findSample(await this.#read(id), sampleId);
     const bytes = await Deno.readFile(join(this.root, id, SAMPLES, sample.file));
+    if (options.maxSide !== undefined) {
+      return { bytes: encodePng(thumbnail(decodeImage(bytes), options.maxSide)), format: "png" };
+    }
     return { bytes, format: sample.file.endsWith(".png") ? "png" : "jpeg" };
   }
 
