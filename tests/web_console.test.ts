@@ -6,6 +6,7 @@
 //
 // CONSOLE_SCREENSHOTS=docs/console deno test -A tests/web_console.test.ts   rewrites the README's screenshots.
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { chromium, type Page } from "playwright-core";
 import { FIXTURES } from "./_setup.ts";
 
@@ -304,6 +305,38 @@ Deno.test({
           assert.equal((await api("/v1/models")).active, daft.id);
         },
       );
+
+      await t.step("a model that cannot tell its classes apart is called no better than chance", async () => {
+        // Both classes hold the same picture, so no model can beat chance: the verdict must say so.
+        await page.fill("#newDatasetName", "twins");
+        await page.click("#newDatasetForm button");
+        await page.locator("#datasetSelect option", { hasText: "twins" }).waitFor({ state: "attached" });
+        const same = Array(8).fill(digitPaths("4", 0, 1)[0]);
+        for (const label of ["left", "right"]) {
+          await page.fill("#newClassName", label);
+          await page.press("#newClassName", "Enter");
+          await page.locator(`[data-label="${label}"] input[type=file]`).setInputFiles(
+            same.map((path, i) => ({
+              name: `${label}-${i}.png`,
+              mimeType: "image/png",
+              buffer: Buffer.from(Deno.readFileSync(path)),
+            })),
+          );
+          await page.locator(`[data-label="${label}"] .count`, { hasText: "8 images" }).waitFor();
+        }
+        await page.check("input[name=method][value=daft]");
+        await page.fill("#epochs", "3");
+        await page.selectOption("#activateMode", "true");
+        await page.click("#startJob");
+        await page.locator("#jobPhase", { hasText: "succeeded" }).waitFor({ timeout: 120_000 });
+        const verdict = page.locator("#results .verdict");
+        await verdict.waitFor();
+        assert.equal(await verdict.getAttribute("class"), "verdict at_chance");
+        assert.match(await verdict.textContent() ?? "", /No better than chance/);
+        const [job] = (await api("/v1/adaptations")).adaptations;
+        if (job.activationSkipped) assert.match(await verdict.textContent() ?? "", /Not activated/);
+        await shot(page, "#resultsSection", "7-at-chance");
+      });
 
       await t.step("on a narrow screen the page keeps to the width of the screen", async () => {
         await page.setViewportSize({ width: 390, height: 800 });
