@@ -119,7 +119,7 @@ const addSamples = bodyRoute({
   },
 });
 
-const rename = createRoute({
+const rename = bodyRoute({
   method: "patch",
   path: "/{id}",
   tags,
@@ -131,7 +131,8 @@ const rename = createRoute({
   responses: {
     200: jsonResponse(DatasetSchema, "The renamed dataset"),
     404: errorResponse("No such dataset"),
-    422: errorResponse("Invalid body"),
+    415: errorResponse("Not application/json"),
+    422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
   },
 });
 
@@ -197,7 +198,7 @@ const removeSample = createRoute({
   },
 });
 
-const renameLabel = createRoute({
+const renameLabel = bodyRoute({
   method: "patch",
   path: "/{id}/labels/{label}",
   tags,
@@ -216,7 +217,8 @@ const renameLabel = createRoute({
     400: errorResponse("The new label is blank, too long or has control characters"),
     404: errorResponse("No such dataset or label"),
     409: inUse,
-    422: errorResponse("Invalid body"),
+    415: errorResponse("Not application/json"),
+    422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
   },
 });
 

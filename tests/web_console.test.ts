@@ -237,15 +237,24 @@ Deno.test({
 
       await t.step("the results show the verdict, the per-class bars and the confusion matrix", async () => {
         await page.locator("#results .verdict").waitFor();
-        const cells = page.locator("#results .heatmap tbody td");
+        // The model's matrix comes first; the linear probe's, when the server reports one, folded below it.
+        const matrix = page.locator("#results .heatmap").first();
+        const cells = matrix.locator("tbody td");
         assert.equal(await cells.count(), DIGITS.length * DIGITS.length);
-        const diagonal = await page.locator("#results .heatmap tbody tr").evaluateAll((rows) =>
+        const diagonal = await matrix.locator("tbody tr").evaluateAll((rows) =>
           rows.reduce((sum, row, i) => sum + Number(row.querySelectorAll("td")[i].textContent), 0)
         );
         const total = (await cells.allTextContents()).reduce((a, b) => a + Number(b), 0);
         const [job] = (await api("/v1/adaptations")).adaptations;
         assert.equal(diagonal / total, job.metrics.validation.accuracy);
         assert.match(await page.textContent("#results .verdict") ?? "", /held-out|chance|baseline/);
+        if (job.metrics.baseline) {
+          assert.equal(
+            await page.locator("#results .bar.baseline .bar-label").first().textContent(),
+            "linear probe",
+          );
+          assert.equal(await page.locator("#results .heatmap").count(), 2);
+        }
         await shot(page, "#resultsSection", "3-results");
       });
 

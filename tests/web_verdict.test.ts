@@ -22,6 +22,7 @@ Deno.test("the server's guard decides the verdict, and a skipped activation is s
   assert.equal(v.estimated, false);
   assert.match(v.headline, /^No better than chance: 33\.0% right where guessing gets 33\.3%/);
   assert.equal(v.activation, "Not activated: the model is no better than chance");
+  assert.equal(v.detail, undefined, "the reason is said once, in the activation line");
 });
 
 Deno.test("a model below its linear-probe baseline is said to be worse than the simple baseline", () => {
@@ -31,6 +32,7 @@ Deno.test("a model below its linear-probe baseline is said to be worse than the 
     guard: { verdict: "below_baseline", chance: 1 / 3, margin: 0.05, message: "below the linear probe" },
   }));
   assert.equal(v.kind, "below_baseline");
+  assert.equal(v.detail, "The server's check: below the linear probe (noise margin ±5.0%).");
   assert.match(v.headline, /linear probe on the same features gets 80\.0%/);
 });
 
@@ -50,5 +52,6 @@ Deno.test("a failed job's verdict carries its error, and a forced activation say
     guard: { verdict: "at_chance", chance: 1 / 3, margin: 0.1, message: "at chance" },
   }, { activated: true, request: { activate: "force" } }));
   assert.equal(forced.kind, "at_chance");
+  assert.equal(forced.detail, undefined);
   assert.match(forced.activation, /^It was activated/);
 });

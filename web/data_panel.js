@@ -7,8 +7,8 @@ import { emit, on, selectDataset, state } from "./state.js";
 
 /** Thumbnails shown per class card; the rest are counted. */
 const THUMBS_PER_CLASS = 24;
-/** Uploads in flight at once. */
-const PARALLEL_UPLOADS = 4;
+/** Bytes of images per upload request, well under the server's default body limit (32 MiB). */
+const CHUNK_BYTES = 4 * 1024 * 1024;
 
 const camera = new Camera($("cameraVideo"));
 /** Classes named but without samples yet, per dataset (a class exists on the server once it has one). */
@@ -248,41 +248,63 @@ function classCard(datasetId, label, samples) {
 }
 
 /**
- * Uploads files into a class, each file in its own request so that one bad file is reported by name and the
- * others still land.
+ * Uploads files into a class in their order, a few megabytes per request. An upload is all or nothing on the
+ * server, which names the bad sample in `details.index`: that file is reported by name with the reason, and
+ * the rest of its request is sent again without it.
  */
 async function upload(label, files) {
   if (!files.length) return;
   const datasetId = state.datasetId;
+  const status = $("uploadStatus");
   const errors = [];
   let added = 0;
-  const queue = [...files];
-  const status = $("uploadStatus");
-  const work = async () => {
-    for (let file = queue.shift(); file; file = queue.shift()) {
+  const refuse = (file, err) =>
+    errors.push({ file: file.name, code: err.code, message: err.message.replace(/^samples\[\d+\]: /, "") });
+  for (let chunk of chunks(files)) {
+    while (chunk.length) {
       const form = new FormData();
-      form.append("label", label);
-      form.append("image", file, file.name);
+      for (const file of chunk) {
+        form.append("label", label);
+        form.append("image", file, file.name);
+      }
       try {
         await api("POST", `/v1/datasets/${datasetId}/samples`, form);
-        added++;
+        added += chunk.length;
+        chunk = [];
       } catch (err) {
-        errors.push({
-          file: file.name,
-          code: err.code,
-          message: err.message.replace(/^samples\[\d+\]: /, ""),
-        });
+        const index = err.details?.index;
+        if (Number.isInteger(index) && index < chunk.length) {
+          refuse(chunk[index], err);
+          chunk = chunk.filter((_, i) => i !== index);
+        } else {
+          for (const file of chunk) refuse(file, err);
+          chunk = [];
+        }
       }
       status.textContent = `uploading to “${label}”: ${added + errors.length} of ${files.length}`;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_UPLOADS, files.length) }, work));
+  }
   status.textContent = `${added} ${added === 1 ? "image" : "images"} added to “${label}”` +
     (errors.length ? `, ${errors.length} refused:` : "");
   $("uploadErrors").replaceChildren(
     ...errors.map((e) => h("li", {}, h("strong", {}, e.file), ` — ${e.message} `, h("code", {}, e.code))),
   );
   await refreshDatasets();
+}
+
+/** Files in order, grouped so that each group stays under CHUNK_BYTES (a file larger than that goes alone). */
+function chunks(files) {
+  const out = [[]];
+  let bytes = 0;
+  for (const file of files) {
+    if (out.at(-1).length && bytes + file.size > CHUNK_BYTES) {
+      out.push([]);
+      bytes = 0;
+    }
+    out.at(-1).push(file);
+    bytes += file.size;
+  }
+  return out;
 }
 
 /** Swaps `el` for a text field holding `value`; Enter saves through `save(newValue)`, Escape cancels. */

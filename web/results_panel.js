@@ -24,7 +24,7 @@ export function verdictBanner(job) {
     "div",
     { class: `verdict ${v.kind}`, role: "status" },
     h("strong", {}, v.headline),
-    v.detail && v.detail !== v.headline ? h("p", {}, v.detail) : null,
+    v.detail ? h("p", { class: "note" }, v.detail) : null,
     v.activation ? h("p", {}, v.activation) : null,
     v.estimated && job.status === "succeeded"
       ? h("p", { class: "note" }, "(judged by the console: this server reports no guard verdict)")

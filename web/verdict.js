@@ -39,13 +39,13 @@ export function verdictOf(job) {
       `Worse than the simple baseline: ${acc} right, while a linear probe on the same features ` +
       `gets ${pct(baseline)}.`,
   }[kind] ?? guard?.message ?? "";
-  return {
-    kind,
-    headline,
-    detail: guard?.message,
-    activation: activationOf(job),
-    estimated,
-  };
+  // The guard's message is shown once: as the reason a skipped activation gives, or here; and not when a
+  // forced activation overrode it (the message ends in "not activated").
+  const forced = job.activated && kind !== "ok";
+  const detail = guard && !forced && !job.activationSkipped
+    ? `The server's check: ${guard.message} (noise margin ±${pct(guard.margin)}).`
+    : undefined;
+  return { kind, headline, detail, activation: activationOf(job), estimated };
 }
 
 function activationOf(job) {
