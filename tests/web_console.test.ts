@@ -288,7 +288,7 @@ Deno.test({
       });
 
       await t.step(
-        "a model is activated, tried on an image and a webcam frame, and rolled back",
+        "a model is activated, tried on an image and a webcam frame, rolled back, downloaded and deleted",
         async () => {
           const { models } = await api("/v1/models");
           assert.equal(models.length, 2);
@@ -312,6 +312,15 @@ Deno.test({
           await page.click("#rollBack");
           await page.locator(`tr[data-model="${daft.id}"] .badge`).waitFor();
           assert.equal((await api("/v1/models")).active, daft.id);
+
+          // The tfjs files download from the row; the version no longer active can be deleted.
+          await page.locator(`tr[data-model="${lp.id}"] summary`).click();
+          const link = page.locator(`tr[data-model="${lp.id}"] .files a`, { hasText: "model.json" });
+          const res = await fetch(new URL(await link.getAttribute("href") ?? "", server.base));
+          assert.ok(Array.isArray((await res.json()).weightsManifest));
+          await page.locator(`tr[data-model="${lp.id}"] button:text("Delete")`).click();
+          await page.locator(`tr[data-model="${lp.id}"]`).waitFor({ state: "detached" });
+          assert.deepEqual((await api("/v1/models")).models.map((m: { id: string }) => m.id), [daft.id]);
         },
       );
 
