@@ -136,9 +136,130 @@ const addSamples = bodyRoute({
   },
 });
 
+const rename = bodyRoute({
+  method: "patch",
+  path: "/{id}",
+  tags,
+  summary: "Rename a dataset",
+  request: {
+    params: IdParam,
+    body: { content: { "application/json": { schema: CreateBody } }, required: true },
+  },
+  responses: {
+    200: jsonResponse(DatasetSchema, "The renamed dataset"),
+    404: errorResponse("No such dataset"),
+    415: errorResponse("Not application/json"),
+    422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
+  },
+});
+
+const SampleParams = IdParam.extend({
+  sample: z.string().openapi({ param: { name: "sample", in: "path" }, example: "000001" }),
+});
+const LabelParams = IdParam.extend({
+  label: z.string().openapi({ param: { name: "label", in: "path" }, example: "7" }),
+});
+const inUse = errorResponse("A queued or running adaptation uses the dataset");
+
+const listSamples = createRoute({
+  method: "get",
+  path: "/{id}/samples",
+  tags,
+  summary: "The dataset's samples: id and label, in upload order",
+  request: { params: IdParam },
+  responses: {
+    200: jsonResponse(
+      z.object({ samples: z.array(z.object({ id: z.string(), label: z.string().nullable() }).openapi("Sample")) }),
+      "Every sample",
+    ),
+    404: errorResponse("No such dataset"),
+  },
+});
+
+const sampleImage = createRoute({
+  method: "get",
+  path: "/{id}/samples/{sample}",
+  tags,
+  summary: "One sample's image, as uploaded",
+  description: "A sample's bytes never change (ids are not reused), so the response may be cached. With " +
+    "`size`, a PNG thumbnail whose longer side is at most that many pixels.",
+  request: {
+    params: SampleParams,
+    query: z.object({
+      size: z.coerce.number().int().min(16).max(512).optional().openapi({ example: 96 }),
+    }),
+  },
+  responses: {
+    200: {
+      content: {
+        "image/png": { schema: z.string().openapi({ format: "binary" }) },
+        "image/jpeg": { schema: z.string().openapi({ format: "binary" }) },
+      },
+      description: "The image",
+    },
+    404: errorResponse("No such dataset or sample"),
+    422: errorResponse("size is not an integer from 16 to 512"),
+  },
+});
+
+const removeSample = createRoute({
+  method: "delete",
+  path: "/{id}/samples/{sample}",
+  tags,
+  summary: "Remove one sample",
+  request: { params: SampleParams },
+  responses: {
+    200: jsonResponse(DatasetSchema, "The dataset after the removal"),
+    404: errorResponse("No such dataset or sample"),
+    409: inUse,
+  },
+});
+
+const renameLabel = bodyRoute({
+  method: "patch",
+  path: "/{id}/labels/{label}",
+  tags,
+  summary: "Rename a class (every sample with this label); into an existing label, the classes merge",
+  request: {
+    params: LabelParams,
+    body: {
+      content: {
+        "application/json": { schema: z.object({ name: z.string().openapi({ example: "seven" }) }) },
+      },
+      required: true,
+    },
+  },
+  responses: {
+    200: jsonResponse(DatasetSchema, "The dataset after the change"),
+    400: errorResponse("The new label is blank, too long or has control characters"),
+    404: errorResponse("No such dataset or label"),
+    409: inUse,
+    415: errorResponse("Not application/json"),
+    422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
+  },
+});
+
+const removeLabel = createRoute({
+  method: "delete",
+  path: "/{id}/labels/{label}",
+  tags,
+  summary: "Remove a class: every sample with this label",
+  request: { params: LabelParams },
+  responses: {
+    200: jsonResponse(DatasetSchema, "The dataset after the removal"),
+    404: errorResponse("No such dataset or label"),
+    409: inUse,
+  },
+});
+
 /** `/v1/datasets`: labelled image sets to adapt on. */
 export function datasetRoutes(runtime: Runtime) {
   const { datasets, queue, config } = runtime;
+  // A queued job reads its dataset when it starts: changing the samples under it would change what it trains on.
+  const requireIdle = async (id: string) => {
+    await datasets.get(id);
+    if (queue.usesDataset(id)) throw conflict(id);
+  };
   return newRouter()
     .openapi(create, async (c) => c.json(await datasets.create(c.req.valid("json").name), 201))
     .openapi(
@@ -146,11 +267,40 @@ export function datasetRoutes(runtime: Runtime) {
       async (c) => c.json({ datasets: await datasets.list(), corrupt: await datasets.corrupt() }, 200),
     )
     .openapi(get, async (c) => c.json(await datasets.get(c.req.valid("param").id), 200))
+    .openapi(
+      rename,
+      async (c) => c.json(await datasets.rename(c.req.valid("param").id, c.req.valid("json").name), 200),
+    )
+    .openapi(
+      listSamples,
+      async (c) => c.json({ samples: await datasets.samples(c.req.valid("param").id) }, 200),
+    )
+    .openapi(sampleImage, async (c) => {
+      const { id, sample } = c.req.valid("param");
+      const { bytes, format } = await datasets.readSample(id, sample, { maxSide: c.req.valid("query").size });
+      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+        "content-type": `image/${format}`,
+        "cache-control": "private, max-age=86400, immutable",
+      }) as never;
+    })
+    .openapi(removeSample, async (c) => {
+      const { id, sample } = c.req.valid("param");
+      await requireIdle(id);
+      return c.json(await datasets.deleteSample(id, sample), 200);
+    })
+    .openapi(renameLabel, async (c) => {
+      const { id, label } = c.req.valid("param");
+      await requireIdle(id);
+      return c.json(await datasets.relabel(id, label, c.req.valid("json").name), 200);
+    })
+    .openapi(removeLabel, async (c) => {
+      const { id, label } = c.req.valid("param");
+      await requireIdle(id);
+      return c.json(await datasets.deleteLabel(id, label), 200);
+    })
     .openapi(remove, async (c) => {
       const { id } = c.req.valid("param");
-      if (queue.usesDataset(id)) {
-        throw conflict(id);
-      }
+      await requireIdle(id);
       await datasets.delete(id);
       return c.body(null, 204);
     })

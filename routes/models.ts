@@ -5,8 +5,8 @@ import { RuntimeError } from "../src/errors.ts";
 import type { Runtime } from "../src/serve/open_runtime.ts";
 import { newRouter } from "./_router.ts";
 import {
-  DriftSchema,
   CorruptItemSchema,
+  DriftSchema,
   errorResponse,
   IdParam,
   jsonResponse,

@@ -56,6 +56,7 @@ const NOT_HTTP: Record<string, string> = {
   invalid_input: "library contract: images are decoded before they are resized",
   invalid_input_size: "library contract: the registry's input size is valid",
   unknown_layer: "library contract: the registry's feature layers exist",
+  invalid_thumbnail_size: "the API validates the thumbnail size (16 to 512) first (422)",
 };
 
 function codesInSource(): Set<string> {

@@ -1,5 +1,7 @@
 import { join } from "node:path";
 import { z } from "zod";
+import { decodeImage, encodePng } from "../data/image.ts";
+import { thumbnail } from "../data/thumbnail.ts";
 import { RuntimeError } from "../errors.ts";
 import { TEMP_PREFIX, writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
 import { KeyedLock } from "./keyed_lock.ts";
@@ -12,7 +14,7 @@ import {
   quarantineRecord,
   readRecord,
 } from "./stored_record.ts";
-import type { ValidSample } from "./validate_samples.ts";
+import { isValidLabel, MAX_LABEL_LENGTH, type ValidSample } from "./validate_samples.ts";
 
 /** A stored sample: its file under `samples/` and its label (null: uploaded without one). */
 export interface StoredSample {
@@ -44,6 +46,13 @@ export interface DatasetSummary {
   unlabelled: number;
 }
 
+/** What the API shows of one sample: its id (the file's number) and label. */
+export interface SampleSummary {
+  id: string;
+  /** Null for an unlabelled sample (uploaded for bn-refresh). */
+  label: string | null;
+}
+
 /** A dataset's samples as the adaptation worker reads them. */
 export interface DatasetContents {
   id: string;
@@ -52,6 +61,8 @@ export interface DatasetContents {
 }
 
 const RECORD = "dataset.json";
+/** A sample's id: the number of its file under `samples/`. */
+const SAMPLE_ID = /^[0-9]{6}$/;
 const SAMPLES = "samples";
 
 // What a readable dataset.json holds; sample files are plain names inside samples/, never paths.
@@ -251,6 +262,81 @@ export class DatasetStore {
     return { id, name: record.name, samples };
   }
 
+  /** Every sample's id and label, in upload order. @throws {RuntimeError} `not_found`/`dataset_not_found`. */
+  async samples(id: string): Promise<SampleSummary[]> {
+    return (await this.#read(id)).samples.map(sampleSummary);
+  }
+
+  /**
+   * One sample's image: the stored bytes as uploaded, or with `maxSide`, a PNG thumbnail whose longer side is
+   * at most that many pixels.
+   * @throws {RuntimeError} `not_found`/`dataset_not_found` or `sample_not_found`.
+   */
+  async readSample(
+    id: string,
+    sampleId: string,
+    options: { maxSide?: number } = {},
+  ): Promise<{ bytes: Uint8Array; format: "png" | "jpeg" }> {
+    const sample = findSample(await this.#read(id), sampleId);
+    const bytes = await Deno.readFile(join(this.root, id, SAMPLES, sample.file));
+    if (options.maxSide !== undefined) {
+      return { bytes: encodePng(thumbnail(decodeImage(bytes), options.maxSide)), format: "png" };
+    }
+    return { bytes, format: sample.file.endsWith(".png") ? "png" : "jpeg" };
+  }
+
+  /** Renames a dataset. @throws {RuntimeError} `not_found`/`dataset_not_found`. */
+  rename(id: string, name: string): Promise<DatasetSummary> {
+    return this.#update(id, (record) => ({ record: { ...record, name }, removed: [] }));
+  }
+
+  /**
+   * Removes one sample. @throws {RuntimeError} `not_found`/`dataset_not_found` or `sample_not_found`.
+   */
+  deleteSample(id: string, sampleId: string): Promise<DatasetSummary> {
+    return this.#update(id, (record) => {
+      const sample = findSample(record, sampleId);
+      return {
+        record: { ...record, samples: record.samples.filter((s) => s !== sample) },
+        removed: [sample],
+      };
+    });
+  }
+
+  /**
+   * Gives every sample labelled `from` the label `to` (a class renamed; into an existing class, a merge).
+   * @throws {RuntimeError} `not_found`/`dataset_not_found` or `label_not_found`; `invalid`/`invalid_label`.
+   */
+  relabel(id: string, from: string, to: string): Promise<DatasetSummary> {
+    return this.#update(id, (record) => {
+      requireLabel(record, from);
+      if (!isValidLabel(to)) {
+        throw new RuntimeError(
+          "invalid",
+          "invalid_label",
+          `a label must be 1 to ${MAX_LABEL_LENGTH} characters, not blank, without control characters`,
+          { label: to },
+        );
+      }
+      const samples = record.samples.map((s) => (s.label === from ? { ...s, label: to } : s));
+      return { record: { ...record, samples }, removed: [] };
+    });
+  }
+
+  /**
+   * Removes every sample of one label (a class deleted).
+   * @throws {RuntimeError} `not_found`/`dataset_not_found` or `label_not_found`.
+   */
+  deleteLabel(id: string, label: string): Promise<DatasetSummary> {
+    return this.#update(id, (record) => {
+      requireLabel(record, label);
+      return {
+        record: { ...record, samples: record.samples.filter((s) => s.label !== label) },
+        removed: record.samples.filter((s) => s.label === label),
+      };
+    });
+  }
+
   /**
    * Removes a dataset, a corrupt one too: renamed aside in one step, then deleted.
    * @throws {RuntimeError} `not_found`/`dataset_not_found`.
@@ -263,6 +349,23 @@ export class DatasetStore {
       const trash = join(this.root, `.deleted-${id}`);
       await Deno.rename(join(this.root, id), trash);
       await Deno.remove(trash, { recursive: true });
+    });
+  }
+
+  // One change to a dataset under its lock: the new record is written in one rename, then the files of the
+  // samples it no longer names are removed (a crash in between leaves unnamed files, never missing ones).
+  #update(
+    id: string,
+    change: (record: DatasetRecord) => { record: DatasetRecord; removed: StoredSample[] },
+  ): Promise<DatasetSummary> {
+    return this.#lock.run(id, async () => {
+      const { record, removed } = change(await this.#read(id));
+      const updated = { ...record, updatedAt: new Date().toISOString() };
+      await writeJsonAtomic(join(this.root, id, RECORD), updated);
+      await Promise.all(
+        removed.map((s) => Deno.remove(join(this.root, id, SAMPLES, s.file)).catch(() => {})),
+      );
+      return summarize(updated);
     });
   }
 
@@ -346,4 +449,34 @@ function summarize(record: DatasetRecord): DatasetSummary {
     counts: countLabels(record.samples.flatMap((s) => (s.label === null ? [] : [s.label]))),
     unlabelled: record.samples.filter((s) => s.label === null).length,
   };
+}
+
+function sampleSummary(sample: StoredSample): SampleSummary {
+  return { id: sample.file.replace(/\.[a-z]+$/, ""), label: sample.label };
+}
+
+function findSample(record: DatasetRecord, sampleId: string): StoredSample {
+  const sample = SAMPLE_ID.test(sampleId)
+    ? record.samples.find((s) => sampleSummary(s).id === sampleId)
+    : undefined;
+  if (!sample) {
+    throw new RuntimeError(
+      "not_found",
+      "sample_not_found",
+      `dataset ${record.id} has no sample '${sampleId}'`,
+      { id: record.id, sample: sampleId },
+    );
+  }
+  return sample;
+}
+
+function requireLabel(record: DatasetRecord, label: string): void {
+  if (!record.samples.some((s) => s.label === label)) {
+    throw new RuntimeError(
+      "not_found",
+      "label_not_found",
+      `dataset ${record.id} has no samples labelled '${label}'`,
+      { id: record.id, label },
+    );
+  }
 }

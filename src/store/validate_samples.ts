@@ -27,6 +27,20 @@ export const MAX_LABEL_LENGTH = 100;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
+ * Whether `label` may name a class: 1 to {@linkcode MAX_LABEL_LENGTH} characters, not blank, no control
+ * characters.
+ *
+ * @example
+ * ```ts
+ * import { isValidLabel } from "./validate_samples.ts";
+ * console.assert(isValidLabel("cat") && !isValidLabel("  ") && !isValidLabel("a\nb"));
+ * ```
+ */
+export function isValidLabel(label: string): boolean {
+  return label.trim() !== "" && label.length <= MAX_LABEL_LENGTH && !CONTROL.test(label);
+}
+
+/**
  * Checks a whole upload before any of it is stored, so an upload is all or nothing: a count within the
  * limit, a label on every sample (1 to 100 characters, no control characters, not blank), and an image
  * that decodes as PNG or JPEG within the byte and pixel limits. The first failure names its sample.
@@ -85,7 +99,7 @@ export function validateSamples(
         index,
       });
     }
-    if (label.trim() === "" || label.length > MAX_LABEL_LENGTH || CONTROL.test(label)) {
+    if (!isValidLabel(label)) {
       throw new RuntimeError(
         "invalid",
         "invalid_label",
