@@ -11,7 +11,7 @@
  * the OOD images refreshed on are disjoint from the OOD images accuracy is measured on.
  */
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
+import { commandLine } from "../cli/_args.ts";
 import { adapt } from "../src/adapt/adapt.ts";
 import type { AdaptedModel, ImageStatistics } from "../src/adapt/adapted_model.ts";
 import { refreshBatchNorm } from "../src/adapt/bn_refresh.ts";
@@ -26,6 +26,13 @@ import { InferencePlan } from "../src/model/inference_plan.ts";
 import { loadBackbone } from "../src/model/registry.ts";
 import { auroc } from "./_auroc.ts";
 import { measureServingCost, type ServingCost } from "./_drift_serving_cost.ts";
+
+const USAGE = `usage: deno task bench:drift [options]
+
+Drift-score separation of ID and shifted traffic, and OOD accuracy before and after a bn-refresh.
+
+  --shift NAME --backbone NAME --seeds N --shots N --epochs N --test-per-class N --windows N
+  --cost-backbone NAME --json FILE`;
 
 /** Window sizes the detection part scores. */
 export const WINDOW_SIZES = [16, 32, 64, 128, 256];
@@ -148,18 +155,16 @@ async function accuracyOf(model: tf.LayersModel, x: tf.Tensor4D, labels: number[
 }
 
 async function main() {
-  const { values } = parseArgs({
-    options: {
-      shift: { type: "string", default: "mnist-corrupted" },
-      backbone: { type: "string", default: "tiny" },
-      seeds: { type: "string", default: "3" },
-      shots: { type: "string", default: "10" },
-      epochs: { type: "string", default: "10" },
-      "test-per-class": { type: "string", default: "60" },
-      windows: { type: "string", default: "50" },
-      "cost-backbone": { type: "string", default: "tiny" },
-      json: { type: "string" },
-    },
+  const { values } = commandLine(USAGE, {
+    shift: { type: "string", default: "mnist-corrupted" },
+    backbone: { type: "string", default: "tiny" },
+    seeds: { type: "string", default: "3" },
+    shots: { type: "string", default: "10" },
+    epochs: { type: "string", default: "10" },
+    "test-per-class": { type: "string", default: "60" },
+    windows: { type: "string", default: "50" },
+    "cost-backbone": { type: "string", default: "tiny" },
+    json: { type: "string" },
   });
   const started = performance.now();
   const backend = await initBackend("auto");

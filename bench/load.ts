@@ -21,8 +21,15 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { commandLine } from "../cli/_args.ts";
 import { machineCpuSeconds } from "./_speed_machine.ts";
+
+const USAGE = `usage: deno task bench:load [options]
+
+Predict latency and throughput with and without a training job (docs/RELIABILITY.md).
+
+  --backbone NAME --concurrency LIST --phase-seconds N --rounds N --job-epochs N --idle-jobs N
+  --server-flags STRING --baseline-main DIR --json FILE`;
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const FIXTURES = new URL("../fixtures/digits/", import.meta.url).pathname;
@@ -196,19 +203,16 @@ async function load(base: string, image: string, concurrency: number, seconds: n
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      backbone: { type: "string", default: "mobilenetv2-imagenet" },
-      concurrency: { type: "string", default: "1,8" },
-      "phase-seconds": { type: "string", default: "6" },
-      rounds: { type: "string", default: "2" },
-      "job-epochs": { type: "string", default: "4" },
-      "idle-jobs": { type: "string", default: "2" },
-      "server-flags": { type: "string", default: "" },
-      "baseline-main": { type: "string" },
-      json: { type: "string" },
-    },
+  const { values } = commandLine(USAGE, {
+    backbone: { type: "string", default: "mobilenetv2-imagenet" },
+    concurrency: { type: "string", default: "1,8" },
+    "phase-seconds": { type: "string", default: "6" },
+    rounds: { type: "string", default: "2" },
+    "job-epochs": { type: "string", default: "4" },
+    "idle-jobs": { type: "string", default: "2" },
+    "server-flags": { type: "string", default: "" },
+    "baseline-main": { type: "string" },
+    json: { type: "string" },
   });
   const concurrencies = values.concurrency.split(",").map(Number);
   const phaseSeconds = Number(values["phase-seconds"]);

@@ -9,7 +9,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
+import { commandLine } from "../cli/_args.ts";
 import { adapt } from "../src/adapt/adapt.ts";
 import { initBackend } from "../src/backend/init_backend.ts";
 import { readImageFolder } from "../src/data/folder.ts";
@@ -18,9 +18,15 @@ import { takePerClass } from "../src/data/take_per_class.ts";
 import { yieldToServing } from "../src/jobs/yield_to_serving.ts";
 import { DEFAULT_BACKBONE, loadBackbone } from "../src/model/registry.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { epochs: { type: "string", default: "4" }, repeats: { type: "string", default: "2" } },
+const USAGE = `usage: deno task bench:yield [options]
+
+The cost of yielding to predictions, to a job on an idle server.
+
+  --epochs N --repeats N`;
+
+const { values } = commandLine(USAGE, {
+  epochs: { type: "string", default: "4" },
+  repeats: { type: "string", default: "2" },
 });
 const epochs = Number(values.epochs);
 await initBackend("wasm");
