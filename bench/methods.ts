@@ -175,8 +175,11 @@ export type BenchMethod = Method | Ablation;
 /** The engine method a benchmark row runs. */
 const methodOf = (m: BenchMethod): Method => m in ABLATIONS ? "daft" : m as Method;
 
-/** The ablation rows a full run adds. */
-export const BENCH_ABLATIONS = Object.keys(ABLATIONS) as Ablation[];
+/**
+ * The ablation rows a full run adds: one per few-shot rule, and v1. `daft-source-bn` is a probe run on
+ * request (`--methods daft-source-bn`), for the optdigits cell docs/BENCHMARKS-methods.md discusses.
+ */
+export const BENCH_ABLATIONS = (Object.keys(ABLATIONS) as Ablation[]).filter((a) => a !== "daft-source-bn");
 
 /**
  * Each method's grid, two points each (LP has none: its L2 strength is chosen on the engine's validation
@@ -635,7 +638,9 @@ export function checkClaim(cells: CellSummary[]): ClaimCheck[] {
       idDaftVsLp: otherId("lp"),
       idDaftVsLpFt: otherId("lp-ft"),
       ablations: Object.fromEntries(
-        BENCH_ABLATIONS.filter((a) => by(a)).map((a) => [a, { id: otherId(a)!, ood: other(a)! }]),
+        (Object.keys(ABLATIONS) as Ablation[]).filter((a) => by(a)).map((
+          a,
+        ) => [a, { id: otherId(a)!, ood: other(a)! }]),
       ),
       collapsedSeeds: daft.collapsedSeeds,
     });
@@ -796,7 +801,9 @@ export function renderReport(
   }
   const withAblations = checks.filter((c) => Object.keys(c.ablations).length);
   if (withAblations.length) {
-    const names = BENCH_ABLATIONS.filter((a) => withAblations.some((c) => c.ablations[a]));
+    const names = (Object.keys(ABLATIONS) as Ablation[]).filter((a) =>
+      withAblations.some((c) => c.ablations[a])
+    );
     push(
       "",
       "## Ablations: what each of the few-shot changes to DAFT buys",
