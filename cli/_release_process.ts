@@ -50,7 +50,9 @@ export async function startRelease(options: StartReleaseOptions): Promise<Releas
   }).spawn();
   let log = "";
   const collect = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) log += chunk;
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) log += decoder.decode(chunk, { stream: true });
+    log += decoder.decode();
   };
   const drained = Promise.all([collect(child.stdout), collect(child.stderr)]);
   const exited = child.status.then(async (s) => {
