@@ -300,7 +300,8 @@ export function datasetRoutes(runtime: Runtime) {
     })
     .openapi(remove, async (c) => {
       const { id } = c.req.valid("param");
-      await requireIdle(id);
+      // Not requireIdle: a corrupt dataset, which cannot be read, must still be deletable.
+      if (queue.usesDataset(id)) throw conflict(id);
       await datasets.delete(id);
       return c.body(null, 204);
     })
