@@ -169,7 +169,9 @@ const listSamples = createRoute({
   request: { params: IdParam },
   responses: {
     200: jsonResponse(
-      z.object({ samples: z.array(z.object({ id: z.string(), label: z.string().nullable() }).openapi("Sample")) }),
+      z.object({
+        samples: z.array(z.object({ id: z.string(), label: z.string().nullable() }).openapi("Sample")),
+      }),
       "Every sample",
     ),
     404: errorResponse("No such dataset"),

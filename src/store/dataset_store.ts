@@ -71,7 +71,9 @@ const DatasetRecordSchema: z.ZodType<DatasetRecord> = z.looseObject({
   name: z.string(),
   createdAt: z.string(),
   updatedAt: z.string(),
-  samples: z.array(z.looseObject({ file: z.string().regex(/^[0-9]+\.[a-z]+$/), label: z.string().nullable() })),
+  samples: z.array(
+    z.looseObject({ file: z.string().regex(/^[0-9]+\.[a-z]+$/), label: z.string().nullable() }),
+  ),
   nextSample: z.number().int().min(1),
 });
 
