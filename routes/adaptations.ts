@@ -1,16 +1,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { streamSSE } from "hono/streaming";
 import { METHOD_NAMES } from "../src/adapt/methods.ts";
 import type { JobEvent } from "../src/jobs/adaptation_queue.ts";
 import type { Runtime } from "../src/serve/open_runtime.ts";
 import { FINAL_JOB_STATUSES, type JobRecord } from "../src/store/job_record.ts";
+import { streamEvents } from "./_event_stream.ts";
 import { bodyRoute, newRouter } from "./_router.ts";
 import { errorResponse, IdParam, JobSchema, jsonResponse } from "./_schemas.ts";
 
 const tags = ["adaptations"];
-
-/** Seconds between SSE comments that keep an idle connection open. */
-const HEARTBEAT_MS = 15_000;
 
 const CreateBody = z.object({
   dataset: z.string().min(1).openapi({ description: "dataset id", example: "ds_mh3k2x1q9f4a7b2c" }),
@@ -144,44 +141,22 @@ export function adaptationRoutes(runtime: Runtime) {
     .openapi(events, (c) => {
       const { id } = c.req.valid("param");
       queue.get(id);
-      return streamSSE(c, async (stream) => {
-        const pending: JobEvent[] = [];
-        let wake = () => {};
-        const unsubscribe = queue.subscribe(id, (event) => {
-          pending.push(event);
-          wake();
-        });
-        stream.onAbort(() => wake());
-        let seq = 0;
-        const send = (event: JobEvent["type"], data: unknown) =>
-          stream.writeSSE({ event, data: JSON.stringify(data), id: String(seq++) });
-        try {
+      return streamEvents<JobEvent>(c, {
+        subscribe: (listener) => queue.subscribe(id, listener),
+        start: async (send) => {
           const job = queue.get(id);
           await send("status", job);
-          if (FINAL_JOB_STATUSES.includes(job.status)) {
-            await send("done", job);
-            return;
+          if (!FINAL_JOB_STATUSES.includes(job.status)) return false;
+          await send("done", job);
+          return true;
+        },
+        flush: async (events, send) => {
+          for (const event of coalesce(events)) {
+            await send(event.type, shape(event));
+            if (event.type === "done") return true;
           }
-          while (!stream.aborted) {
-            if (pending.length === 0) {
-              const woke = await new Promise<boolean>((resolve) => {
-                const timer = setTimeout(() => resolve(false), HEARTBEAT_MS);
-                wake = () => {
-                  clearTimeout(timer);
-                  resolve(true);
-                };
-              });
-              if (!woke && !stream.aborted) await stream.write(": keep-alive\n\n");
-              continue;
-            }
-            for (const event of coalesce(pending.splice(0))) {
-              await send(event.type, shape(event));
-              if (event.type === "done") return;
-            }
-          }
-        } finally {
-          unsubscribe();
-        }
+          return false;
+        },
       });
     });
 }

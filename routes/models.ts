@@ -1,8 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { streamSSE } from "hono/streaming";
 import type { DriftEvent } from "../src/serve/drift_monitor.ts";
 import { RuntimeError } from "../src/errors.ts";
 import type { Runtime } from "../src/serve/open_runtime.ts";
+import { streamEvents } from "./_event_stream.ts";
 import { newRouter } from "./_router.ts";
 import {
   CorruptItemSchema,
@@ -13,9 +13,6 @@ import {
   ModelDetailSchema,
   ModelSchema,
 } from "./_schemas.ts";
-
-/** Milliseconds between SSE comments that keep an idle connection open. */
-const HEARTBEAT_MS = 15_000;
 
 const tags = ["models"];
 
@@ -248,37 +245,16 @@ export function modelRoutes(runtime: Runtime) {
     .openapi(drift, async (c) => c.json(await predictions.drift(c.req.valid("param").id), 200))
     .openapi(driftEvents, async (c) => {
       const first = await predictions.drift(c.req.valid("param").id);
-      return streamSSE(c, async (stream) => {
-        const pending: DriftEvent[] = [];
-        let wake = () => {};
-        const unsubscribe = predictions.onDriftEvent((event) => {
-          if (event.modelId !== first.modelId) return;
-          pending.push(event);
-          wake();
-        });
-        stream.onAbort(() => wake());
-        let seq = 0;
-        try {
-          await stream.writeSSE({ event: "report", data: JSON.stringify(first), id: String(seq++) });
-          while (!stream.aborted) {
-            if (pending.length === 0) {
-              const woke = await new Promise<boolean>((resolve) => {
-                const timer = setTimeout(() => resolve(false), HEARTBEAT_MS);
-                wake = () => {
-                  clearTimeout(timer);
-                  resolve(true);
-                };
-              });
-              if (!woke && !stream.aborted) await stream.write(": keep-alive\n\n");
-              continue;
-            }
-            for (const event of pending.splice(0)) {
-              await stream.writeSSE({ event: event.type, data: JSON.stringify(event), id: String(seq++) });
-            }
-          }
-        } finally {
-          unsubscribe();
-        }
+      return streamEvents<DriftEvent>(c, {
+        subscribe: (listener) =>
+          predictions.onDriftEvent((event) => {
+            if (event.modelId === first.modelId) listener(event);
+          }),
+        start: async (send) => (await send("report", first), false),
+        flush: async (events, send) => {
+          for (const event of events) await send(event.type, event);
+          return false;
+        },
       });
     })
     .openapi(exportModel, async (c) => {

@@ -110,6 +110,20 @@ export class AdaptedModel {
   }
 
   /**
+   * Runs the model once on one blank image: builds its inference plan and compiles the backend's kernels
+   * now, and proves that the loaded weights run, before anyone is sent to the model.
+   */
+  async warmUp(): Promise<void> {
+    const { height, width, channels } = this.metadata.input;
+    const blank = tf.zeros([1, height, width, channels]) as tf.Tensor4D;
+    try {
+      await this.predict(blank, 1);
+    } finally {
+      blank.dispose();
+    }
+  }
+
+  /**
    * {@linkcode AdaptedModel.predict}, plus what the drift monitor reads of the batch: the per-channel
    * moments of the watched layers (see `driftTapLayers`) and each image's top-1 probability. The watched
    * tensors are ones the folded plan computes anyway; they are read as they are and reduced here, so the

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { RuntimeError } from "../errors.ts";
 import { batchNormLayers } from "../model/batch_norm_layers.ts";
+import { batchNormInputStatistics } from "./target_statistics.ts";
 
 /** What a BN refresh did, kept in the refreshed model's metadata. */
 export interface BnRefreshReport {
@@ -69,50 +70,19 @@ export async function refreshBatchNorm(
     );
     return { values, mean, variance };
   }));
-  const probe = tf.model({ inputs: model.inputs, outputs: layers.map((l) => l.input as tf.SymbolicTensor) });
-  const channels = layers.map((l) => {
-    const shape = (l.input as tf.SymbolicTensor).shape;
-    return shape[shape.length - 1] as number;
-  });
-  const sums = channels.map((c) => ({ mean: new Float64Array(c), variance: new Float64Array(c) }));
-  let batches = 0;
-  for (let start = 0; start < images.shape[0]; start += batchSize) {
-    const size = Math.min(batchSize, images.shape[0] - start);
-    const moments = tf.tidy(() => {
-      const batch = images.slice([start, 0, 0, 0], [size, -1, -1, -1]);
-      const outs = probe.apply(batch, { training: true }) as tf.Tensor | tf.Tensor[];
-      return tf.concat((Array.isArray(outs) ? outs : [outs]).flatMap((x) => {
-        const axes = x.shape.slice(0, -1).map((_, i) => i);
-        const count = x.size / x.shape[x.rank - 1];
-        const { mean, variance } = tf.moments(x, axes);
-        return [mean, tf.mul(variance, count / Math.max(count - 1, 1))];
-      }));
-    });
-    const values = await moments.data() as Float32Array;
-    moments.dispose();
-    let offset = 0;
-    sums.forEach((s, k) => {
-      for (let c = 0; c < channels[k]; c++) {
-        s.mean[c] += values[offset + c];
-        s.variance[c] += values[offset + channels[k] + c];
-      }
-      offset += 2 * channels[k];
-    });
-    batches++;
-  }
+  const fresh = await batchNormInputStatistics(model, layers, images, batchSize, { training: true });
   const report: BnRefreshReport = { layersRefreshed: layers.length, images: images.shape[0], layers: [] };
   layers.forEach((layer, k) => {
-    const mean = Float32Array.from(sums[k].mean, (x) => x / batches);
-    const variance = Float32Array.from(sums[k].variance, (x) => x / batches);
-    const fresh = roles[k].map((role, j) =>
+    const { mean, variance } = fresh[k];
+    const weights = roles[k].map((role, j) =>
       role === "moving_mean"
         ? tf.tensor1d(mean)
         : role === "moving_variance"
         ? tf.tensor1d(variance)
         : before[k].values[j]
     );
-    layer.setWeights(fresh);
-    tf.dispose(fresh.filter((t, j) => t !== before[k].values[j]));
+    layer.setWeights(weights);
+    tf.dispose(weights.filter((t, j) => t !== before[k].values[j]));
     const { mean: oldMean, variance: oldVariance } = before[k];
     let shift = 0, ratio = 0;
     for (let c = 0; c < mean.length; c++) {

@@ -240,13 +240,7 @@ async function assertLoads(dir: string): Promise<void> {
     });
   }
   try {
-    const { height, width, channels } = model.metadata.input;
-    const blank = tf.zeros([1, height, width, channels]) as tf.Tensor4D;
-    try {
-      await model.predict(blank, 1);
-    } finally {
-      blank.dispose();
-    }
+    await model.warmUp();
   } catch (err) {
     throw new RuntimeError("invalid", "invalid_model", "the archive's model does not run", {
       cause: (err as Error).message.replaceAll(dir, "<archive>"),
@@ -282,11 +276,5 @@ async function readCapped(res: Response, maxBytes: number, timeoutMs: number): P
         : (err as Error).message,
     });
   }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+  return new Uint8Array(await new Blob(chunks as BlobPart[]).arrayBuffer());
 }

@@ -1,4 +1,3 @@
-import * as tf from "@tensorflow/tfjs";
 import { AdaptedModel, type Prediction } from "../adapt/adapted_model.ts";
 import type { DriftReference } from "../adapt/drift_reference.ts";
 import { imagesToTensor } from "../data/input_spec.ts";
@@ -136,14 +135,7 @@ export class PredictionService {
   async #makeActive<T>(id: string, commit: () => Promise<T>): Promise<T> {
     const entry = this.#acquire(id);
     try {
-      const model = await entry.model;
-      const { height, width, channels } = model.metadata.input;
-      const blank = tf.zeros([1, height, width, channels]) as tf.Tensor4D;
-      try {
-        await model.predict(blank, 1);
-      } finally {
-        blank.dispose();
-      }
+      await (await entry.model).warmUp();
       const result = await commit();
       this.#active = entry;
       this.#recorded = undefined;

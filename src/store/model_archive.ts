@@ -263,13 +263,7 @@ async function gunzip(bytes: Uint8Array, maxBytes: number): Promise<Uint8Array> 
     if (err instanceof RuntimeError) throw err;
     throw invalid(`the archive is not valid gzip: ${(err as Error).message}`);
   }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+  return new Uint8Array(await new Blob(chunks as BlobPart[]).arrayBuffer());
 }
 
 function invalid(message: string, details: Record<string, unknown> = {}) {
