@@ -22,17 +22,14 @@ async function errorOf(res: Response) {
 }
 
 Deno.test("drift and bn-refresh over HTTP: scores, events, unlabelled uploads, the refresh guard", async (t) => {
-  const { app, json, close } = await openTestApp(["--drift-window", "16", "--drift-threshold", "0.5"]);
+  const { app, json, dataset: newDataset, close } = await openTestApp([
+    "--drift-window",
+    "16",
+    "--drift-threshold",
+    "0.5",
+  ]);
   try {
-    const { id: dataset } = await (await json("POST", "/v1/datasets", { name: "digits" })).json();
-    const form = new FormData();
-    for (const d of DIGITS) {
-      for (let i = 0; i < 8; i++) {
-        form.append("label", String(d));
-        form.append("image", new Blob([digit(d, i)]), `${d}-${i}.png`);
-      }
-    }
-    await app.request(`/v1/datasets/${dataset}/samples`, { method: "POST", body: form });
+    const dataset = await newDataset(DIGITS, 8);
     const run = async (body: Record<string, unknown>) => {
       const job = await (await json("POST", "/v1/adaptations", body)).json();
       await (await app.request(`/v1/adaptations/${job.id}/events`)).text();
