@@ -1,11 +1,13 @@
-// `deno task serve`: read the configuration, open the data directory, serve the API from routes/, then bring
-// up the compute backend (the server answers /healthz, and /readyz with 503, meanwhile).
+// `deno task serve`: read the configuration, lock the data directory, bind the port, open the data directory
+// (crash recovery), serve the API from routes/, then bring up the compute backend (the server answers
+// /healthz, and /readyz with 503, meanwhile).
 import { createApp } from "./routes/app.ts";
 import { CONFIG_ENV_VARS, configTable, isLoopback, loadConfig } from "./src/config.ts";
 import { RuntimeError } from "./src/errors.ts";
 import { openRuntime } from "./src/serve/open_runtime.ts";
 import { loadSharp } from "./src/data/_sharp.ts";
 import { missingPermissionFlags, serverPermissions } from "./src/serve/server_permissions.ts";
+import { type InstanceLock, lockDataDir } from "./src/store/instance_lock.ts";
 
 const USAGE = `Usage: deno task serve [flags]
 
@@ -55,32 +57,78 @@ try {
   );
   Deno.exit(2);
 }
+
+// One server per data directory, decided before anything in it is read or repaired.
+let lock: InstanceLock;
+try {
+  lock = await lockDataDir(config.dataDir);
+} catch (err) {
+  if (err instanceof RuntimeError) {
+    console.error(err.message);
+    Deno.exit(1);
+  }
+  console.error(`cannot open the data directory ${config.dataDir}: ${(err as Error).message}`);
+  Deno.exit(2);
+}
+if (lock.staleHolder) {
+  console.log(
+    `took over the data directory from pid ${lock.staleHolder.pid}, which stopped without releasing it ` +
+      "(its running job, if any, is marked interrupted)",
+  );
+}
+
+// The port is bound before crash recovery, so a server that cannot listen changes nothing; requests that
+// come while the data directory opens are told to wait.
+const serving: { app?: ReturnType<typeof createApp> } = {};
+let server: Deno.HttpServer<Deno.NetAddr>;
+try {
+  server = Deno.serve({
+    port: config.port,
+    hostname: config.hostname,
+    onListen: ({ hostname, port }) => {
+      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+      console.log(`daft-edge listening on http://${host}:${port} (docs at /docs), data in ${config.dataDir}`);
+      if (!config.apiToken) {
+        console.log(
+          "No API token is set, so the server binds to localhost only, answers only requests addressed to a " +
+            "localhost name, and mutating endpoints are open to local callers. Set --api-token or API_TOKEN " +
+            "to serve other machines.",
+        );
+      } else if (!isLoopback(config.hostname)) {
+        console.log("An API token is set: mutating endpoints require 'Authorization: Bearer <token>'.");
+      }
+    },
+  }, (request, info) => serving.app ? serving.app.fetch(request, info) : starting());
+} catch (err) {
+  const reason = err instanceof Deno.errors.AddrInUse
+    ? "the address is in use (another server?); pick another with --port or PORT"
+    : (err as Error).message;
+  console.error(`cannot listen on ${config.hostname}:${config.port}: ${reason}`);
+  lock.release();
+  Deno.exit(1);
+}
+
 let runtime: Awaited<ReturnType<typeof openRuntime>>;
 try {
   runtime = await openRuntime(config);
 } catch (err) {
   // An unusable data directory (not writable, a file, a path Deno guards) is a configuration mistake too.
   console.error(`cannot open the data directory ${config.dataDir}: ${(err as Error).message}`);
+  lock.release();
   Deno.exit(2);
 }
-const app = createApp({ runtime });
+serving.app = createApp({ runtime });
 
-const server = Deno.serve({
-  port: config.port,
-  hostname: config.hostname,
-  onListen: ({ hostname, port }) => {
-    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-    console.log(`daft-edge listening on http://${host}:${port} (docs at /docs), data in ${config.dataDir}`);
-    if (!config.apiToken) {
-      console.log(
-        "No API token is set, so the server binds to localhost only and mutating endpoints are open to local " +
-          "callers. Set --api-token or API_TOKEN to serve other machines.",
-      );
-    } else if (!isLoopback(config.hostname)) {
-      console.log("An API token is set: mutating endpoints require 'Authorization: Bearer <token>'.");
-    }
-  },
-}, app.fetch);
+function starting(): Response {
+  const body = {
+    error: {
+      code: "starting",
+      message: "the server is opening its data directory; try again shortly",
+      details: {},
+    },
+  };
+  return Response.json(body, { status: 503, headers: { "retry-after": "1" } });
+}
 
 runtime.bringUp().then(() => {
   const info = runtime.info();
@@ -102,6 +150,7 @@ async function shutdown(signal: string) {
   await runtime.close();
   // Event streams of jobs still queued would hold shutdown open; they get a moment, not forever.
   await Promise.race([server.shutdown(), new Promise((resolve) => setTimeout(resolve, 2000))]);
+  lock.release();
   Deno.exit(0);
 }
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -58,7 +58,22 @@ export { InferencePlan, type InferenceStep } from "./src/model/inference_plan.ts
 export { type BatchNormWeights, foldBatchNorm } from "./src/model/fold_batch_norm.ts";
 
 export { adapt, type AdaptOptions, type AdaptProgress, type TrainingSet } from "./src/adapt/adapt.ts";
-export { AdaptedModel, type ModelMetadata, type Prediction } from "./src/adapt/adapted_model.ts";
+export {
+  AdaptedModel,
+  type ImageStatistics,
+  type ModelMetadata,
+  type Prediction,
+} from "./src/adapt/adapted_model.ts";
+export {
+  type DriftReference,
+  driftReference,
+  type LayerMoments,
+  MomentSums,
+} from "./src/adapt/drift_reference.ts";
+export { type DriftScore, driftScore, type LayerDrift } from "./src/adapt/drift_score.ts";
+export { driftTapLayers } from "./src/adapt/drift_taps.ts";
+export { type BnRefreshReport, refreshBatchNorm } from "./src/adapt/bn_refresh.ts";
+export { type RefreshGuard, refreshGuard } from "./src/adapt/refresh_guard.ts";
 export { type Method, METHOD_NAMES, type MethodRecipe, METHODS } from "./src/adapt/methods.ts";
 export {
   type BnConversionReport,
@@ -72,3 +87,4 @@ export { classificationMetrics } from "./src/adapt/classification_metrics.ts";
 export { fitLogisticRegression } from "./src/adapt/logistic_regression.ts";
 export { stratifiedSplit } from "./src/adapt/stratified_split.ts";
 export { type ErrorKind, RuntimeError } from "./src/errors.ts";
+export { type DriftEvent, DriftMonitor, type DriftReport } from "./src/serve/drift_monitor.ts";

@@ -26,7 +26,10 @@ import { ABLATIONS } from "./methods.ts";
 
 /** The two recipes compared: DAFT as first shipped, and as it is now. */
 const RECIPES: Record<string, { recipe: Partial<MethodRecipe>; lrHead?: number; lrBackbone?: number }> = {
-  "daft-v1": { recipe: ABLATIONS["daft-v1"].recipe as Partial<MethodRecipe>, ...ABLATIONS["daft-v1"].hyperparameters },
+  "daft-v1": {
+    recipe: ABLATIONS["daft-v1"].recipe as Partial<MethodRecipe>,
+    ...ABLATIONS["daft-v1"].hyperparameters,
+  },
   "daft": { recipe: {} },
 };
 
@@ -84,9 +87,21 @@ async function runOne(
   // mu_t, var_t as conversion computes them (eval mode, every training image): where the running statistics start.
   const target = await batchNormInputStatistics(backbone.model, layers, images, 16);
   const run: DiagnosticRun = {
-    recipe: name, shots, seed, losses: [], batchSizes: [], valAccuracy: [], testAccuracy: [], headNorm: [],
-    maxAbsLogit: [], runningMeanShift: [], runningVarRatio: [], keptEpoch: -1, keptTestAccuracy: NaN,
-    lastTestAccuracy: NaN, lpTestAccuracy: NaN,
+    recipe: name,
+    shots,
+    seed,
+    losses: [],
+    batchSizes: [],
+    valAccuracy: [],
+    testAccuracy: [],
+    headNorm: [],
+    maxAbsLogit: [],
+    runningMeanShift: [],
+    runningVarRatio: [],
+    keptEpoch: -1,
+    keptTestAccuracy: NaN,
+    lastTestAccuracy: NaN,
+    lpTestAccuracy: NaN,
   };
   const { recipe, ...rates } = RECIPES[name];
   const model = await adapt(backbone, { images, labels: train.labels, classNames: train.classNames }, {
@@ -183,8 +198,12 @@ async function main() {
         run.lpTestAccuracy = lp;
         runs.push(run);
         console.error(
-          `${name} ${shots}-shot seed ${seed}: steps ${run.losses.length} (batches ${[...new Set(run.batchSizes)].join("/")}), ` +
-            `loss max ${Math.max(...run.losses).toFixed(2)}, kept epoch ${run.keptEpoch + 1}/${run.testAccuracy.length} ` +
+          `${name} ${shots}-shot seed ${seed}: steps ${run.losses.length} (batches ${
+            [...new Set(run.batchSizes)].join("/")
+          }), ` +
+            `loss max ${Math.max(...run.losses).toFixed(2)}, kept epoch ${
+              run.keptEpoch + 1
+            }/${run.testAccuracy.length} ` +
             `test ${pct(run.keptTestAccuracy)} (last ${pct(run.lastTestAccuracy)}, LP ${pct(lp)}), ` +
             `val ${run.valAccuracy.map(pct).join(",")}; test/epoch ${run.testAccuracy.map(pct).join(",")}`,
         );
@@ -213,7 +232,9 @@ async function main() {
           mean(rs.map((r) => r.runningVarRatio.at(-1)!)).toFixed(3)
         } | ${rs.map((r) => `${r.keptEpoch + 1} (${r.testAccuracy.length})`).join(", ")} | ${
           pct(mean(rs.map((r) => r.keptTestAccuracy)))
-        } / ${pct(mean(rs.map((r) => r.lastTestAccuracy)))} / ${pct(mean(rs.map((r) => r.lpTestAccuracy)))} |`,
+        } / ${pct(mean(rs.map((r) => r.lastTestAccuracy)))} / ${
+          pct(mean(rs.map((r) => r.lpTestAccuracy)))
+        } |`,
       );
     }
   }

@@ -153,6 +153,14 @@ export const ABLATIONS = {
     description: "DAFT, but with no minimum number of SGD steps (the epochs as given)",
     recipe: { minSteps: 0 },
   },
+  "daft-source-bn": {
+    description:
+      "not a change of ours but a probe: DAFT's integrated zero-head run with BN left at the source statistics and " +
+      "frozen in eval mode, as LP-FT keeps it (no conversion), with the backbone at 1e-4 (1e-2 and 1e-3 diverge " +
+      "without batch statistics)",
+    recipe: { convertBatchNorm: false, batchNorm: "eval" },
+    hyperparameters: { lrHead: 4, lrBackbone: 1e-4 },
+  },
 } satisfies Record<
   string,
   { description: string; recipe: Partial<MethodRecipe>; hyperparameters?: Hyperparameters }
@@ -167,8 +175,11 @@ export type BenchMethod = Method | Ablation;
 /** The engine method a benchmark row runs. */
 const methodOf = (m: BenchMethod): Method => m in ABLATIONS ? "daft" : m as Method;
 
-/** The ablation rows a full run adds. */
-export const BENCH_ABLATIONS = Object.keys(ABLATIONS) as Ablation[];
+/**
+ * The ablation rows a full run adds: one per few-shot rule, and v1. `daft-source-bn` is a probe run on
+ * request (`--methods daft-source-bn`), for the optdigits cell docs/BENCHMARKS-methods.md discusses.
+ */
+export const BENCH_ABLATIONS = (Object.keys(ABLATIONS) as Ablation[]).filter((a) => a !== "daft-source-bn");
 
 /**
  * Each method's grid, two points each (LP has none: its L2 strength is chosen on the engine's validation
@@ -396,7 +407,9 @@ async function runOne(
   } catch (err) {
     // A diverged run is a result (the rate was too high), not a crash: it loses any grid comparison.
     if (!(err instanceof RuntimeError && err.code === "diverged")) throw err;
-    backbone.model.dispose();
+    try {
+      backbone.model.dispose();
+    } catch { /* adapt disposed it with the classifier it had built */ }
     return { ...run, ...DIVERGED, adaptSeconds: (performance.now() - started) / 1000, diverged: err.message };
   } finally {
     images.dispose();
@@ -625,7 +638,9 @@ export function checkClaim(cells: CellSummary[]): ClaimCheck[] {
       idDaftVsLp: otherId("lp"),
       idDaftVsLpFt: otherId("lp-ft"),
       ablations: Object.fromEntries(
-        BENCH_ABLATIONS.filter((a) => by(a)).map((a) => [a, { id: otherId(a)!, ood: other(a)! }]),
+        (Object.keys(ABLATIONS) as Ablation[]).filter((a) => by(a)).map((
+          a,
+        ) => [a, { id: otherId(a)!, ood: other(a)! }]),
       ),
       collapsedSeeds: daft.collapsedSeeds,
     });
@@ -715,7 +730,9 @@ export function renderReport(
     `- Started ${info.startedAt}; **wall time ${minutes} min** (${info.wallSeconds.toFixed(0)} s); ` +
       (Number.isFinite(info.loadAverage.start[0])
         ? `load average ${info.loadAverage.start.map((v) => v.toFixed(1)).join("/")} at the start, ` +
-          `${info.loadAverage.end.map((v) => v.toFixed(1)).join("/")} at the end (other jobs shared the cores)`
+          `${
+            info.loadAverage.end.map((v) => v.toFixed(1)).join("/")
+          } at the end (other jobs shared the cores)`
         : "load average not recorded"),
     `- Seeds ${info.seeds.join(", ")}; hyperparameter grid ${
       info.grid ? "searched on the first seed" : "off (defaults)"
@@ -784,7 +801,9 @@ export function renderReport(
   }
   const withAblations = checks.filter((c) => Object.keys(c.ablations).length);
   if (withAblations.length) {
-    const names = BENCH_ABLATIONS.filter((a) => withAblations.some((c) => c.ablations[a]));
+    const names = (Object.keys(ABLATIONS) as Ablation[]).filter((a) =>
+      withAblations.some((c) => c.ablations[a])
+    );
     push(
       "",
       "## Ablations: what each of the few-shot changes to DAFT buys",
@@ -1015,9 +1034,11 @@ async function main() {
  * regimes and seeds the records cover, and the runs' wall time summed.
  */
 export async function mergeRuns(files: string[]): Promise<{ records: RunRecord[]; info: RunInfo }> {
-  const saved = await Promise.all(files.map(async (f) =>
-    JSON.parse(await Deno.readTextFile(f)) as { info?: RunInfo; records: RunRecord[] }
-  ));
+  const saved = await Promise.all(
+    files.map(async (f) =>
+      JSON.parse(await Deno.readTextFile(f)) as { info?: RunInfo; records: RunRecord[] }
+    ),
+  );
   // A later file's run replaces an earlier one of the same shift, shots, method and seed (a rerun of a row).
   const key = (r: RunRecord) => `${r.shift}|${r.shots}|${r.method}|${r.seed}|${r.selected}`;
   const byKey = new Map<string, RunRecord>();
@@ -1031,7 +1052,8 @@ export async function mergeRuns(files: string[]): Promise<{ records: RunRecord[]
     return { ...plan, regimes: plan.regimes.filter((r) => shots.has(REGIMES[r]?.shots)) };
   });
   const wallSeconds = saved.reduce(
-    (sum, s) => sum + (s.info?.wallSeconds ?? s.records.reduce((a, r) => a + r.adaptSeconds + r.evalSeconds, 0)),
+    (sum, s) =>
+      sum + (s.info?.wallSeconds ?? s.records.reduce((a, r) => a + r.adaptSeconds + r.evalSeconds, 0)),
     0,
   );
   const info: RunInfo = {

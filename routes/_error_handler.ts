@@ -1,17 +1,21 @@
 import type { Context, ErrorHandler, MiddlewareHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { type ErrorKind, RuntimeError } from "../src/errors.ts";
+import { type ErrorKind, RuntimeError, scrubPaths } from "../src/errors.ts";
 
 /** The one place an error kind becomes an HTTP status. */
 export const STATUS_OF_KIND: Record<ErrorKind, ContentfulStatusCode> = {
   invalid: 400,
   not_found: 404,
+  forbidden: 403,
   conflict: 409,
   too_large: 413,
   unsupported: 415,
   busy: 429,
   unavailable: 503,
+  upstream: 502,
+  insufficient_storage: 507,
+  corrupt: 500,
   internal: 500,
 };
 
@@ -39,9 +43,18 @@ export function errorBody(code: string, message: string, details: Record<string,
   return { error: { code, message, details } };
 }
 
+// A runtime error's body with absolute file paths replaced (`<path>`): where the server keeps its data is
+// no client's business, whichever layer's message carried it.
+function scrubbedBody(err: RuntimeError) {
+  const details = JSON.parse(
+    JSON.stringify(err.details, (_key, value) => typeof value === "string" ? scrubPaths(value) : value),
+  );
+  return errorBody(err.code, scrubPaths(err.message), details);
+}
+
 /**
  * Turns any thrown error into `{"error": {"code", "message", "details"}}` with its status: a RuntimeError
- * by its kind (`busy` also sets `Retry-After`), an HTTPException from Hono's middleware by its status
+ * by its kind (`busy` also sets `Retry-After`; file paths taken out), an HTTPException from Hono's middleware by its status
  * (keeping headers such as `WWW-Authenticate`), anything else as a 500 that hides the internals.
  */
 export const onError: ErrorHandler = (err: Error, c: Context) => {
@@ -50,8 +63,8 @@ export const onError: ErrorHandler = (err: Error, c: Context) => {
       ? 422
       : STATUS_OF_KIND[err.kind] ?? 500;
     if (err.kind === "busy") c.header("Retry-After", String(err.details.retryAfterSeconds ?? 30));
-    if (status === 500) console.error(`[http] ${c.req.method} ${c.req.path}:`, err);
-    return c.json(errorBody(err.code, err.message, err.details), status);
+    if (err.kind === "internal") console.error(`[http] ${c.req.method} ${c.req.path}:`, err);
+    return c.json(scrubbedBody(err), status);
   }
   if (err instanceof HTTPException) {
     const res = err.getResponse();

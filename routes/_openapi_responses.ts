@@ -13,10 +13,11 @@ const error = (description: string) => ({
 
 /**
  * Adds to each operation of an OpenAPI document the answers the app's middleware can give before its
- * handler runs, so the document lists every status a client can get: 414 on every operation (a URL over
- * the limit); 400 (an unparseable body), 413 and 415 on those with a body; and on the ones `isProtected` names, the bearer-token
- * security requirement, 401 (token missing or wrong, when the server has one) and 403 (a cross-site form
- * post from a browser).
+ * handler runs, so the document lists every status a client can get: 414 (a URL over the limit), 403 (a
+ * Host not allowed, or on a protected operation a cross-site form post) and 500 (a corrupt stored item, or a
+ * bug) on every operation; 400 (an unparseable body), 413 and 415 on those with a body; and on the ones
+ * `isProtected` names, the bearer-token security requirement, 401 (token missing or wrong, when the server
+ * has one) and 507 (the disk is full).
  *
  * @example
  * ```ts
@@ -34,6 +35,14 @@ export function completeResponses(
     for (const [method, operation] of Object.entries(item as Record<string, Operation>)) {
       const responses = operation.responses ??= {};
       responses["414"] ??= error(`The URL is over ${MAX_URL_LENGTH} characters (uri_too_long)`);
+      responses["500"] ??= error(
+        "A stored item this operation reads is corrupt and was moved aside (dataset_corrupt, model_corrupt), " +
+          "or a bug (internal)",
+      );
+      responses["403"] ??= error(
+        "The request's Host names a host the server does not answer (host_not_allowed: the DNS-rebinding " +
+          "guard), or, where a token protects the operation, a cross-site form post from a browser (forbidden)",
+      );
       if (operation.requestBody) {
         responses["400"] ??= error("The body cannot be parsed (malformed_request, invalid_multipart)");
         responses["413"] ??= error("The body is over the server's limit (body_too_large)");
@@ -41,11 +50,13 @@ export function completeResponses(
       }
       if (isProtected(method.toUpperCase(), path)) {
         operation.security = [{ bearerAuth: [] }];
+        responses["507"] ??= error(
+          "The data directory's disk is full; nothing was changed (insufficient_storage)",
+        );
         responses["401"] ??= error(
           "The server has an API token and the request carries none (unauthorized), a malformed " +
             "Authorization header (invalid_authorization) or a wrong token (invalid_token)",
         );
-        responses["403"] ??= error("A cross-site form post from a browser (forbidden)");
       }
     }
   }

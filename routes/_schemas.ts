@@ -36,7 +36,19 @@ export const DatasetSchema = z.object({
   updatedAt: z.string(),
   sampleCount: z.number().int(),
   counts: CountsSchema,
+  unlabelled: z.number().int().openapi({
+    description: "samples without a label (for bn-refresh; labelled adaptation ignores them)",
+  }),
 }).openapi("Dataset");
+
+export const CorruptItemSchema = z.object({
+  id: z.string(),
+  file: z.string().openapi({ description: "the unreadable record, relative to the data directory" }),
+  code: z.string().openapi({ example: "dataset_corrupt" }),
+  message: z.string(),
+}).openapi("CorruptItem", {
+  description: "A stored item whose record could not be read; it was moved aside and can only be deleted",
+});
 
 export const EpochSchema = z.object({
   epoch: z.number().int(),
@@ -77,7 +89,10 @@ export const JobSchema = z.object({
   }),
   modelId: z.string().optional(),
   activated: z.boolean().optional(),
-  activationSkipped: z.object({ code: z.enum(["at_chance", "below_baseline"]), message: z.string() })
+  activationSkipped: z.object({
+    code: z.enum(["at_chance", "below_baseline", "too_few_images", "collapsed"]),
+    message: z.string(),
+  })
     .optional()
     .openapi({ description: "why the guard kept the new model from being activated" }),
   activationError: z.object({
@@ -107,6 +122,10 @@ export const ModelSchema = z.object({
   }),
   valAccuracy: z.number(),
   active: z.boolean(),
+  imported: z.object({ at: z.string(), from: z.string(), runtime: z.string() }).optional().openapi({
+    description: "set on a model imported from another server: when, from where (a peer URL or `upload`), " +
+      "and the runtime that exported it",
+  }),
 }).openapi("Model");
 
 export const ModelDetailSchema = ModelSchema.extend({
@@ -134,3 +153,50 @@ export const Base64Image = z.string().min(1).openapi({
   description:
     "base64 (or base64url) of an image file (JPEG, PNG, WebP, GIF, AVIF, TIFF); a data: URL prefix is accepted",
 });
+
+export const DriftEventSchema = z.object({
+  type: z.enum(["drift", "recovered"]),
+  modelId: z.string(),
+  at: z.string(),
+  score: z.number(),
+  threshold: z.number(),
+  samples: z.number().int(),
+}).openapi("DriftEvent");
+
+export const DriftSchema = z.union([
+  z.object({
+    modelId: z.string(),
+    monitored: z.literal(true),
+    score: z.number().nullable().openapi({
+      description: "mean over the watched layers of the per-channel Jeffreys divergence between the window " +
+        "and the adaptation images (0: same; 1: channel means moved by about one standard deviation); null " +
+        "until the window holds window.minSamples images. Scale and measured values: docs/DRIFT.md",
+    }),
+    threshold: z.number(),
+    alert: z.boolean().openapi({ description: "score at or over the threshold" }),
+    window: z.object({ size: z.number().int(), samples: z.number().int(), minSamples: z.number().int() }),
+    confidence: z.object({ reference: z.number(), window: z.number().nullable() }).openapi({
+      description: "mean top-1 probability on the adaptation images and over the window",
+    }),
+    layers: z.array(z.object({
+      layer: z.string(),
+      score: z.number(),
+      worstChannel: z.number().int(),
+      worstScore: z.number(),
+    })),
+    history: z.array(z.object({
+      at: z.string(),
+      score: z.number(),
+      samples: z.number().int(),
+      confidence: z.number(),
+    })),
+    events: z.array(DriftEventSchema),
+    reference: z.object({ samples: z.number().int() }),
+  }),
+  z.object({
+    modelId: z.string(),
+    monitored: z.literal(false),
+    reason: z.enum(["monitor_off", "no_reference"]),
+    message: z.string(),
+  }),
+]).openapi("Drift");

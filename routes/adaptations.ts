@@ -1,23 +1,30 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { streamSSE } from "hono/streaming";
 import { METHOD_NAMES } from "../src/adapt/methods.ts";
 import type { JobEvent } from "../src/jobs/adaptation_queue.ts";
 import type { Runtime } from "../src/serve/open_runtime.ts";
 import { FINAL_JOB_STATUSES, type JobRecord } from "../src/store/job_record.ts";
+import { streamEvents } from "./_event_stream.ts";
 import { bodyRoute, newRouter } from "./_router.ts";
 import { errorResponse, IdParam, JobSchema, jsonResponse } from "./_schemas.ts";
 
 const tags = ["adaptations"];
-
-/** Seconds between SSE comments that keep an idle connection open. */
-const HEARTBEAT_MS = 15_000;
 
 const CreateBody = z.object({
   dataset: z.string().min(1).openapi({ description: "dataset id", example: "ds_mh3k2x1q9f4a7b2c" }),
   backbone: z.string().min(1).optional().openapi({
     description: "registered backbone; default: the server's",
   }),
-  method: z.enum(METHOD_NAMES as [string, ...string[]]).default("daft"),
+  method: z.enum([...METHOD_NAMES, "bn-refresh"] as unknown as [string, ...string[]]).default("daft").openapi(
+    {
+      description:
+        "a labelled adaptation method, or `bn-refresh`: re-estimate the BN statistics of `model` on " +
+        "the dataset's images (labels not needed, not read) and save the result as a new model",
+    },
+  ),
+  model: z.string().min(1).optional().openapi({
+    description: "with bn-refresh: the id of the model to refresh",
+    example: "mdl_mh3k2x1q9f4a7b2c",
+  }),
   epochs: z.number().int().min(1).max(1000).optional(),
   minSteps: z.number().int().min(0).max(10_000).optional().openapi({
     description: "train at least this many SGD steps: a small set gets more epochs than `epochs` " +
@@ -29,8 +36,9 @@ const CreateBody = z.object({
   seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
   activate: z.union([z.boolean(), z.literal("force")]).optional().openapi({
     description: "make the new model active when the job succeeds and its validation accuracy passes the " +
-      "guard (above chance, not below the linear-probe baseline by more than the validation noise); " +
-      '"force" activates it regardless',
+      "guard (above chance, not below the linear-probe baseline by more than the validation noise; for " +
+      "bn-refresh, which has no labels: at least 16 images and no collapse of its predictions onto one " +
+      'class); "force" activates it regardless',
   }),
 }).strict().openapi("AdaptationRequest");
 
@@ -42,8 +50,10 @@ const create = bodyRoute({
   request: { body: { content: { "application/json": { schema: CreateBody } }, required: true } },
   responses: {
     202: jsonResponse(JobSchema, "Queued"),
-    400: errorResponse("Unknown backbone, or the dataset has too few labels or samples"),
-    404: errorResponse("No such dataset"),
+    400: errorResponse(
+      "Unknown backbone, or the dataset has too few labels or samples; bn-refresh without a model or images",
+    ),
+    404: errorResponse("No such dataset, or no such model to refresh"),
     415: errorResponse("Not application/json"),
     422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
     429: errorResponse("The queue is full; see Retry-After"),
@@ -131,44 +141,22 @@ export function adaptationRoutes(runtime: Runtime) {
     .openapi(events, (c) => {
       const { id } = c.req.valid("param");
       queue.get(id);
-      return streamSSE(c, async (stream) => {
-        const pending: JobEvent[] = [];
-        let wake = () => {};
-        const unsubscribe = queue.subscribe(id, (event) => {
-          pending.push(event);
-          wake();
-        });
-        stream.onAbort(() => wake());
-        let seq = 0;
-        const send = (event: JobEvent["type"], data: unknown) =>
-          stream.writeSSE({ event, data: JSON.stringify(data), id: String(seq++) });
-        try {
+      return streamEvents<JobEvent>(c, {
+        subscribe: (listener) => queue.subscribe(id, listener),
+        start: async (send) => {
           const job = queue.get(id);
           await send("status", job);
-          if (FINAL_JOB_STATUSES.includes(job.status)) {
-            await send("done", job);
-            return;
+          if (!FINAL_JOB_STATUSES.includes(job.status)) return false;
+          await send("done", job);
+          return true;
+        },
+        flush: async (events, send) => {
+          for (const event of coalesce(events)) {
+            await send(event.type, shape(event));
+            if (event.type === "done") return true;
           }
-          while (!stream.aborted) {
-            if (pending.length === 0) {
-              const woke = await new Promise<boolean>((resolve) => {
-                const timer = setTimeout(() => resolve(false), HEARTBEAT_MS);
-                wake = () => {
-                  clearTimeout(timer);
-                  resolve(true);
-                };
-              });
-              if (!woke && !stream.aborted) await stream.write(": keep-alive\n\n");
-              continue;
-            }
-            for (const event of coalesce(pending.splice(0))) {
-              await send(event.type, shape(event));
-              if (event.type === "done") return;
-            }
-          }
-        } finally {
-          unsubscribe();
-        }
+          return false;
+        },
       });
     });
 }

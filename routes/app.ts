@@ -6,8 +6,9 @@ import { logger } from "hono/logger";
 import { secureHeaders } from "hono/secure-headers";
 import { RuntimeError } from "../src/errors.ts";
 import type { Runtime } from "../src/serve/open_runtime.ts";
-import { isMutating, requireTokenForChanges } from "./_auth.ts";
+import { needsToken, requireTokenForChanges } from "./_auth.ts";
 import { onError, onNotFound, refuseLongUrls } from "./_error_handler.ts";
+import { allowHosts } from "./_host_check.ts";
 import { completeResponses } from "./_openapi_responses.ts";
 import { newRouter } from "./_router.ts";
 import { adaptationRoutes } from "./adaptations.ts";
@@ -31,9 +32,10 @@ export interface AppDeps {
  * The HTTP API as one Hono app, composed of one sub-app per resource. Tests call `app.request(...)` on it;
  * `main.ts` serves `app.fetch`.
  *
- * Middleware, in order: request log, secure headers, CORS for the tfjs artifacts (so a page elsewhere can
- * `tf.loadLayersModel` them), CSRF origin check for form posts, bearer token on mutating endpoints when
- * `config.apiToken` is set, and the body size limit.
+ * Middleware, in order: request log, the `Host` allow-list (DNS-rebinding guard: loopback names only
+ * without an API token, plus `config.allowedHosts`), secure headers, CORS for the tfjs artifacts (so a page
+ * elsewhere can `tf.loadLayersModel` them), CSRF origin check for form posts, bearer token on every request
+ * but reads and predictions when `config.apiToken` is set, and the body size limit.
  *
  * @example
  * ```ts
@@ -54,6 +56,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   const { config } = runtime;
   const app = newRouter();
   if (deps.logRequests ?? true) app.use(logger());
+  app.use(allowHosts({ allowed: config.allowedHosts, anyByDefault: config.apiToken !== undefined }));
   app.use(secureHeaders());
   app.use(refuseLongUrls);
   app.use("/v1/models/:id/tfjs/*", cors({ origin: "*", allowMethods: ["GET", "HEAD"] }));
@@ -104,7 +107,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
           "adapted models.",
       },
     });
-    completeResponses(document, isMutating);
+    completeResponses(document, needsToken);
     return c.json(document);
   });
 

@@ -7,6 +7,7 @@ import { isMultipart, samplesFromJson, samplesFromMultipart } from "./_image_inp
 import { bodyRoute, newRouter } from "./_router.ts";
 import {
   Base64Image,
+  CorruptItemSchema,
   CountsSchema,
   DatasetSchema,
   errorResponse,
@@ -36,7 +37,15 @@ const SamplesAdded = z.object({
   addedCounts: CountsSchema,
   sampleCount: z.number().int(),
   counts: CountsSchema,
+  unlabelled: z.number().int().openapi({ description: "unlabelled samples in the dataset after the upload" }),
 }).openapi("SamplesAdded");
+
+const SamplesQuery = z.object({
+  unlabelled: z.enum(["true", "false"]).optional().openapi({
+    description: "`true`: the images carry no labels (for a `bn-refresh`); a label in the upload is then " +
+      "refused (`unexpected_label`). Labelled adaptations ignore unlabelled samples.",
+  }),
+});
 
 const create = bodyRoute({
   method: "post",
@@ -57,7 +66,10 @@ const list = createRoute({
   tags,
   summary: "List datasets",
   responses: {
-    200: jsonResponse(z.object({ datasets: z.array(DatasetSchema) }), "Every dataset, oldest first"),
+    200: jsonResponse(
+      z.object({ datasets: z.array(DatasetSchema), corrupt: z.array(CorruptItemSchema) }),
+      "Every dataset, oldest first, and those whose record is corrupt (delete them)",
+    ),
   },
 });
 
@@ -80,6 +92,7 @@ const remove = createRoute({
     204: { description: "Deleted" },
     404: errorResponse("No such dataset"),
     409: errorResponse("A queued or running adaptation uses it"),
+    500: errorResponse("Its record is corrupt (`dataset_corrupt`); it can still be deleted"),
   },
 });
 
@@ -87,13 +100,15 @@ const addSamples = bodyRoute({
   method: "post",
   path: "/{id}/samples",
   tags,
-  summary: "Add labelled images, all or nothing",
+  summary: "Add labelled (or, with ?unlabelled=true, unlabelled) images, all or nothing",
   description: "Either multipart/form-data with repeated `label` and `image` (file) fields, the n-th label " +
     "going with the n-th image, or JSON `{samples: [{label, image: base64}]}`. Images are JPEG, PNG, WebP, GIF, AVIF or TIFF. If any " +
     "sample is bad (corrupt or unsupported image, missing label, too large, too many), nothing is stored and " +
-    "the error names the sample in `details.index`.",
+    "the error names the sample in `details.index`. With `?unlabelled=true` the samples have images only " +
+    "(`image` fields, or `{samples: [{image}]}`), for a label-free `bn-refresh`.",
   request: {
     params: IdParam,
+    query: SamplesQuery,
     body: {
       content: {
         "application/json": { schema: SamplesJson },
@@ -111,7 +126,9 @@ const addSamples = bodyRoute({
   },
   responses: {
     201: jsonResponse(SamplesAdded, "Stored; counts per label after the upload"),
-    400: errorResponse("A sample is corrupt or unlabelled (details.index names it)"),
+    400: errorResponse(
+      "A sample is corrupt, unlabelled, or labelled in an unlabelled upload (details.index names it)",
+    ),
     404: errorResponse("No such dataset"),
     413: errorResponse("Body, image or sample count over the limit"),
     415: errorResponse(
@@ -121,19 +138,178 @@ const addSamples = bodyRoute({
   },
 });
 
+const rename = bodyRoute({
+  method: "patch",
+  path: "/{id}",
+  tags,
+  summary: "Rename a dataset",
+  request: {
+    params: IdParam,
+    body: { content: { "application/json": { schema: CreateBody } }, required: true },
+  },
+  responses: {
+    200: jsonResponse(DatasetSchema, "The renamed dataset"),
+    404: errorResponse("No such dataset"),
+    415: errorResponse("Not application/json"),
+    422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
+  },
+});
+
+const SampleParams = IdParam.extend({
+  sample: z.string().openapi({ param: { name: "sample", in: "path" }, example: "000001" }),
+});
+const LabelParams = IdParam.extend({
+  label: z.string().openapi({ param: { name: "label", in: "path" }, example: "7" }),
+});
+const inUse = errorResponse("A queued or running adaptation uses the dataset");
+
+const listSamples = createRoute({
+  method: "get",
+  path: "/{id}/samples",
+  tags,
+  summary: "The dataset's samples: id and label, in upload order",
+  request: { params: IdParam },
+  responses: {
+    200: jsonResponse(
+      z.object({
+        samples: z.array(z.object({ id: z.string(), label: z.string().nullable() }).openapi("Sample")),
+      }),
+      "Every sample",
+    ),
+    404: errorResponse("No such dataset"),
+  },
+});
+
+const sampleImage = createRoute({
+  method: "get",
+  path: "/{id}/samples/{sample}",
+  tags,
+  summary: "One sample's image, as uploaded",
+  description: "A sample's bytes never change (ids are not reused), so the response may be cached. With " +
+    "`size`, a PNG thumbnail whose longer side is at most that many pixels.",
+  request: {
+    params: SampleParams,
+    query: z.object({
+      size: z.coerce.number().int().min(16).max(512).optional().openapi({ example: 96 }),
+    }),
+  },
+  responses: {
+    200: {
+      content: {
+        "image/png": { schema: z.string().openapi({ format: "binary" }) },
+        "image/jpeg": { schema: z.string().openapi({ format: "binary" }) },
+        "image/webp": { schema: z.string().openapi({ format: "binary" }) },
+        "image/gif": { schema: z.string().openapi({ format: "binary" }) },
+        "image/avif": { schema: z.string().openapi({ format: "binary" }) },
+        "image/tiff": { schema: z.string().openapi({ format: "binary" }) },
+      },
+      description: "The image",
+    },
+    404: errorResponse("No such dataset or sample"),
+    422: errorResponse("size is not an integer from 16 to 512"),
+  },
+});
+
+const removeSample = createRoute({
+  method: "delete",
+  path: "/{id}/samples/{sample}",
+  tags,
+  summary: "Remove one sample",
+  request: { params: SampleParams },
+  responses: {
+    200: jsonResponse(DatasetSchema, "The dataset after the removal"),
+    404: errorResponse("No such dataset or sample"),
+    409: inUse,
+  },
+});
+
+const renameLabel = bodyRoute({
+  method: "patch",
+  path: "/{id}/labels/{label}",
+  tags,
+  summary: "Rename a class (every sample with this label); into an existing label, the classes merge",
+  request: {
+    params: LabelParams,
+    body: {
+      content: {
+        "application/json": { schema: z.object({ name: z.string().openapi({ example: "seven" }) }) },
+      },
+      required: true,
+    },
+  },
+  responses: {
+    200: jsonResponse(DatasetSchema, "The dataset after the change"),
+    400: errorResponse("The new label is blank, too long or has control characters"),
+    404: errorResponse("No such dataset or label"),
+    409: inUse,
+    415: errorResponse("Not application/json"),
+    422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
+  },
+});
+
+const removeLabel = createRoute({
+  method: "delete",
+  path: "/{id}/labels/{label}",
+  tags,
+  summary: "Remove a class: every sample with this label",
+  request: { params: LabelParams },
+  responses: {
+    200: jsonResponse(DatasetSchema, "The dataset after the removal"),
+    404: errorResponse("No such dataset or label"),
+    409: inUse,
+  },
+});
+
 /** `/v1/datasets`: labelled image sets to adapt on. */
 export function datasetRoutes(runtime: Runtime) {
   const { datasets, queue, config } = runtime;
+  // A queued job reads its dataset when it starts: changing the samples under it would change what it trains on.
+  const requireIdle = async (id: string) => {
+    await datasets.get(id);
+    if (queue.usesDataset(id)) throw conflict(id);
+  };
   return newRouter()
     .openapi(create, async (c) => c.json(await datasets.create(c.req.valid("json").name), 201))
-    .openapi(list, async (c) => c.json({ datasets: await datasets.list() }, 200))
+    .openapi(
+      list,
+      async (c) => c.json({ datasets: await datasets.list(), corrupt: await datasets.corrupt() }, 200),
+    )
     .openapi(get, async (c) => c.json(await datasets.get(c.req.valid("param").id), 200))
+    .openapi(
+      rename,
+      async (c) => c.json(await datasets.rename(c.req.valid("param").id, c.req.valid("json").name), 200),
+    )
+    .openapi(
+      listSamples,
+      async (c) => c.json({ samples: await datasets.samples(c.req.valid("param").id) }, 200),
+    )
+    .openapi(sampleImage, async (c) => {
+      const { id, sample } = c.req.valid("param");
+      const { bytes, format } = await datasets.readSample(id, sample, { maxSide: c.req.valid("query").size });
+      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+        "content-type": `image/${format}`,
+        "cache-control": "private, max-age=86400, immutable",
+      }) as never;
+    })
+    .openapi(removeSample, async (c) => {
+      const { id, sample } = c.req.valid("param");
+      await requireIdle(id);
+      return c.json(await datasets.deleteSample(id, sample), 200);
+    })
+    .openapi(renameLabel, async (c) => {
+      const { id, label } = c.req.valid("param");
+      await requireIdle(id);
+      return c.json(await datasets.relabel(id, label, c.req.valid("json").name), 200);
+    })
+    .openapi(removeLabel, async (c) => {
+      const { id, label } = c.req.valid("param");
+      await requireIdle(id);
+      return c.json(await datasets.deleteLabel(id, label), 200);
+    })
     .openapi(remove, async (c) => {
       const { id } = c.req.valid("param");
-      await datasets.get(id);
-      if (queue.usesDataset(id)) {
-        throw conflict(id);
-      }
+      // Not requireIdle: a corrupt dataset, which cannot be read, must still be deletable.
+      if (queue.usesDataset(id)) throw conflict(id);
       await datasets.delete(id);
       return c.body(null, 204);
     })
@@ -144,14 +320,16 @@ export function datasetRoutes(runtime: Runtime) {
       const uploads = isMultipart(c)
         ? await samplesFromMultipart(c)
         : samplesFromJson(c.req.valid("json" as never) as z.infer<typeof SamplesJson>);
-      const valid = await validateSamples(uploads, config);
+      const unlabelled = c.req.valid("query").unlabelled === "true";
+      const valid = await validateSamples(uploads, config, { unlabelled });
       const dataset = await datasets.add(id, valid);
       return c.json({
         id,
         added: valid.length,
-        addedCounts: countLabels(valid.map((s) => s.label)),
+        addedCounts: countLabels(valid.flatMap((s) => (s.label === null ? [] : [s.label]))),
         sampleCount: dataset.sampleCount,
         counts: dataset.counts,
+        unlabelled: dataset.unlabelled,
       }, 201);
     });
 }

@@ -20,6 +20,11 @@ export interface Config {
   wasmThreads: WasmThreads;
   /** Bearer token every mutating endpoint requires; unset means localhost only. */
   apiToken?: string;
+  /**
+   * Host names (lowercase, without port; `*` for any) a request's `Host` may name besides the loopback
+   * names. Empty: only loopback names without an API token, any name with one.
+   */
+  allowedHosts: string[];
   /** Backbone an adaptation uses when the request names none, and the one `/readyz` waits for. */
   defaultBackbone: string;
   /** Largest request body, in bytes. */
@@ -46,6 +51,12 @@ export interface Config {
   cancelGraceMs: number;
   /** Most adapted models kept loaded for predictions (the active one always is). */
   maxCachedModels: number;
+  /** Images in each served model's drift window; 0 turns the drift monitor off. */
+  driftWindow: number;
+  /** Drift score at or over which the monitor raises a `drift` event. */
+  driftThreshold: number;
+  /** Boxes `POST /v1/models/import` may pull from: `host` (any port) or `host:port`, lowercased. */
+  peers: string[];
 }
 
 /** One row of the settings table: what to pass, where, and what it defaults to. */
@@ -58,7 +69,13 @@ export interface ConfigSetting {
 }
 
 const MiB = 1024 * 1024;
+// A host name, an IPv4 address or a bracketed IPv6 address, then an optional port.
+const PEER = /^([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(:\d{1,5})?$/;
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+// A DNS name, an IPv4 address, or a bracketed IPv6 address, as a Host header names them (no port).
+const HOST_NAME =
+  /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])$/;
+const notHostNames = (hosts: string[]) => hosts.filter((h) => h !== "*" && !HOST_NAME.test(h));
 
 const int = (min: number, max: number) => {
   const error = `must be a whole number from ${min} to ${max}`;
@@ -108,6 +125,22 @@ const SETTINGS = {
       message: "must be at least 16 characters of A-Z a-z 0-9 . _ ~ + / -",
     }).optional(),
     doc: "bearer token for mutating endpoints (16+ characters); without one the server binds to localhost",
+  },
+  allowedHosts: {
+    env: "ALLOWED_HOSTS",
+    default: undefined,
+    schema: z.string().optional()
+      .transform((list) =>
+        (list ?? "").split(",").map((h) => h.trim().toLowerCase().replace(/\.$/, "")).filter(Boolean)
+      )
+      .refine((hosts) => notHostNames(hosts).length === 0, {
+        error: (issue) =>
+          `not host names: ${notHostNames(issue.input as string[]).join(", ")} (give names or addresses ` +
+          "without scheme or port, comma-separated, or *)",
+      }),
+    doc: "comma-separated host names requests may address (the Host header, any port) besides localhost, " +
+      "127.0.0.1 and [::1]; * for any. Unset: only those without an API token (a DNS-rebinding guard), " +
+      "any with one",
   },
   defaultBackbone: {
     env: "DEFAULT_BACKBONE",
@@ -186,6 +219,31 @@ const SETTINGS = {
     default: 4,
     schema: int(1, 100),
     doc: "most adapted models kept in memory for predictions",
+  },
+  driftWindow: {
+    env: "DRIFT_WINDOW",
+    default: 64,
+    schema: int(0, 4096),
+    doc: "images in each served model's drift window (GET /v1/models/{id}/drift); 0 turns the monitor off",
+  },
+  driftThreshold: {
+    env: "DRIFT_THRESHOLD",
+    default: 0.5,
+    schema: z.coerce.number({ error: "must be a number above 0" }).positive({
+      error: "must be a number above 0",
+    })
+      .max(1e6, { error: "must be at most 1000000" }),
+    doc: "drift score at or over which the monitor raises a drift event (scale: docs/DRIFT.md)",
+  },
+  peers: {
+    env: "PEERS",
+    default: "",
+    schema: z.string()
+      .transform((list) => list.split(",").map((p) => p.trim().toLowerCase()).filter((p) => p !== ""))
+      .pipe(
+        z.array(z.string().regex(PEER, { error: (issue) => `'${issue.input}' is not host or host:port` })),
+      ),
+    doc: "comma-separated host or host:port of the boxes `POST /v1/models/import` may pull a model from",
   },
 } satisfies Record<keyof Config, { env: string; default: unknown; schema: z.ZodType; doc: string }>;
 

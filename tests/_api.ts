@@ -45,10 +45,13 @@ function checkResponsesAgainstSpec(app: ReturnType<typeof createApp>) {
   }) as typeof app.request;
 }
 
-/** `bringUp: false` leaves the runtime as it opened: no backend, not ready. */
-export async function openTestApp(flags: string[] = [], bringUp = true) {
+/**
+ * `bringUp: false` leaves the runtime as it opened: no backend, not ready. A given `dataDir` is opened as it
+ * is (a restart) and kept by `close`; without one a fresh directory is made and removed.
+ */
+export async function openTestApp(flags: string[] = [], bringUp = true, existingDataDir?: string) {
   const backend = await testBackend();
-  const dataDir = await Deno.makeTempDir({ prefix: "daft-api-" });
+  const dataDir = existingDataDir ?? await Deno.makeTempDir({ prefix: "daft-api-" });
   const loaded = loadConfig(
     ["--data-dir", dataDir, "--default-backbone", "tiny", "--backend", backend.policy, ...flags],
     () => undefined,
@@ -85,7 +88,7 @@ export async function openTestApp(flags: string[] = [], bringUp = true) {
   };
   const close = async () => {
     await runtime.close();
-    await Deno.remove(dataDir, { recursive: true });
+    if (!existingDataDir) await Deno.remove(dataDir, { recursive: true });
   };
-  return { app, runtime, backend, json, dataset, close };
+  return { app, runtime, backend, dataDir, json, dataset, close };
 }

@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { activationGuard } from "../src/adapt/activation_guard.ts";
 import { adapt } from "../src/adapt/adapt.ts";
-import { balancedBatches } from "../src/adapt/balanced_batches.ts";
+import { balancedBatches, batchesPerEpoch } from "../src/adapt/balanced_batches.ts";
 import { StandardizedHeadOptimizer } from "../src/adapt/standardized_head_optimizer.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
 import { seededRandom } from "../src/data/random.ts";
@@ -59,6 +59,13 @@ Deno.test("even batches cut an epoch into batches whose sizes differ by at most 
   );
   assert.deepEqual(forty.map((b) => b.length), [14, 13, 13]);
   assert.deepEqual(balancedBatches(labels, indices, 16, seededRandom(1)).map((b) => b.length), [16, 4]);
+  for (const [n, classes, size] of [[20, 5, 16], [40, 5, 16], [17, 1, 16], [33, 3, 8], [9, 3, 16]]) {
+    const ys = [...Array(n).keys()].map((i) => i % classes);
+    for (const even of [false, true]) {
+      const drawn = balancedBatches(ys, ys.map((_, i) => i), size, seededRandom(2), even).length;
+      assert.equal(batchesPerEpoch(ys, size, even), drawn, `${n} images, ${classes} classes, batch ${size}`);
+    }
+  }
 });
 
 async function threeDigits(perClass: number) {

@@ -87,3 +87,28 @@ Deno.test("--wasm-threads takes auto (the default) or a count from 1 to 8, from 
   }
   assert.ok(CONFIG_ENV_VARS.includes("WASM_THREADS"));
 });
+
+Deno.test("peers are host or host:port, lowercased; anything else names the bad entry", () => {
+  assert.deepEqual(configOf(["--peers", "Box-2.local:8787, 10.0.0.5,[::1]:9000"]).peers, [
+    "box-2.local:8787",
+    "10.0.0.5",
+    "[::1]:9000",
+  ]);
+  assert.deepEqual(configOf([]).peers, []);
+  const err = configError([], envOf({ PEERS: "box-2:8787,http://evil/" }));
+  assert.match(err.message, /peers \(PEERS\): 'http:\/\/evil\/' is not host or host:port/);
+});
+
+Deno.test("--allowed-hosts takes comma-separated host names, lowercased, and refuses URLs and ports", () => {
+  assert.deepEqual(configOf([]).allowedHosts, []);
+  assert.deepEqual(configOf(["--allowed-hosts", "Box.Local, 10.0.0.2,[::1]"]).allowedHosts, [
+    "box.local",
+    "10.0.0.2",
+    "[::1]",
+  ]);
+  assert.deepEqual(configOf([], envOf({ ALLOWED_HOSTS: "*" })).allowedHosts, ["*"]);
+  assert.match(
+    configError(["--allowed-hosts", "http://x.example:80"]).message,
+    /allowedHosts.*not host names/,
+  );
+});

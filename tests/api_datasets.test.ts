@@ -83,6 +83,7 @@ Deno.test("samples upload as multipart pairs and as JSON base64, and counts add 
     addedCounts: { "3": 2, "8": 1 },
     sampleCount: 3,
     counts: { "3": 2, "8": 1 },
+    unlabelled: 0,
   });
   const photo = await Deno.readFile(`${FIXTURES}photos/chelsea.jpg`);
   const viaJson = await json("POST", `/v1/datasets/${id}/samples`, {
@@ -210,5 +211,132 @@ Deno.test("a dataset an adaptation is using cannot be deleted", async () => {
   assert.equal(res.status, 409);
   assert.equal((await errorOf(res)).code, "dataset_in_use");
   await runtime.queue.cancel(job.id);
+  await close();
+});
+
+Deno.test("a dataset's samples are listed with ids, served as uploaded, and removed one at a time", async () => {
+  const { app, json, close } = await openTestApp();
+  const { id } = await (await json("POST", "/v1/datasets", { name: "d" })).json();
+  const bytes = [digitFile(3, 0), digitFile(3, 1), digitFile(5, 0)];
+  await app.request(`/v1/datasets/${id}/samples`, {
+    method: "POST",
+    body: digitForm([["3", bytes[0]], ["3", bytes[1]], ["5", bytes[2]]]),
+  });
+  const { samples } = await (await app.request(`/v1/datasets/${id}/samples`)).json();
+  assert.deepEqual(samples, [{ id: "000001", label: "3" }, { id: "000002", label: "3" }, {
+    id: "000003",
+    label: "5",
+  }]);
+  const image = await app.request(`/v1/datasets/${id}/samples/000002`);
+  assert.equal(image.headers.get("content-type"), "image/png");
+  assert.deepEqual(new Uint8Array(await image.arrayBuffer()), bytes[1]);
+
+  const removed = await app.request(`/v1/datasets/${id}/samples/000002`, { method: "DELETE" });
+  assert.equal(removed.status, 200);
+  assert.deepEqual((await removed.json()).counts, { "3": 1, "5": 1 });
+  assert.equal((await app.request(`/v1/datasets/${id}/samples/000002`)).status, 404);
+  await close();
+});
+
+Deno.test("an unknown or malformed sample id is a 404 sample_not_found and changes nothing", async () => {
+  const { app, dataset, close } = await openTestApp();
+  const id = await dataset([3, 5], 2);
+  for (const sample of ["000099", "..%2Fdataset.json", "1"]) {
+    const res = await app.request(`/v1/datasets/${id}/samples/${sample}`, { method: "DELETE" });
+    assert.equal(res.status, 404);
+    assert.equal((await errorOf(res)).code, "sample_not_found");
+  }
+  assert.equal((await (await app.request(`/v1/datasets/${id}`)).json()).sampleCount, 4);
+  await close();
+});
+
+Deno.test("a dataset is renamed with PATCH", async () => {
+  const { json, dataset, close } = await openTestApp();
+  const id = await dataset([3, 5], 1);
+  const res = await json("PATCH", `/v1/datasets/${id}`, { name: "renamed" });
+  assert.equal(res.status, 200);
+  assert.equal((await res.json()).name, "renamed");
+  assert.equal((await json("PATCH", `/v1/datasets/${id}`, { name: " " })).status, 422);
+  await close();
+});
+
+Deno.test("a class is renamed, merged into another, and deleted with all its samples", async () => {
+  const { json, app, dataset, close } = await openTestApp();
+  const id = await dataset([3, 5, 7], 2);
+  const renamed = await json("PATCH", `/v1/datasets/${id}/labels/3`, { name: "three" });
+  assert.equal(renamed.status, 200);
+  assert.deepEqual((await renamed.json()).counts, { "5": 2, "7": 2, "three": 2 });
+  const merged = await json("PATCH", `/v1/datasets/${id}/labels/5`, { name: "7" });
+  assert.deepEqual((await merged.json()).counts, { "7": 4, "three": 2 });
+  const removed = await app.request(`/v1/datasets/${id}/labels/7`, { method: "DELETE" });
+  assert.equal(removed.status, 200);
+  assert.deepEqual((await removed.json()).counts, { "three": 2 });
+  const { samples } = await (await app.request(`/v1/datasets/${id}/samples`)).json();
+  assert.deepEqual(samples.map((s: { id: string }) => s.id), ["000001", "000002"]);
+  await close();
+});
+
+Deno.test("renaming a class to a bad label or an unknown class is refused and changes nothing", async () => {
+  const { json, app, dataset, close } = await openTestApp();
+  const id = await dataset([3, 5], 1);
+  const bad = await json("PATCH", `/v1/datasets/${id}/labels/3`, { name: "a\nb" });
+  assert.equal(bad.status, 400);
+  assert.equal((await errorOf(bad)).code, "invalid_label");
+  const unknown = await json("PATCH", `/v1/datasets/${id}/labels/9`, { name: "nine" });
+  assert.equal(unknown.status, 404);
+  assert.equal((await errorOf(unknown)).code, "label_not_found");
+  assert.deepEqual((await (await app.request(`/v1/datasets/${id}`)).json()).counts, { "3": 1, "5": 1 });
+  await close();
+});
+
+Deno.test("a class with a space or slash in its label is addressed URL-encoded", async () => {
+  const { json, app, close } = await openTestApp();
+  const { id } = await (await json("POST", "/v1/datasets", { name: "d" })).json();
+  await app.request(`/v1/datasets/${id}/samples`, {
+    method: "POST",
+    body: digitForm([["red / cat", digitFile(3)], ["dog", digitFile(5)]]),
+  });
+  const res = await app.request(`/v1/datasets/${id}/labels/${encodeURIComponent("red / cat")}`, {
+    method: "DELETE",
+  });
+  assert.equal(res.status, 200);
+  assert.deepEqual((await res.json()).counts, { dog: 1 });
+  await close();
+});
+
+Deno.test("the samples and classes of a dataset an adaptation is using cannot be changed", async () => {
+  const { app, json, runtime, dataset, close } = await openTestApp();
+  const id = await dataset([1, 2], 2);
+  const job = await (await json("POST", "/v1/adaptations", { dataset: id, epochs: 500 })).json();
+  for (
+    const res of [
+      await app.request(`/v1/datasets/${id}/samples/000001`, { method: "DELETE" }),
+      await app.request(`/v1/datasets/${id}/labels/1`, { method: "DELETE" }),
+      await json("PATCH", `/v1/datasets/${id}/labels/1`, { name: "one" }),
+    ]
+  ) {
+    assert.equal(res.status, 409);
+    assert.equal((await errorOf(res)).code, "dataset_in_use");
+  }
+  await runtime.queue.cancel(job.id);
+  assert.equal((await (await app.request(`/v1/datasets/${id}`)).json()).sampleCount, 4);
+  await close();
+});
+
+Deno.test("a sample's thumbnail is a PNG no larger than the size asked for", async () => {
+  const { app, json, close } = await openTestApp();
+  const { id } = await (await json("POST", "/v1/datasets", { name: "d" })).json();
+  const photo = Deno.readFileSync(`${FIXTURES}photos/chelsea.jpg`);
+  await app.request(`/v1/datasets/${id}/samples`, { method: "POST", body: digitForm([["cat", photo]]) });
+  const res = await app.request(`/v1/datasets/${id}/samples/000001?size=64`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "image/png");
+  const { decodeImage } = await import("../src/data/image.ts");
+  const thumb = await decodeImage(new Uint8Array(await res.arrayBuffer()));
+  const original = await decodeImage(photo);
+  assert.equal(Math.max(thumb.width, thumb.height), 64);
+  assert.ok(Math.abs(thumb.width / thumb.height - original.width / original.height) < 0.05);
+  const bad = await app.request(`/v1/datasets/${id}/samples/000001?size=4`);
+  assert.equal(bad.status, 422);
   await close();
 });

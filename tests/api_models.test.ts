@@ -18,18 +18,10 @@ async function errorOf(res: Response) {
 
 async function adaptModel(
   app: ReturnType<typeof createApp>,
-  json: Awaited<ReturnType<typeof openTestApp>>["json"],
+  { json, dataset: newDataset }: Pick<Awaited<ReturnType<typeof openTestApp>>, "json" | "dataset">,
   seed: number,
 ) {
-  const { id: dataset } = await (await json("POST", "/v1/datasets", { name: `digits ${seed}` })).json();
-  const form = new FormData();
-  for (const d of DIGITS) {
-    for (let i = 0; i < 8; i++) {
-      form.append("label", String(d));
-      form.append("image", new Blob([digit(d, i)]), `${d}-${i}.png`);
-    }
-  }
-  await app.request(`/v1/datasets/${dataset}/samples`, { method: "POST", body: form });
+  const dataset = await newDataset(DIGITS, 8);
   const job = await (await json("POST", "/v1/adaptations", { dataset, epochs: 3, seed })).json();
   await (await app.request(`/v1/adaptations/${job.id}/events`)).text();
   const done = await (await app.request(`/v1/adaptations/${job.id}`)).json();
@@ -38,9 +30,9 @@ async function adaptModel(
 }
 
 Deno.test("models: listing, artifacts, activation, predictions and deletion", async (t) => {
-  const { app, json, runtime, close } = await openTestApp(["--max-predict-images", "8"]);
-  const first = await adaptModel(app, json, 1);
-  const second = await adaptModel(app, json, 2);
+  const { app, json, dataset, runtime, close } = await openTestApp(["--max-predict-images", "8"]);
+  const first = await adaptModel(app, { json, dataset }, 1);
+  const second = await adaptModel(app, { json, dataset }, 2);
   const heldOut = DIGITS.map((d) => digit(d, 20));
 
   await t.step("models are listed newest first and described with metadata and metrics", async () => {

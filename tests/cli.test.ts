@@ -31,9 +31,22 @@ Deno.test("deno task adapt trains on a class folder, prints a summary and writes
     }
   }
   const out = `${data}-model`;
-  const adapt = await run("adapt.ts", ["--data", data, "--backbone", "tiny", "--epochs", "3", "--out", out]);
+  const adapt = await run("adapt.ts", [
+    "--data",
+    data,
+    "--backbone",
+    "tiny",
+    "--epochs",
+    "3",
+    "--min-steps",
+    "0",
+    "--out",
+    out,
+  ]);
   assert.equal(adapt.code, 0, adapt.stderr);
-  assert.match(adapt.stdout, /val accuracy \(best epoch\)/);
+  assert.match(adapt.stdout, /val accuracy \(kept epoch\)\s+\d\.\d{3} \(epoch 3 of 3, last epoch\)/);
+  assert.match(adapt.stdout, /linear-probe baseline, same split\s+\d\.\d{3}/);
+  assert.match(adapt.stdout, /verdict\s+(ok|at_chance|below_baseline): /);
   // Off a terminal, progress is plain lines: one per phase and per epoch, no escape codes, no gaps.
   assert.ok(!adapt.stderr.includes("\x1b") && !adapt.stderr.includes("\r"), "no escape codes");
   assert.doesNotMatch(adapt.stderr, /undefined/);
@@ -79,10 +92,16 @@ Deno.test("every task answers --help with its usage, and an unknown option with 
     "adapt",
     "bench",
     "bench:diagnostics",
+    "bench:drift",
     "bench:images",
+    "bench:load",
     "bench:methods",
+    "bench:release",
+    "bench:yield",
+    "doctor",
     "predict",
     "pretrain",
+    "release",
     "serve",
   ]);
   for (const task of tasks) {

@@ -34,7 +34,7 @@ Deno.test("the configuration tables of README.md and docs/API.md list every sett
 // Codes that cannot reach an HTTP client, each with the reason.
 const NOT_HTTP: Record<string, string> = {
   invalid_config: "a configuration mistake stops the server at start, on stderr",
-  dataset_corrupt: "the benchmark and test data set readers (src/data)",
+  data_dir_in_use: "a second server on the same data directory stops at start, on stderr",
   dataset_missing: "the benchmark and test data set readers (src/data)",
   invalid_blend: "the benchmark data shifts (src/data)",
   invalid_corruption: "the benchmark data shifts (src/data)",
@@ -56,12 +56,13 @@ const NOT_HTTP: Record<string, string> = {
   invalid_input: "library contract: images are decoded before they are resized",
   invalid_input_size: "library contract: the registry's input size is valid",
   unknown_layer: "library contract: the registry's feature layers exist",
+  invalid_thumbnail_size: "the API validates the thumbnail size (16 to 512) first (422)",
 };
 
 function codesInSource(): Set<string> {
   const codes = new Set<string>();
   const patterns = [
-    /"(?:invalid|not_found|conflict|too_large|unsupported|busy|unavailable|internal)",\s*"([a-z_]+)"/g,
+    /"(?:invalid|not_found|forbidden|conflict|too_large|unsupported|busy|unavailable|upstream|internal)",\s*"([a-z_]+)"/g,
     /\bcode: "([a-z_]+)"/g,
     /\bfail\(\s*"([a-z_]+)"/g,
     /errorBody\(\s*"([a-z_]+)"/g,

@@ -7,7 +7,7 @@ import { RuntimeError } from "../src/errors.ts";
 import { AdaptationQueue, type AdaptationQueueOptions, type JobEvent } from "../src/jobs/adaptation_queue.ts";
 import { runAdaptation } from "../src/jobs/run_adaptation.ts";
 import { loadBackbone } from "../src/model/registry.ts";
-import type { JobRecord } from "../src/store/job_record.ts";
+import type { JobMetrics, JobRecord } from "../src/store/job_record.ts";
 import { openStores, type Stores } from "../src/store/open_stores.ts";
 import { newResourceId } from "../src/store/resource_id.ts";
 import { validateSamples } from "../src/store/validate_samples.ts";
@@ -104,7 +104,7 @@ Deno.test("a job runs in a worker and leaves a stored model with its metrics", a
   assert.ok(events.includes("progress") && events.filter((e) => e === "epoch").length === 2);
   assert.equal(done.history.length, 2);
   assert.deepEqual(done.dataset?.counts, { "0": 8, "1": 8, "7": 8 });
-  const metrics = done.metrics!;
+  const metrics = done.metrics as JobMetrics;
   assert.deepEqual(metrics.classNames, ["0", "1", "7"]);
   assert.equal(metrics.validation.confusion.length, 3);
   assert.deepEqual(Object.keys(metrics.validation.perClassAccuracy), ["0", "1", "7"]);

@@ -136,3 +136,21 @@ Deno.test("a deleted dataset is gone, and unknown or malformed ids are not found
   assert.deepEqual([...Deno.readDirSync(root)], []);
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("removing a sample or a class removes its files from disk, and the other files stay", async () => {
+  const dir = await Deno.makeTempDir();
+  const store = await DatasetStore.open(dir);
+  const ds = await store.create("d");
+  await store.add(
+    ds.id,
+    await validateSamples([1, 2, 3].map((v, i) => ({ label: i < 2 ? "a" : "b", bytes: png(v) })), LIMITS),
+  );
+  const files = () => [...Deno.readDirSync(`${dir}/${ds.id}/samples`)].map((e) => e.name).sort();
+  await store.deleteSample(ds.id, "000001");
+  assert.deepEqual(files(), ["000002.png", "000003.png"]);
+  await store.deleteLabel(ds.id, "b");
+  assert.deepEqual(files(), ["000002.png"]);
+  assert.deepEqual(await store.samples(ds.id), [{ id: "000002", label: "a" }]);
+  await rejects(store.deleteLabel(ds.id, "b"), "not_found", "label_not_found");
+  await Deno.remove(dir, { recursive: true });
+});

@@ -5,7 +5,7 @@ import type { Backbone } from "../model/backbone.ts";
 import type { AdaptationMetrics, BaselineReport, EpochRecord } from "./adaptation_metrics.ts";
 import { AdaptedModel } from "./adapted_model.ts";
 import { augmentBatch, type AugmentOptions } from "./augment.ts";
-import { balancedBatches } from "./balanced_batches.ts";
+import { balancedBatches, batchesPerEpoch } from "./balanced_batches.ts";
 import { type BnConversionReport, convertBatchNorm } from "./bn_conversion.ts";
 import { classificationMetrics } from "./classification_metrics.ts";
 import { attachHead } from "./classifier_head.ts";
@@ -13,6 +13,7 @@ import { FusedMomentumOptimizer } from "./momentum_optimizer.ts";
 import { InferencePlan } from "../model/inference_plan.ts";
 import { type StepState, trainingStep } from "./training_step.ts";
 import { featureDistortion } from "./feature_distortion.ts";
+import { driftReference } from "./drift_reference.ts";
 import { fitLogisticRegression, type LinearHead } from "./logistic_regression.ts";
 import { activationGuard } from "./activation_guard.ts";
 import { type Method, type MethodRecipe, METHODS, RECIPE_DEFAULTS } from "./methods.ts";
@@ -84,9 +85,6 @@ export const ADAPT_DEFAULTS = {
   valFraction: 0.2,
   augment: { crop: false, flip: false },
 };
-
-/** Keras-style BN momentum while fine-tuning: 0.9 here is PyTorch's 0.1. */
-export const FINE_TUNE_BN_MOMENTUM = RECIPE_DEFAULTS.bnMomentum;
 
 function throwIfAborted(signal?: AbortSignal) {
   if (signal?.aborted) throw new RuntimeError("conflict", "cancelled", "the adaptation was cancelled");
@@ -240,14 +238,9 @@ export async function adapt(
     owned.push(...initial);
 
     const history: EpochRecord[] = [];
-    let best = { accuracy: -1, epoch: -1, weights: snapshot(classifier) };
-    const stepsPerEpoch = balancedBatches(
-      trainLabels,
-      trainLabels.map((_, i) => i),
-      batchSize,
-      seededRandom(0),
-      recipe.evenBatches,
-    ).length;
+    // The kept checkpoint; no `weights` means the classifier as it stands (the last epoch, or no training).
+    let best: { accuracy: number; epoch: number; weights?: tf.Tensor[] } = { accuracy: -1, epoch: -1 };
+    const stepsPerEpoch = batchesPerEpoch(trainLabels, batchSize, recipe.evenBatches);
     const trainEpochs = recipe.trainBackbone || recipe.headInit !== "linear-probe"
       ? Math.max(epochs, Math.ceil(minSteps / stepsPerEpoch))
       : 0;
@@ -334,23 +327,25 @@ export async function adapt(
         };
         history.push(record);
         await options.inspectEpoch?.(classifier, epoch);
-        const keep = recipe.checkpoint === "last"
-          ? epoch === trainEpochs - 1
-          : recipe.checkpoint === "best-late"
-          ? valAccuracy >= best.accuracy
-          : valAccuracy > best.accuracy;
+        const last = epoch === trainEpochs - 1;
+        const keep = recipe.checkpoint === "last" ? last : valAccuracy > best.accuracy;
         if (keep) {
-          tf.dispose(best.weights);
-          best = { accuracy: valAccuracy, epoch, weights: snapshot(classifier) };
+          tf.dispose(best.weights ?? []);
+          best = { accuracy: valAccuracy, epoch, weights: last ? undefined : snapshot(classifier) };
         }
         onProgress?.({ phase: "training", epoch, epochs: trainEpochs, record });
       }
+    } catch (err) {
+      tf.dispose(best.weights ?? []); // a cancelled or diverged run keeps no checkpoint
+      throw err;
     } finally {
       state.headOptimizer.dispose();
       state.backboneOptimizer.dispose();
     }
-    classifier.setWeights(best.weights);
-    tf.dispose(best.weights);
+    if (best.weights) {
+      classifier.setWeights(best.weights);
+      tf.dispose(best.weights);
+    }
 
     onProgress?.({ phase: "evaluating" });
     const predicted = await evalLogits(logitsModel, valX, batchSize);
@@ -407,6 +402,8 @@ export async function adapt(
       metrics,
       bnConversion,
     });
+    // What the drift monitor compares served images with: the adapted model on the images it learnt from.
+    model.metadata.driftReference = await driftReference(model, data.images, batchSize);
     classifier = undefined;
     return model;
   } finally {

@@ -7,6 +7,8 @@ import type { Provenance } from "../model/backbone.ts";
 import { InferencePlan } from "../model/inference_plan.ts";
 import type { AdaptationMetrics } from "./adaptation_metrics.ts";
 import type { BnConversionReport } from "./bn_conversion.ts";
+import type { DriftReference } from "./drift_reference.ts";
+import { driftTapLayers } from "./drift_taps.ts";
 import type { Method } from "./methods.ts";
 
 /** The metadata file written beside the tfjs artifacts. */
@@ -27,6 +29,30 @@ export interface ModelMetadata {
   backend: string;
   metrics: AdaptationMetrics;
   bnConversion: BnConversionReport | null;
+  /**
+   * Statistics of the watched activations on the images the model was adapted on, for the drift monitor
+   * (see `driftReference`). Absent in models made before the monitor existed: those are not monitored.
+   */
+  driftReference?: DriftReference;
+  /** Set on a model made by `bn-refresh`: the model it refreshed and how many unlabelled images it used. */
+  refreshedFrom?: { modelId: string; images: number };
+}
+
+/**
+ * What the drift monitor reads of a batch: per image, the per-channel mean and mean square (over space)
+ * of each watched layer's output, and the top-1 probability.
+ */
+export interface ImageStatistics {
+  /** The watched layers (see `driftTapLayers`) and their channel counts, in row order. */
+  layers: { layer: string; channels: number }[];
+  /**
+   * `[N, width]`, row-major: for each layer in turn, `channels` means then `channels` mean squares, so
+   * `width` is twice the sum of the channel counts.
+   */
+  rows: Float32Array;
+  width: number;
+  /** `[N]`: each image's top-1 probability. */
+  confidence: Float32Array;
 }
 
 /** One image's prediction: the best label, its probability, and the `k` best. */
@@ -61,6 +87,7 @@ export class AdaptedModel {
   // Built on first use from the classifier's weights then: the classifier is not trained after this point.
   #predictionPlan?: InferencePlan;
   #featurePlan?: InferencePlan;
+  #observedPlan?: { plan: InferencePlan; layers: { layer: string; channels: number }[] };
 
   constructor(readonly classifier: tf.LayersModel, readonly metadata: ModelMetadata) {}
 
@@ -70,6 +97,113 @@ export class AdaptedModel {
    * the same outputs as `classifier.predict` up to float rounding.
    */
   async predict(images: tf.Tensor4D, topK = 3, batchSize = 32): Promise<Prediction[]> {
+    this.#checkShape(images);
+    this.#predictionPlan ??= InferencePlan.build(this.classifier);
+    const [probabilities] = this.#predictionPlan.run(images, batchSize);
+    let scores: Float32Array;
+    try {
+      scores = await probabilities.data() as Float32Array;
+    } finally {
+      probabilities.dispose();
+    }
+    return this.#rank(scores, images.shape[0], this.metadata.classNames.length, 0, topK);
+  }
+
+  /**
+   * Runs the model once on one blank image: builds its inference plan and compiles the backend's kernels
+   * now, and proves that the loaded weights run, before anyone is sent to the model.
+   */
+  async warmUp(): Promise<void> {
+    const { height, width, channels } = this.metadata.input;
+    const blank = tf.zeros([1, height, width, channels]) as tf.Tensor4D;
+    try {
+      await this.predict(blank, 1);
+    } finally {
+      blank.dispose();
+    }
+  }
+
+  /**
+   * {@linkcode AdaptedModel.predict}, plus what the drift monitor reads of the batch: the per-channel
+   * moments of the watched layers (see `driftTapLayers`) and each image's top-1 probability. The watched
+   * tensors are ones the folded plan computes anyway; they are read as they are and reduced here, so the
+   * monitor adds no kernel to the forward pass (on a busy wasm thread pool, each kernel dispatch costs
+   * more than these reductions).
+   */
+  async predictObserved(
+    images: tf.Tensor4D,
+    topK = 3,
+    batchSize = 32,
+  ): Promise<{ predictions: Prediction[]; statistics: ImageStatistics }> {
+    this.#checkShape(images);
+    const { plan, layers } = this.#observed();
+    const outputs = plan.run(images, batchSize);
+    let values: Float32Array[];
+    try {
+      values = await Promise.all(outputs.map((t) => t.data() as Promise<Float32Array>));
+    } finally {
+      tf.dispose(outputs);
+    }
+    const n = images.shape[0];
+    const width = 2 * layers.reduce((a, l) => a + l.channels, 0);
+    const rows = new Float32Array(n * width);
+    let offset = 0;
+    layers.forEach(({ channels }, k) => {
+      const data = values[k + 1];
+      const positions = data.length / (n * channels);
+      const sum = new Float64Array(channels), squares = new Float64Array(channels);
+      for (let i = 0; i < n; i++) {
+        sum.fill(0);
+        squares.fill(0);
+        const base = i * positions * channels;
+        for (let p = 0; p < positions; p++) {
+          const at = base + p * channels;
+          for (let c = 0; c < channels; c++) {
+            const v = data[at + c];
+            sum[c] += v;
+            squares[c] += v * v;
+          }
+        }
+        const row = i * width + offset;
+        for (let c = 0; c < channels; c++) {
+          rows[row + c] = sum[c] / positions;
+          rows[row + channels + c] = squares[c] / positions;
+        }
+      }
+      offset += 2 * channels;
+    });
+    const predictions = this.#rank(values[0], n, this.metadata.classNames.length, 0, topK);
+    return {
+      predictions,
+      statistics: { layers, rows, width, confidence: Float32Array.from(predictions, (p) => p.score) },
+    };
+  }
+
+  /** The layers {@linkcode AdaptedModel.predictObserved} watches, with their channel counts. */
+  watchedLayers(): { layer: string; channels: number }[] {
+    return this.#observed().layers.map((l) => ({ ...l }));
+  }
+
+  #observed() {
+    if (!this.#observedPlan) {
+      const names = driftTapLayers(this.classifier, this.metadata.featureLayer);
+      const tensors = names.map((name) => this.classifier.getLayer(name).output as tf.SymbolicTensor);
+      const watcher = tf.model({
+        inputs: this.classifier.inputs,
+        outputs: [this.classifier.outputs[0], ...tensors],
+      });
+      this.#observedPlan = {
+        plan: InferencePlan.build(watcher),
+        layers: names.map((layer, i) => ({
+          layer,
+          channels: tensors[i].shape[tensors[i].shape.length - 1]!,
+        })),
+      };
+    }
+    return this.#observedPlan;
+  }
+
+  #checkShape(images: tf.Tensor4D) {
     const { height, width, channels } = this.metadata.input;
     if (
       images.rank !== 4 || images.shape[1] !== height || images.shape[2] !== width ||
@@ -81,21 +215,16 @@ export class AdaptedModel {
         `the model takes images [N, ${height}, ${width}, ${channels}], got [${images.shape}]`,
       );
     }
+  }
+
+  // The top-k of each of `n` rows of `classes` scores, rows `classes + gap` apart. One read and a sort of a
+  // few class scores per image, rather than a top-k kernel and two reads.
+  #rank(scores: Float32Array, n: number, classes: number, gap: number, topK: number): Prediction[] {
     const names = this.metadata.classNames;
     const k = Math.max(1, Math.min(Math.floor(topK), names.length));
-    this.#predictionPlan ??= InferencePlan.build(this.classifier);
-    const [probabilities] = this.#predictionPlan.run(images, batchSize);
-    const classes = probabilities.shape[1]!;
-    let scores: Float32Array;
-    try {
-      scores = await probabilities.data() as Float32Array;
-    } finally {
-      probabilities.dispose();
-    }
-    // One read and a sort of a few class scores per image, rather than a top-k kernel and two reads.
     const order = names.map((_, c) => c);
-    return Array.from({ length: images.shape[0] }, (_, n) => {
-      const row = scores.subarray(n * classes, (n + 1) * classes);
+    return Array.from({ length: n }, (_, i) => {
+      const row = scores.subarray(i * (classes + gap), i * (classes + gap) + classes);
       const top = order.toSorted((a, b) => row[b] - row[a] || a - b).slice(0, k)
         .map((c) => ({ label: names[c], score: row[c] }));
       return { label: top[0].label, score: top[0].score, topK: top };
@@ -146,6 +275,7 @@ export class AdaptedModel {
   dispose(): void {
     this.#predictionPlan?.dispose();
     this.#featurePlan?.dispose();
+    this.#observedPlan?.plan.dispose();
     this.classifier.dispose();
   }
 }

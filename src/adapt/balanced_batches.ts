@@ -49,3 +49,22 @@ export function balancedBatches(
   }
   return batches;
 }
+
+/**
+ * How many batches {@linkcode balancedBatches} makes of one epoch over `labels` (every class drawn as often
+ * as the largest), without drawing them: what the step floor needs to know before training.
+ *
+ * @example
+ * ```ts
+ * import { batchesPerEpoch } from "./balanced_batches.ts";
+ * console.assert(batchesPerEpoch([0, 0, 0, 0, 1, 1], 4) === 2 && batchesPerEpoch([0, 1, 0, 1, 0], 5) === 1);
+ * ```
+ */
+export function batchesPerEpoch(labels: number[], batchSize: number, even = false): number {
+  const counts = new Map<number, number>();
+  for (const y of labels) counts.set(y, (counts.get(y) ?? 0) + 1);
+  const total = counts.size * Math.max(...counts.values());
+  const count = Math.ceil(total / batchSize);
+  // Uneven batches fold a trailing batch of one into the one before it.
+  return !even && count > 1 && total % batchSize === 1 ? count - 1 : count;
+}

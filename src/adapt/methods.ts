@@ -22,16 +22,13 @@ export interface MethodRecipe {
   description: string;
   /** What the zero head trains on: the raw features, or them standardised with the target statistics. */
   headInput?: "raw" | "standardized";
-  /**
-   * Which epoch's weights are kept: the best on validation (ties: the earliest, or with `best-late` the
-   * latest), or the last.
-   */
-  checkpoint?: "best" | "best-late" | "last";
+  /** Which epoch's weights are kept: the best on validation (ties: the earliest), or the last. */
+  checkpoint?: "best" | "last";
   /** Cut each epoch into batches of near-equal size (no small trailing batch). */
   evenBatches?: boolean;
   /** Few-shot sets get more epochs, so that training runs at least this many SGD steps. */
   minSteps?: number;
-  /** BN momentum while fine-tuning (Keras terms); default 0.9. */
+  /** BN momentum while fine-tuning, in Keras terms (0.9 here is PyTorch's 0.1); default 0.9. */
   bnMomentum?: number;
 }
 

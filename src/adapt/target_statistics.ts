@@ -11,6 +11,9 @@ export interface ChannelStatistics {
  * The input statistics of each given BN layer over `images` `[N, H, W, C]`, computed in eval mode as the
  * DAFT authors do: per batch, the channel mean and the unbiased channel variance (over batch and space),
  * then the plain average over batches. A last batch of one image still counts (its variance over space).
+ * With `training`, the layers run as in training instead (each BN normalises with its batch's statistics, so a
+ * layer's input reflects the re-normalised layers before it: what AdaBN re-estimates); tfjs then also moves the
+ * layers' running averages, which the caller overwrites.
  *
  * @example
  * ```ts
@@ -28,6 +31,7 @@ export async function batchNormInputStatistics(
   layers: tf.layers.Layer[],
   images: tf.Tensor4D,
   batchSize: number,
+  { training = false }: { training?: boolean } = {},
 ): Promise<ChannelStatistics[]> {
   if (images.rank !== 4 || images.shape[0] === 0) {
     throw new RuntimeError(
@@ -52,7 +56,9 @@ export async function batchNormInputStatistics(
     // Every layer's mean and variance in one tensor: one read per batch, not two per layer.
     const moments = tf.tidy(() => {
       const batch = images.slice([start, 0, 0, 0], [size, -1, -1, -1]);
-      const outs = probe.predict(batch) as tf.Tensor | tf.Tensor[];
+      const outs = (training ? probe.apply(batch, { training: true }) : probe.predict(batch)) as
+        | tf.Tensor
+        | tf.Tensor[];
       return tf.concat((Array.isArray(outs) ? outs : [outs]).flatMap((x) => {
         const axes = x.shape.slice(0, -1).map((_, i) => i);
         const count = x.size / x.shape[x.rank - 1];

@@ -2,7 +2,7 @@ import type { Method } from "../adapt/methods.ts";
 import { MIN_SAMPLES_PER_CLASS } from "../adapt/validate_training_set.ts";
 import type { BackendPolicy } from "../backend/init_backend.ts";
 import type { WasmThreads } from "../backend/start_wasm_backend.ts";
-import { RuntimeError } from "../errors.ts";
+import { RuntimeError, scrubPaths } from "../errors.ts";
 import { listBackbones } from "../model/registry.ts";
 import type { DatasetStore } from "../store/dataset_store.ts";
 import {
@@ -21,7 +21,7 @@ import type { AdaptationTask, WorkerCommand, WorkerReport } from "./worker_messa
 /** What a caller submits: the request, with backbone and method optional. */
 export type AdaptationSubmission = Omit<AdaptationRequest, "backbone" | "method"> & {
   backbone?: string;
-  method?: Method;
+  method?: Method | "bn-refresh";
 };
 
 /** A change to a job, as subscribers see it. `done` is the last event of a job. */
@@ -47,6 +47,8 @@ export interface AdaptationQueueOptions {
   maxImagePixels: number;
   /** Longest side a stored image decodes at (uploads are stored within it already). */
   maxImageSide: number;
+  /** The count of predictions in progress (`ServingDemand.buffer`); the job's worker pauses while it is non-zero. */
+  servingDemand?: SharedArrayBuffer;
   /** Called when a job that asked for `activate` succeeds. */
   activate?: (modelId: string) => Promise<unknown>;
   /** The worker module; tests may substitute one. */
@@ -60,7 +62,11 @@ interface RunningJob {
   stop: (status: JobStatus, error?: JobError) => void;
 }
 
-const WORKER_URL = new URL("./adaptation_worker.ts", import.meta.url);
+// From source, the worker's module; in a release (cli/release.ts), its bundle, beside the server's.
+const WORKER_URL = new URL(
+  import.meta.url.endsWith(".ts") ? "./adaptation_worker.ts" : "./adaptation_worker.js",
+  import.meta.url,
+);
 
 const INTERRUPTED: JobError = {
   code: "interrupted",
@@ -153,15 +159,27 @@ export class AdaptationQueue {
       backbone: submission.backbone ?? this.options.defaultBackbone,
       method: submission.method ?? "daft",
     };
-    const backbones = listBackbones().map((b) => b.name);
-    if (!backbones.includes(request.backbone)) {
-      throw new RuntimeError("invalid", "unknown_backbone", `no backbone named '${request.backbone}'`, {
-        backbone: request.backbone,
-        available: backbones,
-      });
+    if (request.method === "bn-refresh") {
+      request.backbone = await checkRefresh(request, this.options.models, this.options.datasets);
+    } else {
+      if (request.model !== undefined) {
+        throw new RuntimeError(
+          "invalid",
+          "unexpected_model",
+          `'model' names the model a bn-refresh refreshes; method ${request.method} adapts a backbone`,
+          { method: request.method },
+        );
+      }
+      const backbones = listBackbones().map((b) => b.name);
+      if (!backbones.includes(request.backbone)) {
+        throw new RuntimeError("invalid", "unknown_backbone", `no backbone named '${request.backbone}'`, {
+          backbone: request.backbone,
+          available: backbones,
+        });
+      }
+      const dataset = await this.options.datasets.get(request.dataset);
+      checkCounts(dataset.id, dataset.counts, dataset.unlabelled);
     }
-    const dataset = await this.options.datasets.get(request.dataset);
-    checkCounts(dataset.id, dataset.counts);
     if (this.#closed) throw new RuntimeError("unavailable", "shutting_down", "the server is shutting down");
     this.#assertRoom();
     const job: JobRecord = {
@@ -174,7 +192,14 @@ export class AdaptationQueue {
     };
     this.#jobs.set(job.id, job);
     this.#waiting.push(job);
-    await this.options.jobs.save(job);
+    try {
+      await this.options.jobs.save(job);
+    } catch (err) {
+      // Not on disk (a full disk): not queued either, so the caller's error is the whole truth.
+      this.#jobs.delete(job.id);
+      this.#waiting = this.#waiting.filter((j) => j !== job);
+      throw err;
+    }
     const queued = structuredClone(job);
     this.#emit("status", job);
     this.#pump();
@@ -317,7 +342,8 @@ export class AdaptationQueue {
     };
     Object.assign(job, { status: "running", startedAt: new Date().toISOString() });
     job.progress = { phase: "starting", fraction: 0 };
-    const saved = this.options.jobs.save(job);
+    // A failed save of the running state is superseded by the final one; it must not go unwatched meanwhile.
+    const saved = this.options.jobs.save(job).catch((err) => this.#logSaveFailure(job, err));
     this.#emit("status", job);
 
     const worker = new Worker((this.options.workerUrl ?? WORKER_URL).href, { type: "module" });
@@ -331,14 +357,24 @@ export class AdaptationQueue {
         try {
           await saved;
           if (status === "succeeded") {
-            job.metrics = metrics;
-            await this.options.models.commit({
-              id: modelId,
-              createdAt: new Date().toISOString(),
-              jobId: job.id,
-              dataset: { id: job.request.dataset, name: job.dataset?.name ?? "" },
-            });
-            job.modelId = modelId;
+            try {
+              await this.options.models.commit({
+                id: modelId,
+                createdAt: new Date().toISOString(),
+                jobId: job.id,
+                dataset: { id: job.request.dataset, name: job.dataset?.name ?? "" },
+              });
+              job.metrics = metrics;
+              job.modelId = modelId;
+            } catch (err) {
+              // The model could not be published (a full disk, say): the job fails and the staging goes.
+              [status, error] = ["failed", toJobError(err, this.options.dataDir)];
+              await this.options.models.discard(modelId);
+            }
+          } else {
+            await this.options.models.discard(modelId);
+          }
+          if (status === "succeeded") {
             // The job is done when its model serves, if it asked to: `done` then means "predict now".
             // The guard: a model at chance or below the linear-probe baseline is saved, not activated,
             // unless the request says "force"; predictions keep coming from the previous active model.
@@ -351,11 +387,9 @@ export class AdaptationQueue {
                 await this.options.activate(modelId);
                 job.activated = true;
               } catch (err) {
-                job.activationError = toJobError(err);
+                job.activationError = toJobError(err, this.options.dataDir);
               }
             }
-          } else {
-            await this.options.models.discard(modelId);
           }
           await this.#finish(job, status, error);
           resolve();
@@ -376,7 +410,7 @@ export class AdaptationQueue {
             break;
           case "epoch":
             job.history.push(report.record);
-            void this.options.jobs.save(job);
+            this.options.jobs.save(job).catch((err) => this.#logSaveFailure(job, err));
             this.#emit("epoch", job);
             break;
           case "succeeded":
@@ -391,11 +425,12 @@ export class AdaptationQueue {
         event.preventDefault();
         void end("failed", {
           code: "worker_crashed",
-          message: `the adaptation worker crashed: ${event.message}`,
+          message: `the adaptation worker crashed: ${scrubPaths(event.message ?? "", this.options.dataDir)}`,
           details: {},
         });
       };
-      worker.postMessage({ type: "start", task, cancelFlag } satisfies WorkerCommand);
+      const servingDemand = this.options.servingDemand && new Int32Array(this.options.servingDemand);
+      worker.postMessage({ type: "start", task, cancelFlag, servingDemand } satisfies WorkerCommand);
     });
   }
 
@@ -405,8 +440,19 @@ export class AdaptationQueue {
     delete job.cancelRequested;
     if (status === "succeeded") job.progress = { phase: "saving", fraction: 1 };
     if (error) job.error = error;
-    await this.options.jobs.save(job);
-    this.#emit("done", job);
+    try {
+      await this.options.jobs.save(job);
+    } finally {
+      // Subscribers learn the end even when the record could not be saved (the next start then finds the
+      // job running and marks it interrupted).
+      this.#emit("done", job);
+    }
+  }
+
+  #logSaveFailure(job: JobRecord, err: unknown) {
+    console.error(
+      `[jobs] job ${job.id}'s record could not be saved: ${toJobError(err, this.options.dataDir).message}`,
+    );
   }
 
   #emit(type: JobEvent["type"], job: JobRecord) {
@@ -424,14 +470,34 @@ function cancelledError(how: string): JobError {
   return { code: "cancelled", message: `the adaptation was cancelled ${how}`, details: {} };
 }
 
-function checkCounts(datasetId: string, counts: Record<string, number>) {
+// A bn-refresh names an existing model and a dataset with images; it keeps the model's backbone.
+async function checkRefresh(request: AdaptationRequest, models: ModelStore, datasets: DatasetStore) {
+  if (!request.model) {
+    throw new RuntimeError(
+      "invalid",
+      "missing_model",
+      "a bn-refresh needs 'model', the id of the model to refresh",
+    );
+  }
+  const model = await models.get(request.model);
+  const dataset = await datasets.get(request.dataset);
+  if (dataset.sampleCount === 0) {
+    throw new RuntimeError("invalid", "no_images", `dataset ${dataset.id} holds no images to refresh on`, {
+      dataset: dataset.id,
+    });
+  }
+  return model.backbone;
+}
+
+function checkCounts(datasetId: string, counts: Record<string, number>, unlabelled = 0) {
   const labels = Object.keys(counts);
   if (labels.length < 2) {
     throw new RuntimeError(
       "invalid",
       "too_few_classes",
-      `dataset ${datasetId} has ${labels.length} label(s); adaptation needs at least 2`,
-      { dataset: datasetId, counts },
+      `dataset ${datasetId} has ${labels.length} label(s); adaptation needs at least 2` +
+        (unlabelled ? ` (its ${unlabelled} unlabelled samples are for bn-refresh and do not count)` : ""),
+      { dataset: datasetId, counts, unlabelled },
     );
   }
   const short = labels.filter((l) => counts[l] < MIN_SAMPLES_PER_CLASS);

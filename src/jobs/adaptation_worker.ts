@@ -6,6 +6,7 @@ import { initBackend } from "../backend/init_backend.ts";
 import { stopWasmBackend } from "../backend/start_wasm_backend.ts";
 import { toJobError } from "./job_error.ts";
 import { runAdaptation } from "./run_adaptation.ts";
+import { yieldToServing } from "./yield_to_serving.ts";
 import type { WorkerCommand, WorkerReport } from "./worker_messages.ts";
 
 /** Least time between two progress reports within one phase, in ms. */
@@ -31,6 +32,7 @@ self.onmessage = async (event: MessageEvent<WorkerCommand>) => {
   let report: WorkerReport;
   try {
     const backend = await initBackend(command.task.backend, { wasmThreads: command.task.wasmThreads });
+    if (command.servingDemand) yieldToServing(command.servingDemand);
     let last = { phase: "", at: 0 };
     const metrics = await runAdaptation(command.task, {
       signal: controller.signal,
@@ -48,7 +50,7 @@ self.onmessage = async (event: MessageEvent<WorkerCommand>) => {
     });
     report = { type: "succeeded", metrics };
   } catch (err) {
-    report = { type: "failed", error: toJobError(err) };
+    report = { type: "failed", error: toJobError(err, command.task.dataDir) };
   }
   // The queue terminates this worker on the last report, and a wasm pthread waiting in wasm does not see its
   // parent end: it would live on, holding the whole heap. End them first.

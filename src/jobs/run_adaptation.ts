@@ -1,14 +1,13 @@
 import { join } from "node:path";
 import { adapt, type AdaptProgress } from "../adapt/adapt.ts";
 import type { EpochRecord } from "../adapt/adaptation_metrics.ts";
-import * as tf from "@tensorflow/tfjs";
-import { imageToInput, type InputSpec } from "../data/input_spec.ts";
 import { RuntimeError } from "../errors.ts";
 import { loadBackbone } from "../model/registry.ts";
 import { countLabels, DatasetStore } from "../store/dataset_store.ts";
-import { decodeUploadedImage } from "../store/decode_uploaded_image.ts";
-import type { JobMetrics, JobProgress } from "../store/job_record.ts";
+import type { JobMetrics, JobProgress, RefreshJobMetrics } from "../store/job_record.ts";
 import { ModelStore } from "../store/model_store.ts";
+import { runBnRefresh } from "./run_bn_refresh.ts";
+import { samplesToTensor } from "./samples_to_tensor.ts";
 import type { AdaptationTask } from "./worker_messages.ts";
 
 /** Callbacks of {@linkcode runAdaptation}. */
@@ -38,7 +37,8 @@ export function progressFraction(p: AdaptProgress): number {
  * directory for `task.modelId` (the caller commits it). Class names are the dataset's labels in code-point
  * order. Every tensor it creates is disposed before it returns or throws.
  *
- * The adaptation worker runs this; it is a plain function so tests can run it in-process too.
+ * A `bn-refresh` request goes to `runBnRefresh` instead. The adaptation worker runs this; it is a plain
+ * function so tests can run it in-process too.
  *
  * @throws {RuntimeError} from the store (`dataset_not_found`), the registry (`unknown_backbone`) and the
  *   engine (`too_few_samples`, `diverged`, `cancelled`, ...).
@@ -53,22 +53,28 @@ export function progressFraction(p: AdaptProgress): number {
 export async function runAdaptation(
   task: AdaptationTask,
   hooks: RunAdaptationHooks = {},
-): Promise<JobMetrics> {
+): Promise<JobMetrics | RefreshJobMetrics> {
   const { request } = task;
+  if (request.method === "bn-refresh") return await runBnRefresh(task, hooks);
   hooks.onProgress?.({ phase: "loading", fraction: 0 });
   // Opened with `at`, not `open`: the start-up clean-up of staging directories is the main thread's.
   const datasets = DatasetStore.at(join(task.dataDir, "datasets"));
   const models = ModelStore.at(join(task.dataDir, "models"));
   const contents = await datasets.read(request.dataset);
-  const counts = countLabels(contents.samples.map((s) => s.label));
+  // Labelled training reads labelled samples only: unlabelled ones are for bn-refresh.
+  const samples = contents.samples.flatMap((
+    s,
+  ) => (s.label === null ? [] : [{ label: s.label, bytes: s.bytes }]));
+  const counts = countLabels(samples.map((s) => s.label));
   hooks.onStarted?.({ id: contents.id, name: contents.name, counts });
 
   const classNames = Object.keys(counts);
-  const labels = contents.samples.map((s) => classNames.indexOf(s.label));
+  const labels = samples.map((s) => classNames.indexOf(s.label));
+  if (hooks.signal?.aborted) throw new RuntimeError("conflict", "cancelled", "the adaptation was cancelled");
   const backbone = await loadBackbone({ name: request.backbone });
   let x;
   try {
-    x = await samplesToTensor(contents.samples.map((s) => s.bytes), backbone.input, task, hooks.signal);
+    x = await samplesToTensor(samples.map((s) => s.bytes), backbone.input, task, hooks.signal);
   } catch (err) {
     backbone.model.dispose();
     throw err;
@@ -113,29 +119,4 @@ export async function runAdaptation(
   } finally {
     model.dispose();
   }
-}
-
-/**
- * The training tensor, decoded one sample at a time straight into its slot, so memory is the tensor plus
- * one image of at most `maxImageSide` squared, whatever the dataset's files are.
- */
-async function samplesToTensor(
-  files: Uint8Array[],
-  spec: InputSpec,
-  task: AdaptationTask,
-  signal?: AbortSignal,
-): Promise<tf.Tensor4D> {
-  const size = spec.height * spec.width * spec.channels;
-  const values = new Float32Array(files.length * size);
-  const limits = {
-    maxImageBytes: Infinity,
-    maxImagePixels: task.maxImagePixels,
-    maxImageSide: task.maxImageSide,
-  };
-  for (const [index, bytes] of files.entries()) {
-    if (signal?.aborted) throw new RuntimeError("conflict", "cancelled", "the adaptation was cancelled");
-    const image = await decodeUploadedImage(bytes, { list: "samples", index }, limits);
-    imageToInput(image, spec, values, index * size);
-  }
-  return tf.tensor4d(values, [files.length, spec.height, spec.width, spec.channels], "float32");
 }

@@ -1,7 +1,13 @@
 import type { EpochRecord } from "../adapt/adaptation_metrics.ts";
 import type { BackendPolicy } from "../backend/init_backend.ts";
 import type { WasmThreads } from "../backend/start_wasm_backend.ts";
-import type { AdaptationRequest, JobError, JobMetrics, JobProgress } from "../store/job_record.ts";
+import type {
+  AdaptationRequest,
+  JobError,
+  JobMetrics,
+  JobProgress,
+  RefreshJobMetrics,
+} from "../store/job_record.ts";
 
 /** Everything a worker needs to run one job, without access to the main thread's state. */
 export interface AdaptationTask {
@@ -19,9 +25,12 @@ export interface AdaptationTask {
   maxImageSide: number;
 }
 
-/** Main thread to worker. `cancelFlag` is shared memory: set to 1 it cancels even a busy event loop. */
+/**
+ * Main thread to worker. `cancelFlag` is shared memory: set to 1 it cancels even a busy event loop.
+ * `servingDemand`, shared too, counts the predictions in progress; the worker gives way while it is non-zero.
+ */
 export type WorkerCommand =
-  | { type: "start"; task: AdaptationTask; cancelFlag: Int32Array }
+  | { type: "start"; task: AdaptationTask; cancelFlag: Int32Array; servingDemand?: Int32Array }
   | { type: "cancel" };
 
 /** Worker to main thread. Exactly one of `succeeded` or `failed` ends a job. */
@@ -33,5 +42,5 @@ export type WorkerReport =
   }
   | { type: "progress"; progress: JobProgress }
   | { type: "epoch"; record: EpochRecord }
-  | { type: "succeeded"; metrics: JobMetrics }
+  | { type: "succeeded"; metrics: JobMetrics | RefreshJobMetrics }
   | { type: "failed"; error: JobError };

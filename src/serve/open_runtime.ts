@@ -2,12 +2,15 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { METHODS } from "../adapt/methods.ts";
 import { type BackendInfo, initBackend } from "../backend/init_backend.ts";
 import type { Config } from "../config.ts";
+import { scrubPaths } from "../errors.ts";
 import { AdaptationQueue } from "../jobs/adaptation_queue.ts";
+import { ServingDemand } from "../jobs/serving_demand.ts";
 import { listBackbones, loadBackbone } from "../model/registry.ts";
 import type { DatasetStore } from "../store/dataset_store.ts";
 import type { JobStore } from "../store/job_store.ts";
 import type { ModelStore } from "../store/model_store.ts";
 import { openStores } from "../store/open_stores.ts";
+import { ModelTransfer } from "./model_transfer.ts";
 import { PredictionService } from "./prediction_service.ts";
 import { Readiness } from "./readiness.ts";
 
@@ -41,6 +44,8 @@ export interface Runtime {
   jobs: JobStore;
   queue: AdaptationQueue;
   predictions: PredictionService;
+  /** Model export and import, between this server and its peers. */
+  transfer: ModelTransfer;
   readiness: Readiness;
   /**
    * Brings up the compute backend (or takes `backend` when the caller already did), restores the active
@@ -77,22 +82,31 @@ export async function openRuntime(config: Config): Promise<Runtime> {
   const readiness = new Readiness(config.defaultBackbone);
   // Predictions need the backend, not the default backbone: a model that exists can serve even if the
   // default backbone cannot be loaded.
+  // Predictions in progress, counted here and read by the training worker, which pauses while there are any.
+  const demand = new ServingDemand();
   const predictions = new PredictionService(stores.models, {
     ...config,
     isReady: () => readiness.backend !== undefined,
+    demand,
   });
   await predictions.recall();
+  const transfer = new ModelTransfer(stores.models, {
+    peers: config.peers,
+    maxArchiveBytes: config.maxBodyBytes,
+    isReady: () => readiness.backend !== undefined,
+  });
   const queue = await AdaptationQueue.open({
     ...stores,
     ...config,
     activate: (modelId) => predictions.activate(modelId),
+    servingDemand: demand.buffer,
   });
 
   async function bringUp(backend?: BackendInfo) {
     try {
       readiness.backend = backend ?? await initBackend(config.backend, { wasmThreads: config.wasmThreads });
     } catch (err) {
-      readiness.backendError = (err as Error).message;
+      readiness.backendError = scrubPaths((err as Error).message, config.dataDir);
       throw err;
     }
     await predictions.restore();
@@ -102,7 +116,7 @@ export async function openRuntime(config: Config): Promise<Runtime> {
       backbone.model.dispose();
       readiness.backboneReady = true;
     } catch (err) {
-      readiness.backboneError = (err as Error).message;
+      readiness.backboneError = scrubPaths((err as Error).message, config.dataDir);
       throw err;
     }
   }
@@ -135,5 +149,5 @@ export async function openRuntime(config: Config): Promise<Runtime> {
     await predictions.dispose();
   }
 
-  return { config, ...stores, queue, predictions, readiness, bringUp, info, close };
+  return { config, ...stores, queue, predictions, transfer, readiness, bringUp, info, close };
 }

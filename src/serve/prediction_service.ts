@@ -1,5 +1,5 @@
-import * as tf from "@tensorflow/tfjs";
 import { AdaptedModel, type Prediction } from "../adapt/adapted_model.ts";
+import type { DriftReference } from "../adapt/drift_reference.ts";
 import { imagesToTensor } from "../data/input_spec.ts";
 import { RuntimeError } from "../errors.ts";
 import {
@@ -9,7 +9,9 @@ import {
   settleInOrder,
 } from "../store/decode_uploaded_image.ts";
 import { KeyedLock } from "../store/keyed_lock.ts";
+import type { ServingDemand } from "../jobs/serving_demand.ts";
 import type { ActiveModelRecord, ModelStore } from "../store/model_store.ts";
+import { type DriftEvent, DriftMonitor, type DriftReport } from "./drift_monitor.ts";
 
 /** Options of {@linkcode PredictionService}. */
 export interface PredictionServiceOptions extends ImageLimits {
@@ -19,6 +21,20 @@ export interface PredictionServiceOptions extends ImageLimits {
   maxCachedModels: number;
   /** Whether the tfjs backend is up; predictions before that fail with `unavailable`/`not_ready`. */
   isReady: () => boolean;
+  /** Images in each model's drift window; 0 (or unset) turns the drift monitor off. */
+  driftWindow?: number;
+  /** Drift score that raises a `drift` event (default 0.5). */
+  driftThreshold?: number;
+  /** Where predictions in progress are counted, for a training job to give way to them. */
+  demand?: ServingDemand;
+}
+
+/** What `drift` says of a model that is not monitored, and why. */
+export interface UnmonitoredDrift {
+  modelId: string;
+  monitored: false;
+  reason: "monitor_off" | "no_reference";
+  message: string;
 }
 
 /** The answer to a prediction request. */
@@ -67,6 +83,10 @@ export class PredictionService {
   #recorded?: ActiveModelRecord;
   #restoring?: Promise<unknown>;
   #lock = new KeyedLock();
+  // One drift monitor per model that has served, kept across cache evictions (its window is traffic, not
+  // weights); dropped when the model is deleted.
+  #monitors = new Map<string, DriftMonitor>();
+  #driftListeners = new Set<(event: DriftEvent) => void>();
 
   constructor(readonly models: ModelStore, readonly options: PredictionServiceOptions) {}
 
@@ -120,14 +140,7 @@ export class PredictionService {
   async #makeActive<T>(id: string, commit: () => Promise<T>): Promise<T> {
     const entry = this.#acquire(id);
     try {
-      const model = await entry.model;
-      const { height, width, channels } = model.metadata.input;
-      const blank = tf.zeros([1, height, width, channels]) as tf.Tensor4D;
-      try {
-        await model.predict(blank, 1);
-      } finally {
-        blank.dispose();
-      }
+      await (await entry.model).warmUp();
       const result = await commit();
       this.#active = entry;
       this.#recorded = undefined;
@@ -152,6 +165,7 @@ export class PredictionService {
         );
       }
       await this.models.delete(id);
+      this.#monitors.delete(id);
       const entry = this.#cache.get(id);
       if (entry) this.#evict(entry);
     });
@@ -167,6 +181,15 @@ export class PredictionService {
    *   `unavailable`/`not_ready`.
    */
   async predict(modelRef: string, images: Uint8Array[], topK = 3): Promise<PredictionResult> {
+    const served = this.options.demand?.begin();
+    try {
+      return await this.#predict(modelRef, images, topK);
+    } finally {
+      served?.();
+    }
+  }
+
+  async #predict(modelRef: string, images: Uint8Array[], topK: number): Promise<PredictionResult> {
     this.#assertReady();
     if (images.length === 0) {
       throw new RuntimeError("invalid", "no_images", "the request holds no images", {});
@@ -203,13 +226,78 @@ export class PredictionService {
       const model = await entry.model;
       const x = imagesToTensor(decoded, model.metadata.input);
       try {
-        return { model: entry.id, predictions: await model.predict(x, topK) };
+        const reference = this.options.driftWindow ? model.metadata.driftReference : undefined;
+        if (!reference) return { model: entry.id, predictions: await model.predict(x, topK) };
+        const { predictions, statistics } = await model.predictObserved(x, topK);
+        this.#monitor(entry.id, reference).observe(statistics);
+        return { model: entry.id, predictions };
       } finally {
         x.dispose();
       }
     } finally {
       this.#release(entry);
     }
+  }
+
+  /**
+   * The drift monitor's report of a model (`modelRef`: an id or `active`): the score of its window of
+   * served images against the statistics of the images it was adapted on, the per-layer breakdown, the
+   * history and the threshold crossings. A model made before the monitor existed, or a server with the
+   * monitor off, gets `monitored: false` and the reason.
+   *
+   * @throws {RuntimeError} `not_found`/`model_not_found`, `unavailable`/`no_active_model`.
+   */
+  async drift(modelRef: string): Promise<DriftReport | UnmonitoredDrift> {
+    const id = modelRef === ACTIVE_MODEL ? this.activeModelId() : modelRef;
+    if (!id) {
+      throw new RuntimeError("unavailable", "no_active_model", "no model is active; activate one first", {});
+    }
+    const { metadata } = await this.models.detail(id);
+    if (!this.options.driftWindow) {
+      return {
+        modelId: id,
+        monitored: false,
+        reason: "monitor_off",
+        message: "the drift monitor is off on this server (drift window 0)",
+      };
+    }
+    if (!metadata.driftReference) {
+      return {
+        modelId: id,
+        monitored: false,
+        reason: "no_reference",
+        message: "this model was saved without reference statistics (made before the drift monitor); " +
+          "adapt or refresh it again to monitor it",
+      };
+    }
+    return this.#monitor(id, metadata.driftReference).report();
+  }
+
+  /** Calls `listener` with every drift event of any model, until the returned function is called. */
+  onDriftEvent(listener: (event: DriftEvent) => void): () => void {
+    this.#driftListeners.add(listener);
+    return () => this.#driftListeners.delete(listener);
+  }
+
+  #monitor(id: string, reference: DriftReference): DriftMonitor {
+    let monitor = this.#monitors.get(id);
+    if (!monitor) {
+      monitor = new DriftMonitor(id, reference, {
+        window: this.options.driftWindow!,
+        threshold: this.options.driftThreshold ?? 0.5,
+        onEvent: (event) => {
+          for (const listener of this.#driftListeners) {
+            try {
+              listener(event);
+            } catch (err) {
+              console.error(`[drift] a listener failed:`, err);
+            }
+          }
+        },
+      });
+      this.#monitors.set(id, monitor);
+    }
+    return monitor;
   }
 
   /** Unloads every model. */

@@ -4,7 +4,7 @@ import { CODEC_PERMISSIONS } from "../data/_sharp.ts";
 
 /** The Deno permissions the server needs for one configuration: exactly these, nothing wider. */
 export interface ServerPermissions {
-  /** `host:port` the server listens on. */
+  /** `host:port` the server listens on, then the peers it may pull models from (`host` or `host:port`). */
   net: string[];
   /** The data directory, the tiny backbone's weights (`fixtures/`), the training worker's code (`src/`), and
    * Deno's npm cache (the tfjs wasm binaries) when known. */
@@ -43,7 +43,7 @@ export function serverPermissions(config: Config, npmCache?: string): ServerPerm
     : config.hostname;
   const dataDir = resolve(config.dataDir);
   return {
-    net: [`${host}:${config.port}`],
+    net: [`${host}:${config.port}`, ...config.peers],
     read: [dataDir, pathOf("fixtures/"), pathOf("src/"), ...(npmCache ? [npmCache] : [])],
     write: [dataDir],
     env: [...CONFIG_ENV_VARS, ...CODEC_PERMISSIONS.env],

@@ -1,8 +1,15 @@
 import { dirname, join } from "node:path";
+import { asStorageError } from "./storage_error.ts";
+
+/** The name prefix of {@linkcode writeFileAtomic}'s temporary files. */
+export const TEMP_PREFIX = ".tmp-";
 
 /**
  * Writes `data` to `path` so that readers see the old file or the new one, never a part: the bytes go to a
- * temporary file beside it, are flushed to disk, and the temporary file is renamed over `path`.
+ * temporary file beside it (named `.tmp-*`, which the stores' start-up sweep removes if a crash leaves one),
+ * are flushed to disk, and the temporary file is renamed over `path`.
+ *
+ * @throws {RuntimeError} `insufficient_storage` when the disk is full (`path` is then unchanged).
  *
  * @example
  * ```ts
@@ -14,7 +21,7 @@ import { dirname, join } from "node:path";
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const temp = join(dirname(path), `.tmp-${crypto.randomUUID()}`);
+  const temp = join(dirname(path), `${TEMP_PREFIX}${crypto.randomUUID()}`);
   try {
     const file = await Deno.open(temp, { write: true, createNew: true });
     try {
@@ -27,7 +34,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     await Deno.rename(temp, path);
   } catch (err) {
     await Deno.remove(temp).catch(() => {});
-    throw err;
+    throw asStorageError(err);
   }
 }
 

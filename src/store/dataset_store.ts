@@ -1,15 +1,26 @@
 import { join } from "node:path";
+import { z } from "zod";
+import { decodeImage, encodePng } from "../data/image.ts";
+import { thumbnail } from "../data/thumbnail.ts";
 import { RuntimeError } from "../errors.ts";
-import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
+import { TEMP_PREFIX, writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
 import { KeyedLock } from "./keyed_lock.ts";
-import { assertResourceId, newResourceId } from "./resource_id.ts";
-import type { ValidSample } from "./validate_samples.ts";
+import { assertResourceId, isResourceId, newResourceId } from "./resource_id.ts";
+import { asStorageError } from "./storage_error.ts";
+import {
+  type CorruptItem,
+  corruptItemError,
+  dataDirOf,
+  quarantineRecord,
+  readRecord,
+} from "./stored_record.ts";
+import { isValidLabel, MAX_LABEL_LENGTH, type ValidSample } from "./validate_samples.ts";
 import type { ImageFormat } from "../data/image.ts";
 
-/** A stored sample: its file under `samples/` and its label. */
+/** A stored sample: its file under `samples/` and its label (null: uploaded without one). */
 export interface StoredSample {
   file: string;
-  label: string;
+  label: string | null;
   /** Pixels of the stored image; absent in records written before images were bounded (counted as 0). */
   pixels?: number;
 }
@@ -32,15 +43,24 @@ export interface DatasetSummary {
   createdAt: string;
   updatedAt: string;
   sampleCount: number;
-  /** Samples per label, labels in code-point order. */
+  /** Labelled samples per label, labels in code-point order. */
   counts: Record<string, number>;
+  /** Samples uploaded without a label (for `bn-refresh`; labelled adaptation ignores them). */
+  unlabelled: number;
+}
+
+/** What the API shows of one sample: its id (the file's number) and label. */
+export interface SampleSummary {
+  id: string;
+  /** Null for an unlabelled sample (uploaded for bn-refresh). */
+  label: string | null;
 }
 
 /** A dataset's samples as the adaptation worker reads them. */
 export interface DatasetContents {
   id: string;
   name: string;
-  samples: { label: string; bytes: Uint8Array }[];
+  samples: { label: string | null; bytes: Uint8Array }[];
 }
 
 /** Limits of a {@linkcode DatasetStore}; each defaults to none. */
@@ -60,8 +80,39 @@ const EXTENSION: Record<ImageFormat, string> = {
   tiff: "tif",
 };
 
+// The format of a stored sample file, from the extension it was stored with.
+function formatOfFile(file: string): ImageFormat {
+  const extension = file.slice(file.lastIndexOf(".") + 1);
+  const entry = Object.entries(EXTENSION).find(([, ext]) => ext === extension);
+  return (entry?.[0] ?? "jpeg") as ImageFormat;
+}
+
 const RECORD = "dataset.json";
+/** A sample's id: the number of its file under `samples/`. */
+const SAMPLE_ID = /^[0-9]{6}$/;
 const SAMPLES = "samples";
+
+// What a readable dataset.json holds; sample files are plain names inside samples/, never paths.
+const DatasetRecordSchema: z.ZodType<DatasetRecord> = z.looseObject({
+  id: z.string(),
+  name: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  samples: z.array(
+    z.looseObject({ file: z.string().regex(/^[0-9]+\.[a-z]+$/), label: z.string().nullable() }),
+  ),
+  nextSample: z.number().int().min(1),
+});
+
+/** What {@linkcode DatasetStore.open}'s start-up sweep removed. */
+export interface SweepReport {
+  /** Temporary files of writes a crash interrupted. */
+  tempFiles: number;
+  /** Sample files no `dataset.json` names (an upload a crash interrupted). */
+  unreferencedSamples: number;
+  /** Dataset directories without a record (a create a crash interrupted). */
+  incompleteDatasets: number;
+}
 
 /** Counts per label, labels sorted by code point. */
 export function countLabels(labels: Iterable<string>): Record<string, number> {
@@ -71,7 +122,7 @@ export function countLabels(labels: Iterable<string>): Record<string, number> {
 }
 
 /**
- * Labelled image datasets on disk, one directory each:
+ * Image datasets on disk, one directory each; a sample's label is null when it was uploaded unlabelled:
  *
  * ```text
  * <root>/<id>/dataset.json          name, samples [{file, label}]  (written atomically)
@@ -98,13 +149,25 @@ export class DatasetStore {
     readonly maxDatasetPixels: number,
   ) {}
 
-  /** Opens (creating if needed) the datasets directory and clears what an interrupted delete left. */
+  /**
+   * Opens (creating if needed) the datasets directory and sweeps what a crash can leave: what an
+   * interrupted delete left, temporary files, sample files no `dataset.json` names, and dataset directories
+   * without a record. A corrupt `dataset.json` is moved aside (see {@linkcode DatasetStore.corrupt}). Only
+   * the process that owns the data directory may open it; a reader in another thread uses `at`.
+   */
   static async open(root: string, options: DatasetStoreOptions = {}): Promise<DatasetStore> {
     await Deno.mkdir(root, { recursive: true });
-    for await (const entry of Deno.readDir(root)) {
-      if (entry.name.startsWith(".")) await Deno.remove(join(root, entry.name), { recursive: true });
+    const store = DatasetStore.at(root, options);
+    const report = await store.#sweep();
+    const removed = report.tempFiles + report.unreferencedSamples + report.incompleteDatasets;
+    if (removed) {
+      console.error(
+        `[store] start-up sweep: removed ${report.tempFiles} temporary file(s), ` +
+          `${report.unreferencedSamples} unreferenced sample file(s) and ${report.incompleteDatasets} ` +
+          "incomplete dataset(s) a crash left in datasets/",
+      );
     }
-    return DatasetStore.at(root, options);
+    return store;
   }
 
   /** The store at `root` as it is, without `open`'s clean-up (for a reader in another thread). */
@@ -116,25 +179,42 @@ export class DatasetStore {
     );
   }
 
-  /** Creates an empty dataset. */
+  /** Creates an empty dataset. @throws {RuntimeError} `insufficient_storage` (nothing is left behind). */
   async create(name: string): Promise<DatasetSummary> {
     const id = newResourceId("dataset");
     const now = new Date().toISOString();
     const record: DatasetRecord = { id, name, createdAt: now, updatedAt: now, samples: [], nextSample: 1 };
-    await Deno.mkdir(join(this.root, id, SAMPLES), { recursive: true });
-    await writeJsonAtomic(join(this.root, id, RECORD), record);
+    try {
+      await Deno.mkdir(join(this.root, id, SAMPLES), { recursive: true });
+      await writeJsonAtomic(join(this.root, id, RECORD), record);
+    } catch (err) {
+      await Deno.remove(join(this.root, id), { recursive: true }).catch(() => {});
+      throw asStorageError(err);
+    }
     return summarize(record);
   }
 
-  /** Every dataset, oldest first. */
+  /** Every readable dataset, oldest first; corrupt ones are moved aside and left to {@linkcode DatasetStore.corrupt}. */
   async list(): Promise<DatasetSummary[]> {
     const out: DatasetSummary[] = [];
-    for await (const entry of Deno.readDir(this.root)) {
-      if (!entry.isDirectory || entry.name.startsWith(".")) continue;
-      const record = await readJsonIfExists<DatasetRecord>(join(this.root, entry.name, RECORD));
-      if (record) out.push(summarize(record));
+    for (const id of await this.#ids()) {
+      const read = await this.#readRecord(id);
+      if (read.state === "ok") out.push(summarize(read.value));
     }
     return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  /** The datasets whose record is corrupt (moved aside): each can only be deleted. */
+  async corrupt(): Promise<CorruptItem[]> {
+    const out: CorruptItem[] = [];
+    for (const id of await this.#ids()) {
+      const read = await this.#readRecord(id);
+      if (read.state === "corrupt" || (read.state === "missing" && read.quarantined)) {
+        const { code, message, details } = this.#corruptError(id);
+        out.push({ id, file: details.file as string, code, message });
+      }
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
   }
 
   /** One dataset. @throws {RuntimeError} `not_found`/`dataset_not_found`. */
@@ -212,34 +292,207 @@ export class DatasetStore {
     });
   }
 
-  /** Every sample's label and bytes, in upload order. @throws {RuntimeError} `not_found`/`dataset_not_found`. */
+  /**
+   * Every sample's label and bytes, in upload order.
+   * @throws {RuntimeError} `not_found`/`dataset_not_found`, `corrupt`/`dataset_corrupt`, and
+   *   `corrupt`/`sample_missing` naming the first sample whose file is gone.
+   */
   async read(id: string): Promise<DatasetContents> {
     const record = await this.#read(id);
     const samples = [];
-    for (const { file, label } of record.samples) {
-      samples.push({ label, bytes: await Deno.readFile(join(this.root, id, SAMPLES, file)) });
+    for (const [index, { file, label }] of record.samples.entries()) {
+      try {
+        samples.push({ label, bytes: await Deno.readFile(join(this.root, id, SAMPLES, file)) });
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+        throw new RuntimeError(
+          "corrupt",
+          "sample_missing",
+          `dataset ${id}'s sample ${index} (label '${label}') is missing on disk: datasets/${id}/${SAMPLES}/${file}; ` +
+            "delete the dataset and upload its samples again",
+          { id, index, label, file: `datasets/${id}/${SAMPLES}/${file}` },
+        );
+      }
     }
     return { id, name: record.name, samples };
   }
 
-  /** Removes a dataset: renamed aside in one step, then deleted. @throws {RuntimeError} `not_found`. */
+  /** Every sample's id and label, in upload order. @throws {RuntimeError} `not_found`/`dataset_not_found`. */
+  async samples(id: string): Promise<SampleSummary[]> {
+    return (await this.#read(id)).samples.map(sampleSummary);
+  }
+
+  /**
+   * One sample's image: the stored bytes as uploaded, or with `maxSide`, a PNG thumbnail whose longer side is
+   * at most that many pixels.
+   * @throws {RuntimeError} `not_found`/`dataset_not_found` or `sample_not_found`.
+   */
+  async readSample(
+    id: string,
+    sampleId: string,
+    options: { maxSide?: number } = {},
+  ): Promise<{ bytes: Uint8Array; format: ImageFormat }> {
+    const sample = findSample(await this.#read(id), sampleId);
+    const bytes = await Deno.readFile(join(this.root, id, SAMPLES, sample.file));
+    if (options.maxSide !== undefined) {
+      const image = await decodeImage(bytes, { maxSide: options.maxSide });
+      return { bytes: encodePng(thumbnail(image, options.maxSide)), format: "png" };
+    }
+    return { bytes, format: formatOfFile(sample.file) };
+  }
+
+  /** Renames a dataset. @throws {RuntimeError} `not_found`/`dataset_not_found`. */
+  rename(id: string, name: string): Promise<DatasetSummary> {
+    return this.#update(id, (record) => ({ record: { ...record, name }, removed: [] }));
+  }
+
+  /**
+   * Removes one sample. @throws {RuntimeError} `not_found`/`dataset_not_found` or `sample_not_found`.
+   */
+  deleteSample(id: string, sampleId: string): Promise<DatasetSummary> {
+    return this.#update(id, (record) => {
+      const sample = findSample(record, sampleId);
+      return {
+        record: { ...record, samples: record.samples.filter((s) => s !== sample) },
+        removed: [sample],
+      };
+    });
+  }
+
+  /**
+   * Gives every sample labelled `from` the label `to` (a class renamed; into an existing class, a merge).
+   * @throws {RuntimeError} `not_found`/`dataset_not_found` or `label_not_found`; `invalid`/`invalid_label`.
+   */
+  relabel(id: string, from: string, to: string): Promise<DatasetSummary> {
+    return this.#update(id, (record) => {
+      requireLabel(record, from);
+      if (!isValidLabel(to)) {
+        throw new RuntimeError(
+          "invalid",
+          "invalid_label",
+          `a label must be 1 to ${MAX_LABEL_LENGTH} characters, not blank, without control characters`,
+          { label: to },
+        );
+      }
+      const samples = record.samples.map((s) => (s.label === from ? { ...s, label: to } : s));
+      return { record: { ...record, samples }, removed: [] };
+    });
+  }
+
+  /**
+   * Removes every sample of one label (a class deleted).
+   * @throws {RuntimeError} `not_found`/`dataset_not_found` or `label_not_found`.
+   */
+  deleteLabel(id: string, label: string): Promise<DatasetSummary> {
+    return this.#update(id, (record) => {
+      requireLabel(record, label);
+      return {
+        record: { ...record, samples: record.samples.filter((s) => s.label !== label) },
+        removed: record.samples.filter((s) => s.label === label),
+      };
+    });
+  }
+
+  /**
+   * Removes a dataset, a corrupt one too: renamed aside in one step, then deleted.
+   * @throws {RuntimeError} `not_found`/`dataset_not_found`.
+   */
   delete(id: string): Promise<void> {
     return this.#lock.run(id, async () => {
-      await this.#read(id);
+      assertResourceId("dataset", id);
+      const read = await this.#readRecord(id);
+      if (read.state === "missing" && !read.quarantined) throw notFound(id);
       const trash = join(this.root, `.deleted-${id}`);
       await Deno.rename(join(this.root, id), trash);
       await Deno.remove(trash, { recursive: true });
     });
   }
 
+  // One change to a dataset under its lock: the new record is written in one rename, then the files of the
+  // samples it no longer names are removed (a crash in between leaves unnamed files, never missing ones).
+  #update(
+    id: string,
+    change: (record: DatasetRecord) => { record: DatasetRecord; removed: StoredSample[] },
+  ): Promise<DatasetSummary> {
+    return this.#lock.run(id, async () => {
+      const { record, removed } = change(await this.#read(id));
+      const updated = { ...record, updatedAt: new Date().toISOString() };
+      await writeJsonAtomic(join(this.root, id, RECORD), updated);
+      await Promise.all(
+        removed.map((s) => Deno.remove(join(this.root, id, SAMPLES, s.file)).catch(() => {})),
+      );
+      return summarize(updated);
+    });
+  }
+
   async #read(id: string): Promise<DatasetRecord> {
     assertResourceId("dataset", id);
-    const record = await readJsonIfExists<DatasetRecord>(join(this.root, id, RECORD));
-    if (!record) {
-      throw new RuntimeError("not_found", "dataset_not_found", `no dataset with id '${id}'`, { id });
-    }
-    return record;
+    const read = await this.#readRecord(id);
+    if (read.state === "ok") return read.value;
+    if (read.state === "missing" && !read.quarantined) throw notFound(id);
+    throw this.#corruptError(id);
   }
+
+  // The record, with a corrupt one moved aside (and logged) as it is found.
+  async #readRecord(id: string) {
+    const path = join(this.root, id, RECORD);
+    const read = await readRecord(path, DatasetRecordSchema);
+    if (read.state === "corrupt") await quarantineRecord(dataDirOf(this.root), path, read.reason);
+    return read;
+  }
+
+  #corruptError(id: string) {
+    return corruptItemError("dataset", id, `datasets/${id}/${RECORD}`, `DELETE /v1/datasets/${id}`);
+  }
+
+  async #ids(): Promise<string[]> {
+    const ids = [];
+    for await (const entry of Deno.readDir(this.root)) {
+      if (entry.isDirectory && isResourceId("dataset", entry.name)) ids.push(entry.name);
+    }
+    return ids;
+  }
+
+  async #sweep(): Promise<SweepReport> {
+    const report: SweepReport = { tempFiles: 0, unreferencedSamples: 0, incompleteDatasets: 0 };
+    for await (const entry of Deno.readDir(this.root)) {
+      // What an interrupted delete left, and temporary files.
+      if (entry.name.startsWith(".")) {
+        await Deno.remove(join(this.root, entry.name), { recursive: true });
+        if (entry.name.startsWith(TEMP_PREFIX)) report.tempFiles++;
+      }
+    }
+    for (const id of await this.#ids()) {
+      const dir = join(this.root, id);
+      const read = await this.#readRecord(id);
+      if (read.state === "missing" && !read.quarantined) {
+        await Deno.remove(dir, { recursive: true });
+        report.incompleteDatasets++;
+        continue;
+      }
+      for await (const entry of Deno.readDir(dir)) {
+        if (entry.name.startsWith(TEMP_PREFIX)) {
+          await Deno.remove(join(dir, entry.name));
+          report.tempFiles++;
+        }
+      }
+      // Without a readable record nothing says which samples are referenced: keep them all.
+      if (read.state !== "ok") continue;
+      const referenced = new Set(read.value.samples.map((s) => s.file));
+      await Deno.mkdir(join(dir, SAMPLES), { recursive: true });
+      for await (const entry of Deno.readDir(join(dir, SAMPLES))) {
+        if (!entry.isFile || referenced.has(entry.name)) continue;
+        await Deno.remove(join(dir, SAMPLES, entry.name));
+        if (entry.name.startsWith(TEMP_PREFIX)) report.tempFiles++;
+        else report.unreferencedSamples++;
+      }
+    }
+    return report;
+  }
+}
+
+function notFound(id: string) {
+  return new RuntimeError("not_found", "dataset_not_found", `no dataset with id '${id}'`, { id });
 }
 
 function summarize(record: DatasetRecord): DatasetSummary {
@@ -249,6 +502,37 @@ function summarize(record: DatasetRecord): DatasetSummary {
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
     sampleCount: record.samples.length,
-    counts: countLabels(record.samples.map((s) => s.label)),
+    counts: countLabels(record.samples.flatMap((s) => (s.label === null ? [] : [s.label]))),
+    unlabelled: record.samples.filter((s) => s.label === null).length,
   };
+}
+
+function sampleSummary(sample: StoredSample): SampleSummary {
+  return { id: sample.file.replace(/\.[a-z]+$/, ""), label: sample.label };
+}
+
+function findSample(record: DatasetRecord, sampleId: string): StoredSample {
+  const sample = SAMPLE_ID.test(sampleId)
+    ? record.samples.find((s) => sampleSummary(s).id === sampleId)
+    : undefined;
+  if (!sample) {
+    throw new RuntimeError(
+      "not_found",
+      "sample_not_found",
+      `dataset ${record.id} has no sample '${sampleId}'`,
+      { id: record.id, sample: sampleId },
+    );
+  }
+  return sample;
+}
+
+function requireLabel(record: DatasetRecord, label: string): void {
+  if (!record.samples.some((s) => s.label === label)) {
+    throw new RuntimeError(
+      "not_found",
+      "label_not_found",
+      `dataset ${record.id} has no samples labelled '${label}'`,
+      { id: record.id, label },
+    );
+  }
 }

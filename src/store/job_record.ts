@@ -1,6 +1,8 @@
 import type { AdaptationMetrics, EpochRecord } from "../adapt/adaptation_metrics.ts";
 import type { BnConversionReport } from "../adapt/bn_conversion.ts";
 import type { Method } from "../adapt/methods.ts";
+import type { BnRefreshReport } from "../adapt/bn_refresh.ts";
+import type { RefreshGuard } from "../adapt/refresh_guard.ts";
 
 /** Where an adaptation job is in its life. */
 export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -13,7 +15,10 @@ export interface AdaptationRequest {
   /** Dataset id. */
   dataset: string;
   backbone: string;
-  method: Method;
+  /** A labelled adaptation method, or `bn-refresh`: AdaBN of `model` on the dataset's images, no labels. */
+  method: Method | "bn-refresh";
+  /** With `bn-refresh`: the id of the model to refresh. */
+  model?: string;
   epochs?: number;
   /** At least this many SGD steps (few-shot sets get more epochs); 0: exactly `epochs`. */
   minSteps?: number;
@@ -30,7 +35,15 @@ export interface AdaptationRequest {
 
 /** How far a running job has come. */
 export interface JobProgress {
-  phase: "starting" | "loading" | "bn_conversion" | "linear_probe" | "training" | "evaluating" | "saving";
+  phase:
+    | "starting"
+    | "loading"
+    | "bn_conversion"
+    | "bn_refresh"
+    | "linear_probe"
+    | "training"
+    | "evaluating"
+    | "saving";
   epoch?: number;
   epochs?: number;
   step?: number;
@@ -44,6 +57,18 @@ export interface JobProgress {
 export interface JobMetrics extends AdaptationMetrics {
   classNames: string[];
   bnConversion: BnConversionReport | null;
+}
+
+/** What a finished `bn-refresh` job measured. */
+export interface RefreshJobMetrics {
+  method: "bn-refresh";
+  /** The model refreshed. */
+  sourceModel: string;
+  refresh: BnRefreshReport;
+  /** The refresh's activation guard (no labels: see `refreshGuard`). */
+  guard: RefreshGuard;
+  classNames: string[];
+  seconds: number;
 }
 
 /** Why a job did not succeed. */
@@ -68,12 +93,15 @@ export interface JobRecord {
   history: EpochRecord[];
   /** The dataset as the job read it: its name and samples per label. */
   dataset?: { id: string; name: string; counts: Record<string, number> };
-  metrics?: JobMetrics;
+  metrics?: JobMetrics | RefreshJobMetrics;
   modelId?: string;
   /** Set when the request asked for `activate` and the new model became the active one. */
   activated?: boolean;
   /** Why the guard kept a model the request asked to activate from being activated (code: the verdict). */
-  activationSkipped?: { code: "at_chance" | "below_baseline"; message: string };
+  activationSkipped?: {
+    code: "at_chance" | "below_baseline" | "too_few_images" | "collapsed";
+    message: string;
+  };
   /** Why a model the request asked to activate could not be (the job still succeeded). */
   activationError?: JobError;
   error?: JobError;
