@@ -8,6 +8,9 @@
  *                            weights included: nsfwjs ships them as modules)
  *   lib/server/adaptation_worker.js, doctor.js   the adaptation worker and `doctor`, bundled likewise
  *   lib/server/*.wasm        tfjs-backend-wasm's binaries, read beside the bundle
+ *   lib/node_modules/@img/   the image codec's native addon and libvips for <arch> (sharp's platform
+ *                            packages): a bundle cannot hold a shared library, so the bundled sharp finds
+ *                            them by Node's resolution from lib/server/
  *   fixtures/tiny/           the tiny backbone's weights
  *   share/systemd/daft-edge.service, share/daft-edge.env, install.sh, docs/
  *
@@ -18,10 +21,14 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
 import { CONFIG_ENV_VARS } from "../src/config.ts";
+import { CODEC_PERMISSIONS } from "../src/data/_sharp.ts";
 import { commandLine } from "./_args.ts";
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
 const ARCHES = { x64: "@deno/linux-x64-glibc", arm64: "@deno/linux-arm64-glibc" } as const;
+// sharp's platform packages (the addon, and libvips it links to by a relative rpath), as sharp 0.35.5 pins them.
+const SHARP_VERSION = "0.35.5";
+const LIBVIPS_VERSION = "1.3.4";
 type Arch = keyof typeof ARCHES;
 
 // Emscripten's Node path in tfjs-backend-wasm reads `__dirname` to find its .wasm; an ES module bundle has
@@ -69,6 +76,30 @@ async function denoBinary(arch: Arch): Promise<string> {
 }
 
 /**
+ * Copies sharp's two platform packages for `arch` (`@img/sharp-linux-<arch>` and `@img/sharp-libvips-linux-<arch>`)
+ * from Deno's npm cache into `dest`, fetching them into the cache first when this machine is another
+ * architecture (Deno installs only the host's optional packages).
+ */
+async function copyCodec(arch: Arch, dest: string): Promise<void> {
+  const packages = [[`@img/sharp-linux-${arch}`, SHARP_VERSION], [
+    `@img/sharp-libvips-linux-${arch}`,
+    LIBVIPS_VERSION,
+  ]];
+  const info = JSON.parse(await run(Deno.execPath(), ["info", "--json"]));
+  for (const [name, version] of packages) {
+    const source = join(info.npmCache, "registry.npmjs.org", name, version);
+    if (!await exists(join(source, "package.json"))) {
+      await run(Deno.execPath(), ["cache", "--no-config", `npm:${name}@${version}`]);
+    }
+    if (!await exists(join(source, "package.json"))) {
+      throw new Error(`${name}@${version} is not in ${info.npmCache}`);
+    }
+    await Deno.mkdir(dest, { recursive: true });
+    await run("cp", ["-R", source, join(dest, name.slice("@img/".length))]);
+  }
+}
+
+/**
  * Builds the release for `arch` under `outDir` and returns the archive's path and size.
  *
  * @example
@@ -97,10 +128,13 @@ export async function buildRelease(arch: Arch, outDir: string): Promise<ReleaseB
     }
   }
 
+  await copyCodec(arch, join(dir, "lib", "node_modules", "@img"));
+
   await Deno.copyFile(await denoBinary(arch), join(dir, "bin", "deno"));
   await Deno.chmod(join(dir, "bin", "deno"), 0o755);
   const launcher = (await Deno.readTextFile(join(ROOT, "deploy", "daft-edge")))
-    .replace("@ENV_VARS@", CONFIG_ENV_VARS.join(","));
+    .replace("@ENV_VARS@", [...CONFIG_ENV_VARS, ...CODEC_PERMISSIONS.env].join(","))
+    .replace("@SYS@", CODEC_PERMISSIONS.sys.join(","));
   await Deno.writeTextFile(join(dir, "bin", "daft-edge"), launcher, { mode: 0o755 });
   await Deno.copyFile(join(ROOT, "deploy", "install.sh"), join(dir, "install.sh"));
   await Deno.chmod(join(dir, "install.sh"), 0o755);
