@@ -105,7 +105,7 @@ async function activeModel(server: Server) {
     201,
   );
   // Activated by hand: a one-epoch model may be held back by the activation guard, which is not the point here.
-  const job = await finished(server, { dataset: id, epochs: 1 });
+  const job = await finished(server, { dataset: id, epochs: 1, minSteps: 0 });
   assert.equal(job.status, "succeeded", JSON.stringify(job.error));
   assert.equal((await server.request(`/v1/models/${job.modelId}/activate`, { method: "POST" })).status, 200);
 }
@@ -178,7 +178,7 @@ Deno.test("bombs are stored bounded at upload, and training on eight of them sta
     const record = JSON.parse(await Deno.readTextFile(`${server.dataDir}/datasets/${id}/dataset.json`));
     assert.deepEqual(record.samples.map((s: { pixels: number }) => s.pixels), Array(8).fill(512 * 512));
     const { growthMiB, result: state } = await server.peakRssGrowth(() =>
-      finished(server, { dataset: id, epochs: 1 })
+      finished(server, { dataset: id, epochs: 1, minSteps: 0 })
     );
     assert.equal(state.status, "succeeded", JSON.stringify(state.error));
     console.log(`training on bombs: server RSS grew ${growthMiB.toFixed(0)} MiB`);
