@@ -4,7 +4,7 @@
 import { createApp } from "./routes/app.ts";
 import { CONFIG_ENV_VARS, configTable, isLoopback, loadConfig } from "./src/config.ts";
 import { RuntimeError } from "./src/errors.ts";
-import { openRuntime } from "./src/serve/open_runtime.ts";
+import { openRuntime } from "./src/runtime.ts";
 import { loadSharp } from "./src/data/_sharp.ts";
 import { missingPermissionFlags, serverPermissions } from "./src/serve/server_permissions.ts";
 import { type InstanceLock, lockDataDir } from "./src/store/instance_lock.ts";

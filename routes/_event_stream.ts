@@ -4,67 +4,58 @@ import { streamSSE } from "hono/streaming";
 /** Milliseconds between SSE comments that keep an idle connection open. */
 const HEARTBEAT_MS = 15_000;
 
-/** Writes one server-sent event; its `id` counts up from 0 per stream. */
-export type SendEvent = (event: string, data: unknown) => Promise<void>;
-
-/** Where a stream's events come from, and what it writes of them. */
-export interface EventFeed<E> {
-  /** Registers a listener for new events; returns what unregisters it. */
-  subscribe(listener: (event: E) => void): () => void;
-  /** Writes what the client sees first (after subscribing, so nothing is missed); `true` ends the stream. */
-  start(send: SendEvent): Promise<boolean>;
-  /** Writes the events that arrived since the last write; `true` ends the stream. */
-  flush(events: E[], send: SendEvent): Promise<boolean>;
+/** One server-sent event: its name and its JSON data. */
+export interface OutgoingEvent {
+  event: string;
+  data: unknown;
 }
 
 /**
- * A server-sent event stream over a feed of events: events that arrive while a write is in progress are
- * batched into the next `flush`, a comment line every 15 s keeps an idle connection open, and the listener is
- * removed when the stream ends or the client goes.
+ * Writes an async iterable of events out as a server-sent event stream (`id` counting up from 0), with a
+ * comment line every 15 s while the source is quiet, so an idle connection stays open. The stream ends when
+ * the source does; when the client goes, `signal` aborts and the source is closed (`return`).
  *
  * @example
  * ```ts
  * import { Hono } from "hono";
  * import { streamEvents } from "./_event_stream.ts";
  * const app = new Hono().get("/", (c) =>
- *   streamEvents(c, {
- *     subscribe: () => () => {},
- *     start: async (send) => (await send("hello", { n: 1 }), true),
- *     flush: () => Promise.resolve(true),
+ *   streamEvents(c, async function* () {
+ *     yield { event: "hello", data: { n: 1 } };
  *   }));
  * console.assert((await (await app.request("/")).text()).includes("event: hello"));
  * ```
  */
-export function streamEvents<E>(c: Context, feed: EventFeed<E>): Response {
+export function streamEvents(
+  c: Context,
+  source: (signal: AbortSignal) => AsyncIterable<OutgoingEvent>,
+): Response {
   return streamSSE(c, async (stream) => {
-    const pending: E[] = [];
-    let wake = () => {};
-    const unsubscribe = feed.subscribe((event) => {
-      pending.push(event);
-      wake();
-    });
-    stream.onAbort(() => wake());
+    const controller = new AbortController();
+    stream.onAbort(() => controller.abort());
+    const events = source(controller.signal)[Symbol.asyncIterator]();
     let seq = 0;
-    const send: SendEvent = (event, data) =>
-      stream.writeSSE({ event, data: JSON.stringify(data), id: String(seq++) });
     try {
-      if (await feed.start(send)) return;
+      let next = events.next();
       while (!stream.aborted) {
-        if (pending.length === 0) {
-          const woke = await new Promise<boolean>((resolve) => {
-            const timer = setTimeout(() => resolve(false), HEARTBEAT_MS);
-            wake = () => {
-              clearTimeout(timer);
-              resolve(true);
-            };
-          });
-          if (!woke && !stream.aborted) await stream.write(": keep-alive\n\n");
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const quiet = new Promise<"quiet">((
+          resolve,
+        ) => (timer = setTimeout(() => resolve("quiet"), HEARTBEAT_MS)));
+        const result = await Promise.race([next, quiet]);
+        clearTimeout(timer);
+        if (result === "quiet") {
+          if (!stream.aborted) await stream.write(": keep-alive\n\n");
           continue;
         }
-        if (await feed.flush(pending.splice(0), send)) return;
+        if (result.done) return;
+        const { event, data } = result.value;
+        await stream.writeSSE({ event, data: JSON.stringify(data), id: String(seq++) });
+        next = events.next();
       }
     } finally {
-      unsubscribe();
+      controller.abort();
+      await events.return?.();
     }
   });
 }

@@ -1,8 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { METHOD_NAMES } from "../src/adapt/methods.ts";
-import type { JobEvent } from "../src/jobs/adaptation_queue.ts";
-import type { Runtime } from "../src/serve/open_runtime.ts";
-import { FINAL_JOB_STATUSES, type JobRecord } from "../src/store/job_record.ts";
+import { DEFAULT_METHOD } from "../src/adapt/methods.ts";
+import type { AdaptationQueue } from "../src/jobs/adaptation_queue.ts";
+import type { JobEvent } from "../src/jobs/job_events.ts";
+import { ADAPTATION_METHODS } from "../src/jobs/job_record.ts";
 import { streamEvents } from "./_event_stream.ts";
 import { bodyRoute, newRouter } from "./_router.ts";
 import { errorResponse, IdParam, JobSchema, jsonResponse } from "./_schemas.ts";
@@ -14,7 +14,7 @@ const CreateBody = z.object({
   backbone: z.string().min(1).optional().openapi({
     description: "registered backbone; default: the server's",
   }),
-  method: z.enum([...METHOD_NAMES, "bn-refresh"] as unknown as [string, ...string[]]).default("daft").openapi(
+  method: z.enum(ADAPTATION_METHODS).default(DEFAULT_METHOD).openapi(
     {
       description:
         "a labelled adaptation method, or `bn-refresh`: re-estimate the BN statistics of `model` on " +
@@ -123,52 +123,28 @@ const retry = createRoute({
   },
 });
 
-/** `/v1/adaptations`: adaptation jobs. */
-export function adaptationRoutes(runtime: Runtime) {
-  const { queue } = runtime;
+/** `/v1/adaptations`: adaptation jobs, over the queue. */
+export function adaptationRoutes(queue: AdaptationQueue) {
   return newRouter()
-    .openapi(create, async (c) => {
-      const body = c.req.valid("json");
-      return c.json(await queue.submit(body as Parameters<typeof queue.submit>[0]) as never, 202);
-    })
-    .openapi(list, (c) => c.json({ adaptations: queue.list() as never[] }, 200))
-    .openapi(get, (c) => c.json(queue.get(c.req.valid("param").id) as never, 200))
+    .openapi(create, async (c) => c.json(await queue.submit(c.req.valid("json")), 202))
+    .openapi(list, (c) => c.json({ adaptations: queue.list() }, 200))
+    .openapi(get, (c) => c.json(queue.get(c.req.valid("param").id), 200))
     .openapi(cancel, async (c) => {
       const job = await queue.cancel(c.req.valid("param").id);
-      return job.status === "cancelled" ? c.json(job as never, 200) : c.json(job as never, 202);
+      return job.status === "cancelled" ? c.json(job, 200) : c.json(job, 202);
     })
-    .openapi(retry, async (c) => c.json(await queue.retry(c.req.valid("param").id) as never, 202))
+    .openapi(retry, async (c) => c.json(await queue.retry(c.req.valid("param").id), 202))
     .openapi(events, (c) => {
       const { id } = c.req.valid("param");
       queue.get(id);
-      return streamEvents<JobEvent>(c, {
-        subscribe: (listener) => queue.subscribe(id, listener),
-        start: async (send) => {
-          const job = queue.get(id);
-          await send("status", job);
-          if (!FINAL_JOB_STATUSES.includes(job.status)) return false;
-          await send("done", job);
-          return true;
-        },
-        flush: async (events, send) => {
-          for (const event of coalesce(events)) {
-            await send(event.type, shape(event));
-            if (event.type === "done") return true;
-          }
-          return false;
-        },
+      return streamEvents(c, async function* (signal) {
+        for await (const event of queue.follow(id, signal)) yield { event: event.type, data: shape(event) };
       });
     });
 }
 
-// Several progress events waiting at once say no more than the last of them.
-function coalesce(events: JobEvent[]): JobEvent[] {
-  return events.filter((e, i) => e.type !== "progress" || events[i + 1]?.type !== "progress");
-}
-
-function shape(event: JobEvent): unknown {
-  const job: JobRecord = event.job;
-  if (event.type === "progress") return { id: job.id, status: job.status, progress: job.progress };
-  if (event.type === "epoch") return { id: job.id, record: job.history.at(-1) };
+function shape({ type, job }: JobEvent): unknown {
+  if (type === "progress") return { id: job.id, status: job.status, progress: job.progress };
+  if (type === "epoch") return { id: job.id, record: job.history.at(-1) };
   return job;
 }

@@ -5,7 +5,7 @@ import { csrf } from "hono/csrf";
 import { logger } from "hono/logger";
 import { secureHeaders } from "hono/secure-headers";
 import { RuntimeError } from "../src/errors.ts";
-import type { Runtime } from "../src/serve/open_runtime.ts";
+import type { Runtime } from "../src/runtime.ts";
 import { needsToken, requireTokenForChanges } from "./_auth.ts";
 import { onError, onNotFound, refuseLongUrls } from "./_error_handler.ts";
 import { allowHosts } from "./_host_check.ts";
@@ -40,7 +40,7 @@ export interface AppDeps {
  * @example
  * ```ts
  * import { createApp } from "./app.ts";
- * import { openRuntime } from "../src/serve/open_runtime.ts";
+ * import { openRuntime } from "../src/runtime.ts";
  * import { loadConfig } from "../src/config.ts";
  * const result = loadConfig(["--data-dir", await Deno.makeTempDir()], () => undefined);
  * if (!result.help) {
@@ -82,12 +82,13 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     }),
   );
 
-  app.route("/", healthRoutes(runtime));
-  app.route("/v1/info", infoRoutes(runtime));
-  app.route("/v1/datasets", datasetRoutes(runtime));
-  app.route("/v1/adaptations", adaptationRoutes(runtime));
-  app.route("/v1/models", modelRoutes(runtime));
-  app.route("/v1/models", predictionRoutes(runtime));
+  const { datasets, models, queue, predictions, transfer } = runtime;
+  app.route("/", healthRoutes(runtime.readiness));
+  app.route("/v1/info", infoRoutes(() => runtime.info()));
+  app.route("/v1/datasets", datasetRoutes({ datasets, queue, limits: config }));
+  app.route("/v1/adaptations", adaptationRoutes(queue));
+  app.route("/v1/models", modelRoutes({ models, predictions, transfer }));
+  app.route("/v1/models", predictionRoutes(predictions));
   app.route("/docs", docsRoutes());
   app.route("/", webRoutes());
 

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { RuntimeError } from "../src/errors.ts";
-import type { Runtime } from "../src/serve/open_runtime.ts";
+import type { AdaptationQueue } from "../src/jobs/adaptation_queue.ts";
+import type { DatasetStore } from "../src/store/dataset_store.ts";
+import type { SampleLimits } from "../src/store/validate_samples.ts";
 import { countLabels } from "../src/store/dataset_store.ts";
 import { validateSamples } from "../src/store/validate_samples.ts";
 import { isMultipart, samplesFromJson, samplesFromMultipart } from "./_image_input.ts";
@@ -261,12 +262,13 @@ const removeLabel = createRoute({
 });
 
 /** `/v1/datasets`: labelled image sets to adapt on. */
-export function datasetRoutes(runtime: Runtime) {
-  const { datasets, queue, config } = runtime;
-  // A queued job reads its dataset when it starts: changing the samples under it would change what it trains on.
-  const requireIdle = async (id: string) => {
+export function datasetRoutes(
+  { datasets, queue, limits }: { datasets: DatasetStore; queue: AdaptationQueue; limits: SampleLimits },
+) {
+  // A dataset's samples change only while no job reads it (the queue's rule); a missing one is 404 first.
+  const whenIdle = async <T>(id: string, change: () => Promise<T>) => {
     await datasets.get(id);
-    if (queue.usesDataset(id)) throw conflict(id);
+    return await queue.changeDataset(id, change);
   };
   return newRouter()
     .openapi(create, async (c) => c.json(await datasets.create(c.req.valid("json").name), 201))
@@ -286,31 +288,30 @@ export function datasetRoutes(runtime: Runtime) {
     .openapi(sampleImage, async (c) => {
       const { id, sample } = c.req.valid("param");
       const { bytes, format } = await datasets.readSample(id, sample, { maxSide: c.req.valid("query").size });
-      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
-        "content-type": `image/${format}`,
-        "cache-control": "private, max-age=86400, immutable",
-      }) as never;
+      return new Response(bytes as Uint8Array<ArrayBuffer>, {
+        headers: {
+          "content-type": `image/${format}`,
+          "cache-control": "private, max-age=86400, immutable",
+        },
+      });
     })
     .openapi(removeSample, async (c) => {
       const { id, sample } = c.req.valid("param");
-      await requireIdle(id);
-      return c.json(await datasets.deleteSample(id, sample), 200);
+      return c.json(await whenIdle(id, () => datasets.deleteSample(id, sample)), 200);
     })
     .openapi(renameLabel, async (c) => {
       const { id, label } = c.req.valid("param");
-      await requireIdle(id);
-      return c.json(await datasets.relabel(id, label, c.req.valid("json").name), 200);
+      const { name } = c.req.valid("json");
+      return c.json(await whenIdle(id, () => datasets.relabel(id, label, name)), 200);
     })
     .openapi(removeLabel, async (c) => {
       const { id, label } = c.req.valid("param");
-      await requireIdle(id);
-      return c.json(await datasets.deleteLabel(id, label), 200);
+      return c.json(await whenIdle(id, () => datasets.deleteLabel(id, label)), 200);
     })
     .openapi(remove, async (c) => {
       const { id } = c.req.valid("param");
-      // Not requireIdle: a corrupt dataset, which cannot be read, must still be deletable.
-      if (queue.usesDataset(id)) throw conflict(id);
-      await datasets.delete(id);
+      // Not whenIdle: a corrupt dataset, which cannot be read, must still be deletable.
+      await queue.changeDataset(id, () => datasets.delete(id));
       return c.body(null, 204);
     })
     .openapi(addSamples, async (c) => {
@@ -321,7 +322,7 @@ export function datasetRoutes(runtime: Runtime) {
         ? await samplesFromMultipart(c)
         : samplesFromJson(c.req.valid("json" as never) as z.infer<typeof SamplesJson>);
       const unlabelled = c.req.valid("query").unlabelled === "true";
-      const valid = await validateSamples(uploads, config, { unlabelled });
+      const valid = await validateSamples(uploads, limits, { unlabelled });
       const dataset = await datasets.add(id, valid);
       return c.json({
         id,
@@ -332,13 +333,4 @@ export function datasetRoutes(runtime: Runtime) {
         unlabelled: dataset.unlabelled,
       }, 201);
     });
-}
-
-function conflict(id: string) {
-  return new RuntimeError(
-    "conflict",
-    "dataset_in_use",
-    `dataset ${id} is used by a queued or running adaptation`,
-    { id },
-  );
 }

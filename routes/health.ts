@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Runtime } from "../src/serve/open_runtime.ts";
+import type { Readiness as ReadinessState } from "../src/serve/readiness.ts";
 import { newRouter } from "./_router.ts";
 import { jsonResponse } from "./_schemas.ts";
 
@@ -31,11 +31,11 @@ const readyz = createRoute({
 });
 
 /** `/healthz` and `/readyz`. */
-export function healthRoutes(runtime: Runtime) {
+export function healthRoutes(readiness: ReadinessState) {
   return newRouter()
     .openapi(healthz, (c) => c.json({ status: "ok" as const }, 200))
     .openapi(readyz, (c) => {
-      const report = runtime.readiness.report();
+      const report = readiness.report();
       return report.ready ? c.json(report, 200) : c.json(report, 503);
     });
 }

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Runtime } from "../src/serve/open_runtime.ts";
+import type { RuntimeInfo } from "../src/runtime.ts";
 import { newRouter } from "./_router.ts";
 import { jsonResponse } from "./_schemas.ts";
 
@@ -31,7 +31,7 @@ const Info = z.object({
   ready: z.boolean(),
 }).openapi("Info");
 
-const info = createRoute({
+const infoRoute = createRoute({
   method: "get",
   path: "/",
   tags: ["info"],
@@ -40,6 +40,6 @@ const info = createRoute({
 });
 
 /** `/v1/info`. */
-export function infoRoutes(runtime: Runtime) {
-  return newRouter().openapi(info, (c) => c.json(runtime.info() as never, 200));
+export function infoRoutes(info: () => RuntimeInfo) {
+  return newRouter().openapi(infoRoute, (c) => c.json(info(), 200));
 }

@@ -1,7 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { DriftEvent } from "../src/serve/drift_monitor.ts";
 import { RuntimeError } from "../src/errors.ts";
-import type { Runtime } from "../src/serve/open_runtime.ts";
+import type { ModelTransfer } from "../src/serve/model_transfer.ts";
+import type { PredictionService } from "../src/serve/prediction_service.ts";
+import type { ModelStore } from "../src/store/model_store.ts";
 import { streamEvents } from "./_event_stream.ts";
 import { newRouter } from "./_router.ts";
 import {
@@ -212,8 +213,13 @@ const ARCHIVE_TYPES = [
 ];
 
 /** `/v1/models`: adapted models, activation, tfjs artifacts, drift, export and import. */
-export function modelRoutes(runtime: Runtime) {
-  const { models, predictions, transfer } = runtime;
+export function modelRoutes(
+  { models, predictions, transfer }: {
+    models: ModelStore;
+    predictions: PredictionService;
+    transfer: ModelTransfer;
+  },
+) {
   const withActive = <T extends { id: string }>(m: T) => ({
     ...m,
     active: m.id === predictions.activeModelId(),
@@ -235,7 +241,7 @@ export function modelRoutes(runtime: Runtime) {
       const { id } = c.req.valid("param");
       const detail = await models.detail(id);
       const tfjs = new URL(`${c.req.path.replace(/\/$/, "")}/tfjs/model.json`, c.req.url).href;
-      return c.json({ ...withActive(detail), tfjs } as never, 200);
+      return c.json({ ...withActive(detail), tfjs }, 200);
     })
     .openapi(activate, async (c) => c.json(await predictions.activate(c.req.valid("param").id), 200))
     .openapi(remove, async (c) => {
@@ -244,26 +250,23 @@ export function modelRoutes(runtime: Runtime) {
     })
     .openapi(drift, async (c) => c.json(await predictions.drift(c.req.valid("param").id), 200))
     .openapi(driftEvents, async (c) => {
-      const first = await predictions.drift(c.req.valid("param").id);
-      return streamEvents<DriftEvent>(c, {
-        subscribe: (listener) =>
-          predictions.onDriftEvent((event) => {
-            if (event.modelId === first.modelId) listener(event);
-          }),
-        start: async (send) => (await send("report", first), false),
-        flush: async (events, send) => {
-          for (const event of events) await send(event.type, event);
-          return false;
-        },
+      const { id } = c.req.valid("param");
+      await predictions.drift(id); // a missing model is a 404, before the stream starts
+      return streamEvents(c, async function* (signal) {
+        for await (const item of predictions.followDrift(id, signal)) {
+          yield "type" in item ? { event: item.type, data: item } : { event: "report", data: item };
+        }
       });
     })
     .openapi(exportModel, async (c) => {
       const { id } = c.req.valid("param");
       const archive = await transfer.exportArchive(id);
-      return c.body(archive as Uint8Array<ArrayBuffer>, 200, {
-        "content-type": "application/gzip",
-        "content-disposition": `attachment; filename="${id}.tar.gz"`,
-      }) as never;
+      return new Response(archive as Uint8Array<ArrayBuffer>, {
+        headers: {
+          "content-type": "application/gzip",
+          "content-disposition": `attachment; filename="${id}.tar.gz"`,
+        },
+      });
     })
     .openapi(importModel, async (c) => {
       const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
@@ -287,9 +290,11 @@ export function modelRoutes(runtime: Runtime) {
       const { id, file } = c.req.valid("param");
       const bytes = await models.readArtifact(id, file);
       const type = file.endsWith(".json") ? "application/json" : "application/octet-stream";
-      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
-        "content-type": type,
-        "cache-control": "no-cache",
-      }) as never;
+      return new Response(bytes as Uint8Array<ArrayBuffer>, {
+        headers: {
+          "content-type": type,
+          "cache-control": "no-cache",
+        },
+      });
     });
 }

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Runtime } from "../src/serve/open_runtime.ts";
+import type { PredictionService } from "../src/serve/prediction_service.ts";
 import { bytesFromBase64, imagesFromMultipart, isMultipart, MAX_TOP_K, parseTopK } from "./_image_input.ts";
 import { bodyRoute, newRouter } from "./_router.ts";
 import { Base64Image, errorResponse, jsonResponse, PredictionResultSchema } from "./_schemas.ts";
@@ -89,8 +89,7 @@ const predictGet = createRoute({
 });
 
 /** `/v1/models/{id}/predict`: predictions from a model or the active one. */
-export function predictionRoutes(runtime: Runtime) {
-  const { predictions } = runtime;
+export function predictionRoutes(predictions: PredictionService) {
   return newRouter()
     .openapi(predictPost, async (c) => {
       const { id } = c.req.valid("param");

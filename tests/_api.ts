@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { createApp } from "../routes/app.ts";
 import { loadConfig } from "../src/config.ts";
-import { openRuntime } from "../src/serve/open_runtime.ts";
+import { openRuntime } from "../src/runtime.ts";
 import { FIXTURES, testBackend } from "./_setup.ts";
 
 /**

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createTar, parseTar } from "nanotar";
 import { createApp } from "../routes/app.ts";
 import { loadConfig } from "../src/config.ts";
-import { openRuntime } from "../src/serve/open_runtime.ts";
+import { openRuntime } from "../src/runtime.ts";
 import { sha256Hex } from "../src/store/model_archive.ts";
 import { FIXTURES, testBackend } from "./_setup.ts";
 

@@ -4,11 +4,13 @@ import { adapt } from "../src/adapt/adapt.ts";
 import { decodeImage } from "../src/data/image.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
 import { RuntimeError } from "../src/errors.ts";
-import { AdaptationQueue, type AdaptationQueueOptions, type JobEvent } from "../src/jobs/adaptation_queue.ts";
+import { AdaptationQueue, type AdaptationQueueOptions } from "../src/jobs/adaptation_queue.ts";
+import type { JobEvent } from "../src/jobs/job_events.ts";
+import { JobStore } from "../src/jobs/job_store.ts";
 import { runAdaptation } from "../src/jobs/run_adaptation.ts";
 import { loadBackbone } from "../src/model/registry.ts";
-import type { JobMetrics, JobRecord } from "../src/store/job_record.ts";
-import { openStores, type Stores } from "../src/store/open_stores.ts";
+import type { JobMetrics, JobRecord } from "../src/jobs/job_record.ts";
+import { openStores } from "../src/store/open_stores.ts";
 import { newResourceId } from "../src/store/resource_id.ts";
 import { validateSamples } from "../src/store/validate_samples.ts";
 import { FIXTURES, testBackend } from "./_setup.ts";
@@ -35,10 +37,16 @@ async function digitSamples(digits: number[], perDigit: number) {
   return validateSamples(uploads, LIMITS);
 }
 
+// The dataset and model stores, and the job store the queue keeps its records in.
+const openAllStores = async (dataDir: string) => ({
+  ...await openStores(dataDir),
+  jobs: await JobStore.open(`${dataDir}/jobs`),
+});
+
 async function setup(options: Partial<AdaptationQueueOptions> = {}) {
   const backend = await testBackend();
   const dataDir = await Deno.makeTempDir({ prefix: "daft-jobs-" });
-  const stores = await openStores(dataDir);
+  const stores = await openAllStores(dataDir);
   const dataset = await stores.datasets.create("digits");
   await stores.datasets.add(dataset.id, await digitSamples([0, 1, 7], 8));
   const queue = await AdaptationQueue.open({
@@ -61,7 +69,7 @@ async function setup(options: Partial<AdaptationQueueOptions> = {}) {
 /** Resolves with the job's `done` event, collecting every event on the way. */
 function untilDone(queue: AdaptationQueue, id: string, events: JobEvent["type"][] = []): Promise<JobRecord> {
   return new Promise((resolve) => {
-    const unsubscribe = queue.subscribe(id, (event) => {
+    const unsubscribe = queue.events.subscribe(id, (event) => {
       events.push(event.type);
       if (event.type === "done") {
         unsubscribe();
@@ -136,7 +144,7 @@ Deno.test("a full queue refuses with busy, and cancel stops queued and running j
 
   // Let it train a little, then cancel: it must stop within a step, long before 1000 epochs.
   await new Promise<void>((resolve) => {
-    const unsubscribe = queue.subscribe(running.id, (e) => {
+    const unsubscribe = queue.events.subscribe(running.id, (e) => {
       if (e.type === "progress" && e.job.progress?.phase === "training") (unsubscribe(), resolve());
     });
   });
@@ -173,7 +181,7 @@ Deno.test("a worker that does not stop is terminated after the grace period", as
 
 Deno.test("a job left running by the last process is failed as interrupted, and can be retried", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "daft-jobs-" });
-  const stores: Stores = await openStores(dataDir);
+  const stores = await openAllStores(dataDir);
   const dataset = await stores.datasets.create("digits");
   await stores.datasets.add(dataset.id, await digitSamples([0, 1], 3));
   const base = {
@@ -225,7 +233,7 @@ Deno.test("a job left running by the last process is failed as interrupted, and 
 Deno.test("runAdaptation frees every tensor it makes around the engine", async () => {
   const backend = await testBackend();
   const dataDir = await Deno.makeTempDir({ prefix: "daft-jobs-" });
-  const stores = await openStores(dataDir);
+  const stores = await openAllStores(dataDir);
   const dataset = await stores.datasets.create("digits");
   const samples = await digitSamples([2, 5], 6);
   await stores.datasets.add(dataset.id, samples);

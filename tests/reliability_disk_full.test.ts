@@ -97,7 +97,10 @@ Deno.test({
         if (res.status !== 202) return { status: res.status, body: await res.json() };
         const job = await res.json();
         await new Promise<void>((resolve) => {
-          const stop = runtime.queue.subscribe(job.id, (e) => e.type === "done" && (stop(), resolve()));
+          const stop = runtime.queue.events.subscribe(
+            job.id,
+            (e) => e.type === "done" && (stop(), resolve()),
+          );
         });
         return { status: 202, body: runtime.queue.get(job.id) };
       };

@@ -131,7 +131,10 @@ Deno.test("a garbled model metadata.json is listed as corrupt beside the good mo
       for (let i = 0; i < 2; i++) {
         const job = await (await json("POST", "/v1/adaptations", { dataset: ds, epochs: 1 })).json();
         await new Promise<void>((resolve) => {
-          const stop = runtime.queue.subscribe(job.id, (e) => e.type === "done" && (stop(), resolve()));
+          const stop = runtime.queue.events.subscribe(
+            job.id,
+            (e) => e.type === "done" && (stop(), resolve()),
+          );
         });
         ids.push(runtime.queue.get(job.id).modelId!);
       }
@@ -194,7 +197,7 @@ Deno.test("a sample file missing on disk fails the job with sample_missing, nami
     after: async ({ runtime, json, dataDir }, ds) => {
       const job = await (await json("POST", "/v1/adaptations", { dataset: ds, epochs: 1 })).json();
       await new Promise<void>((resolve) => {
-        const stop = runtime.queue.subscribe(job.id, (e) => e.type === "done" && (stop(), resolve()));
+        const stop = runtime.queue.events.subscribe(job.id, (e) => e.type === "done" && (stop(), resolve()));
       });
       const done = await (await json("GET", `/v1/adaptations/${job.id}`)).json();
       assert.equal(done.status, "failed");

@@ -3,7 +3,7 @@ import { encodePng } from "../src/data/image.ts";
 import { RuntimeError } from "../src/errors.ts";
 import { writeFileAtomic } from "../src/store/atomic_write.ts";
 import { DatasetStore } from "../src/store/dataset_store.ts";
-import { KeyedLock } from "../src/store/keyed_lock.ts";
+import { KeyedLock } from "../src/keyed_lock.ts";
 import { isResourceId, newResourceId } from "../src/store/resource_id.ts";
 import { validateSamples } from "../src/store/validate_samples.ts";
 import { FIXTURES } from "./_setup.ts";

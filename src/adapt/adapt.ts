@@ -16,7 +16,7 @@ import { featureDistortion } from "./feature_distortion.ts";
 import { driftReference } from "./drift_reference.ts";
 import { fitLogisticRegression, type LinearHead } from "./logistic_regression.ts";
 import { activationGuard } from "./activation_guard.ts";
-import { type Method, type MethodRecipe, METHODS, RECIPE_DEFAULTS } from "./methods.ts";
+import { DEFAULT_METHOD, type Method, type MethodRecipe, METHODS, RECIPE_DEFAULTS } from "./methods.ts";
 import { StandardizedHeadOptimizer } from "./standardized_head_optimizer.ts";
 import { cosineLearningRate } from "./schedule.ts";
 import { stratifiedSplit } from "./stratified_split.ts";
@@ -77,7 +77,7 @@ export interface AdaptOptions {
 
 /** Defaults for the options that no method sets. */
 export const ADAPT_DEFAULTS = {
-  method: "daft" as Method,
+  method: DEFAULT_METHOD,
   epochs: 10,
   batchSize: 16,
   momentum: 0.9,

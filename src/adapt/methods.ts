@@ -123,3 +123,6 @@ export const RECIPE_DEFAULTS: Required<
 
 /** The method names, for validation and docs. */
 export const METHOD_NAMES = Object.keys(METHODS) as Method[];
+
+/** The method an adaptation uses when it names none: DAFT, the method this runtime is built around. */
+export const DEFAULT_METHOD: Method = "daft";

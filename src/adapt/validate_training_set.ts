@@ -6,9 +6,56 @@ import type { TrainingSet } from "./adapt.ts";
 export const MIN_SAMPLES_PER_CLASS = 2;
 
 /**
+ * The admission rule every labelled adaptation shares, for the engine (on the training set) and the job
+ * queue (on the dataset's counts, before a job is queued): at least two classes, and
+ * {@linkcode MIN_SAMPLES_PER_CLASS} samples in each.
+ *
+ * @param counts samples per class name.
+ * @param about what the counts describe, for the message and details: a dataset id, and how many of its
+ *   samples are unlabelled (they do not count).
+ * @throws {RuntimeError} `invalid`/`too_few_classes`, `invalid`/`too_few_samples`.
+ *
+ * @example
+ * ```ts
+ * import { checkClassCounts } from "./validate_training_set.ts";
+ * checkClassCounts({ cat: 2, dog: 3 });
+ * try { checkClassCounts({ cat: 2, dog: 1 }); } catch (e) { console.log((e as Error).message); }
+ * ```
+ */
+export function checkClassCounts(
+  counts: Record<string, number>,
+  about: { dataset?: string; unlabelled?: number } = {},
+): void {
+  const labels = Object.keys(counts);
+  const subject = about.dataset ? `dataset ${about.dataset} has` : "got";
+  if (labels.length < 2) {
+    const unlabelled = about.unlabelled
+      ? ` (its ${about.unlabelled} unlabelled samples are for bn-refresh and do not count)`
+      : "";
+    throw new RuntimeError(
+      "invalid",
+      "too_few_classes",
+      `adaptation needs at least 2 classes; ${subject} ${labels.length}${unlabelled}`,
+      { ...about, classes: labels.length, counts },
+    );
+  }
+  const short = labels.filter((l) => counts[l] < MIN_SAMPLES_PER_CLASS);
+  if (short.length) {
+    throw new RuntimeError(
+      "invalid",
+      "too_few_samples",
+      `every class needs at least ${MIN_SAMPLES_PER_CLASS} samples (one to train, one to validate); short: ${
+        short.join(", ")
+      }`,
+      { ...about, counts },
+    );
+  }
+}
+
+/**
  * Rejects, before any work, a training set or hyperparameters the methods cannot use, with a message that
- * says what to change: fewer than two classes, a class without enough samples, labels out of range, images
- * of the wrong shape for the backbone, or rates and sizes out of range.
+ * says what to change: labels out of range, the class counts {@linkcode checkClassCounts} refuses, images of
+ * the wrong shape for the backbone, or rates and sizes out of range.
  *
  * @example
  * ```ts
@@ -42,9 +89,6 @@ export function validateTrainingSet(
     fail("shape_mismatch", `${shape[0]} images but ${data.labels.length} labels`);
   }
   const classes = data.classNames.length;
-  if (classes < 2) {
-    fail("too_few_classes", `adaptation needs at least 2 classes, got ${classes}`, { classes });
-  }
   const counts = new Array<number>(classes).fill(0);
   data.labels.forEach((y, i) => {
     if (!Number.isInteger(y) || y < 0 || y >= classes) {
@@ -52,16 +96,7 @@ export function validateTrainingSet(
     }
     counts[y]++;
   });
-  const short = data.classNames.filter((_, c) => counts[c] < MIN_SAMPLES_PER_CLASS);
-  if (short.length) {
-    fail(
-      "too_few_samples",
-      `every class needs at least ${MIN_SAMPLES_PER_CLASS} samples (one to train, one to validate); short: ${
-        short.join(", ")
-      }`,
-      { counts: Object.fromEntries(data.classNames.map((n, c) => [n, counts[c]])) },
-    );
-  }
+  checkClassCounts(Object.fromEntries(data.classNames.map((n, c) => [n, counts[c]])));
   const check = (name: string, ok: (v: number) => boolean, rule: string) => {
     const v = (hyper as Record<string, number | undefined>)[name];
     if (v !== undefined && !(Number.isFinite(v) && ok(v))) {

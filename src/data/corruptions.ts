@@ -1,6 +1,6 @@
 import jpeg from "jpeg-js";
 import { RuntimeError } from "../errors.ts";
-import type { RgbImage } from "./image.ts";
+import { assertRgbImage, type RgbImage } from "./image.ts";
 import { seededRandom } from "./random.ts";
 
 /**
@@ -88,21 +88,8 @@ export function corruptImage(
       { corruption, severity },
     );
   }
+  assertRgbImage(image);
   const { width, height, data } = image;
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new RuntimeError("invalid", "invalid_image", `image size ${width}x${height} is not positive`, {
-      width,
-      height,
-    });
-  }
-  if (data.length !== width * height * 3) {
-    throw new RuntimeError(
-      "invalid",
-      "invalid_image",
-      `image has ${data.length} bytes, expected ${width * height * 3} for ${width}x${height}x3`,
-      { width, height, length: data.length },
-    );
-  }
   if (severity === 0) return { width, height, data: data.slice() };
   const random = seededRandom(seed);
   const scale = Math.min(width, height) / 28;

@@ -241,7 +241,7 @@ async function pipeline(bytes: Uint8Array, info: ImageInfo, options: DecodeImage
  * ```
  */
 export function encodePng(img: RgbImage): Uint8Array {
-  checkRgbImage(img);
+  assertRgbImage(img);
   const { width, height, data } = img;
   let grey = true;
   for (let i = 0; i < data.length && grey; i += 3) grey = data[i] === data[i + 1] && data[i] === data[i + 2];
@@ -251,10 +251,28 @@ export function encodePng(img: RgbImage): Uint8Array {
   return encodePngPixels({ width, height, data: luma, channels: 1, depth: 8 });
 }
 
-function checkRgbImage(img: RgbImage): void {
+/**
+ * Checks that `img` is a well-formed {@link RgbImage}: positive integer sizes and `width * height * 3` bytes.
+ * The one check of the shape, for every function that takes decoded images.
+ *
+ * @param at names the image in the message (`image 3`) and `details.index`, for functions that take lists.
+ * @throws {RuntimeError} `invalid`/`code` (default `invalid_image`).
+ *
+ * @example
+ * ```ts
+ * import { assertRgbImage } from "./image.ts";
+ * assertRgbImage({ width: 1, height: 1, data: new Uint8Array(3) });
+ * try { assertRgbImage({ width: 2, height: 1, data: new Uint8Array(3) }); } catch (e) { console.log((e as Error).message); }
+ * ```
+ */
+export function assertRgbImage(img: RgbImage, at: { code?: string; index?: number } = {}): void {
   const { width, height, data } = img;
+  const code = at.code ?? "invalid_image";
+  const name = at.index === undefined ? "image" : `image ${at.index}`;
+  const where = at.index === undefined ? {} : { index: at.index };
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new RuntimeError("invalid", "invalid_image", `image size ${width}x${height} is not positive`, {
+    throw new RuntimeError("invalid", code, `${name} has size ${width}x${height}, not positive integers`, {
+      ...where,
       width,
       height,
     });
@@ -262,9 +280,9 @@ function checkRgbImage(img: RgbImage): void {
   if (data.length !== width * height * 3) {
     throw new RuntimeError(
       "invalid",
-      "invalid_image",
-      `RGB data has ${data.length} bytes, expected ${width * height * 3} for ${width}x${height}x3`,
-      { width, height, length: data.length },
+      code,
+      `${name} has ${data.length} bytes, expected ${width * height * 3} for ${width}x${height}x3`,
+      { ...where, width, height, length: data.length },
     );
   }
 }

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { RuntimeError } from "../errors.ts";
-import type { RgbImage } from "./image.ts";
+import { assertRgbImage, type RgbImage } from "./image.ts";
 import { resample } from "./_resample.ts";
 
 /**
@@ -61,7 +61,7 @@ export function imageToInput(
   offset = 0,
 ): Float32Array {
   checkSpec(spec);
-  checkImage(image, 0);
+  assertRgbImage(image, { code: "invalid_input", index: 0 });
   const { width, height, data } = image;
   const channels = spec.channels;
   let planes: Float32Array | Uint8Array = data;
@@ -107,7 +107,7 @@ export function imagesToTensor(images: RgbImage[], spec: InputSpec): tf.Tensor4D
   if (images.length === 0) {
     throw new RuntimeError("invalid", "invalid_input", "imagesToTensor needs at least one image", {});
   }
-  images.forEach(checkImage);
+  images.forEach((image, index) => assertRgbImage(image, { code: "invalid_input", index }));
   const size = spec.height * spec.width * spec.channels;
   const values = new Float32Array(images.length * size);
   images.forEach((image, i) => imageToInput(image, spec, values, i * size));
@@ -126,24 +126,5 @@ function checkSpec(spec: InputSpec): void {
     !Array.isArray(range) || range.length !== 2 || !range.every(Number.isFinite) || range[0] === range[1]
   ) {
     throw fail(`range ${JSON.stringify(range)} is not two distinct finite numbers`);
-  }
-}
-
-function checkImage(img: RgbImage, index: number): void {
-  const { width, height, data } = img;
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new RuntimeError("invalid", "invalid_input", `image ${index} has size ${width}x${height}`, {
-      index,
-      width,
-      height,
-    });
-  }
-  if (data.length !== width * height * 3) {
-    throw new RuntimeError(
-      "invalid",
-      "invalid_input",
-      `image ${index} has ${data.length} bytes, expected ${width * height * 3} for ${width}x${height}x3`,
-      { index, width, height, length: data.length },
-    );
   }
 }

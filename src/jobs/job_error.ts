@@ -1,5 +1,5 @@
 import { RuntimeError, scrubPaths } from "../errors.ts";
-import type { JobError } from "../store/job_record.ts";
+import type { JobError } from "./job_record.ts";
 import { asStorageError } from "../store/storage_error.ts";
 
 /**

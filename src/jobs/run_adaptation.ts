@@ -4,7 +4,7 @@ import type { EpochRecord } from "../adapt/adaptation_metrics.ts";
 import { RuntimeError } from "../errors.ts";
 import { loadBackbone } from "../model/registry.ts";
 import { countLabels, DatasetStore } from "../store/dataset_store.ts";
-import type { JobMetrics, JobProgress, RefreshJobMetrics } from "../store/job_record.ts";
+import type { JobMetrics, JobProgress, RefreshJobMetrics } from "./job_record.ts";
 import { ModelStore } from "../store/model_store.ts";
 import { runBnRefresh } from "./run_bn_refresh.ts";
 import { samplesToTensor } from "./samples_to_tensor.ts";

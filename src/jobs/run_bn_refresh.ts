@@ -7,7 +7,7 @@ import { refreshGuard } from "../adapt/refresh_guard.ts";
 import { RuntimeError } from "../errors.ts";
 import { InferencePlan } from "../model/inference_plan.ts";
 import { countLabels, DatasetStore } from "../store/dataset_store.ts";
-import type { RefreshJobMetrics } from "../store/job_record.ts";
+import type { RefreshJobMetrics } from "./job_record.ts";
 import { ModelStore } from "../store/model_store.ts";
 import type { RunAdaptationHooks } from "./run_adaptation.ts";
 import { samplesToTensor } from "./samples_to_tensor.ts";

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { imageToInput, type InputSpec } from "../data/input_spec.ts";
 import { RuntimeError } from "../errors.ts";
-import { decodeUploadedImage } from "../store/decode_uploaded_image.ts";
+import { decodeUploadedImage } from "../data/uploaded_image.ts";
 
 /**
  * A job's input tensor from stored sample files, decoded one at a time straight into its slot, so memory is

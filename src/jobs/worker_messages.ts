@@ -7,7 +7,7 @@ import type {
   JobMetrics,
   JobProgress,
   RefreshJobMetrics,
-} from "../store/job_record.ts";
+} from "./job_record.ts";
 
 /** Everything a worker needs to run one job, without access to the main thread's state. */
 export interface AdaptationTask {

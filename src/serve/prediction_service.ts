@@ -7,8 +7,9 @@ import {
   decodeUploadedImage,
   type ImageLimits,
   settleInOrder,
-} from "../store/decode_uploaded_image.ts";
-import { KeyedLock } from "../store/keyed_lock.ts";
+} from "../data/uploaded_image.ts";
+import { eventBatches } from "../event_batches.ts";
+import { KeyedLock } from "../keyed_lock.ts";
 import type { ServingDemand } from "../jobs/serving_demand.ts";
 import type { ActiveModelRecord, ModelStore } from "../store/model_store.ts";
 import { type DriftEvent, DriftMonitor, type DriftReport } from "./drift_monitor.ts";
@@ -277,6 +278,27 @@ export class PredictionService {
   onDriftEvent(listener: (event: DriftEvent) => void): () => void {
     this.#driftListeners.add(listener);
     return () => this.#driftListeners.delete(listener);
+  }
+
+  /**
+   * A model's drift as it goes: first its report now, then each of its drift events, until `signal` aborts.
+   * @throws {RuntimeError} `drift`'s errors (`model_not_found`), before anything is yielded.
+   */
+  async *followDrift(
+    id: string,
+    signal?: AbortSignal,
+  ): AsyncGenerator<DriftReport | UnmonitoredDrift | DriftEvent> {
+    const first = await this.drift(id);
+    const batches = eventBatches<DriftEvent>((listener) =>
+      this.onDriftEvent((event) => {
+        if (event.modelId === first.modelId) listener(event);
+      }), signal);
+    try {
+      yield first;
+      for await (const batch of batches) yield* batch;
+    } finally {
+      await batches.return?.();
+    }
   }
 
   #monitor(id: string, reference: DriftReference): DriftMonitor {

@@ -4,7 +4,7 @@ import { decodeImage, encodePng } from "../data/image.ts";
 import { thumbnail } from "../data/thumbnail.ts";
 import { RuntimeError } from "../errors.ts";
 import { TEMP_PREFIX, writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
-import { KeyedLock } from "./keyed_lock.ts";
+import { KeyedLock } from "../keyed_lock.ts";
 import { assertResourceId, isResourceId, newResourceId } from "./resource_id.ts";
 import { asStorageError } from "./storage_error.ts";
 import {

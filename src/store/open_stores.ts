@@ -1,18 +1,16 @@
 import { join } from "node:path";
 import { DatasetStore, type DatasetStoreOptions } from "./dataset_store.ts";
-import { JobStore } from "./job_store.ts";
 import { ModelStore } from "./model_store.ts";
 
-/** The three stores under one data directory. */
+/** The dataset and model stores under one data directory. */
 export interface Stores {
   dataDir: string;
   datasets: DatasetStore;
   models: ModelStore;
-  jobs: JobStore;
 }
 
 /**
- * Opens the stores under `dataDir` (`datasets/`, `models/`, `jobs/`), creating what is missing.
+ * Opens the stores under `dataDir` (`datasets/`, `models/`; the job store is the jobs' own), creating what is missing.
  *
  * @example
  * ```ts
@@ -29,6 +27,5 @@ export async function openStores(
     dataDir,
     datasets: await DatasetStore.open(join(dataDir, "datasets"), options),
     models: await ModelStore.open(join(dataDir, "models")),
-    jobs: await JobStore.open(join(dataDir, "jobs")),
   };
 }

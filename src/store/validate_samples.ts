@@ -1,6 +1,6 @@
 import { RuntimeError } from "../errors.ts";
 import { boundedImageFile, type ImageFormat } from "../data/image.ts";
-import { atPosition, checkRequestPixels, type ImageLimits, settleInOrder } from "./decode_uploaded_image.ts";
+import { atPosition, checkRequestPixels, type ImageLimits, settleInOrder } from "../data/uploaded_image.ts";
 
 /** A labelled image as it arrives, before any check. */
 export interface SampleUpload {

@@ -30,7 +30,7 @@ export interface UploadPosition {
  *
  * @example
  * ```ts
- * import { decodeUploadedImage } from "./decode_uploaded_image.ts";
+ * import { decodeUploadedImage } from "./uploaded_image.ts";
  * import { encodePng } from "../data/image.ts";
  * const png = encodePng({ width: 1, height: 1, data: new Uint8Array([1, 2, 3]) });
  * const limits = { maxImageBytes: 1e6, maxImagePixels: 1e6, maxImageSide: 512, maxRequestPixels: 1e6 };
@@ -60,7 +60,7 @@ export function decodeUploadedImage(
  *
  * @example
  * ```ts
- * import { checkRequestPixels } from "./decode_uploaded_image.ts";
+ * import { checkRequestPixels } from "./uploaded_image.ts";
  * import { encodePng } from "../data/image.ts";
  * const png = encodePng({ width: 10, height: 10, data: new Uint8Array(300) });
  * const limits = { maxImageBytes: 1e6, maxImagePixels: 1e6, maxImageSide: 512, maxRequestPixels: 150 };
@@ -104,7 +104,7 @@ export async function checkRequestPixels(
  *
  * @example
  * ```ts
- * import { settleInOrder } from "./decode_uploaded_image.ts";
+ * import { settleInOrder } from "./uploaded_image.ts";
  * const late = new Promise((_, reject) => setTimeout(() => reject(new Error("first")), 5));
  * const error = await settleInOrder([late, Promise.reject(new Error("second"))]).catch((e) => e.message);
  * console.assert(error === "first");
@@ -134,7 +134,7 @@ function checkBytes(bytes: Uint8Array, at: UploadPosition, maxImageBytes: number
  *
  * @example
  * ```ts
- * import { atPosition } from "./decode_uploaded_image.ts";
+ * import { atPosition } from "./uploaded_image.ts";
  * import { RuntimeError } from "../errors.ts";
  * const error = await atPosition({ list: "samples", index: 3 }, () => {
  *   throw new RuntimeError("invalid", "invalid_image", "corrupt");

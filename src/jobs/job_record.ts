@@ -1,6 +1,6 @@
 import type { AdaptationMetrics, EpochRecord } from "../adapt/adaptation_metrics.ts";
 import type { BnConversionReport } from "../adapt/bn_conversion.ts";
-import type { Method } from "../adapt/methods.ts";
+import { DEFAULT_METHOD, type Method, METHOD_NAMES } from "../adapt/methods.ts";
 import type { BnRefreshReport } from "../adapt/bn_refresh.ts";
 import type { RefreshGuard } from "../adapt/refresh_guard.ts";
 
@@ -10,13 +10,29 @@ export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancell
 /** The statuses a job never leaves. */
 export const FINAL_JOB_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "cancelled"];
 
+/** What an adaptation job may run: a labelled method, or `bn-refresh` (AdaBN of a model, no labels). */
+export type AdaptationMethod = Method | "bn-refresh";
+
+/** Every {@linkcode AdaptationMethod}: the default first, the other labelled methods, then `bn-refresh`. */
+export const ADAPTATION_METHODS: readonly [AdaptationMethod, ...AdaptationMethod[]] = [
+  DEFAULT_METHOD,
+  ...METHOD_NAMES.filter((m) => m !== DEFAULT_METHOD),
+  "bn-refresh",
+];
+
+/** What a caller submits: a request whose backbone and method may be left to the defaults (see `admit`). */
+export type AdaptationSubmission = Omit<AdaptationRequest, "backbone" | "method"> & {
+  backbone?: string;
+  method?: AdaptationMethod;
+};
+
 /** What an adaptation was asked to do. Unset hyperparameters take the method's defaults. */
 export interface AdaptationRequest {
   /** Dataset id. */
   dataset: string;
   backbone: string;
   /** A labelled adaptation method, or `bn-refresh`: AdaBN of `model` on the dataset's images, no labels. */
-  method: Method | "bn-refresh";
+  method: AdaptationMethod;
   /** With `bn-refresh`: the id of the model to refresh. */
   model?: string;
   epochs?: number;

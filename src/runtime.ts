@@ -1,18 +1,19 @@
-import denoJson from "../../deno.json" with { type: "json" };
-import { METHODS } from "../adapt/methods.ts";
-import { type BackendInfo, initBackend } from "../backend/init_backend.ts";
-import type { Config } from "../config.ts";
-import { scrubPaths } from "../errors.ts";
-import { AdaptationQueue } from "../jobs/adaptation_queue.ts";
-import { ServingDemand } from "../jobs/serving_demand.ts";
-import { listBackbones, loadBackbone } from "../model/registry.ts";
-import type { DatasetStore } from "../store/dataset_store.ts";
-import type { JobStore } from "../store/job_store.ts";
-import type { ModelStore } from "../store/model_store.ts";
-import { openStores } from "../store/open_stores.ts";
-import { ModelTransfer } from "./model_transfer.ts";
-import { PredictionService } from "./prediction_service.ts";
-import { Readiness } from "./readiness.ts";
+import { join } from "node:path";
+import denoJson from "../deno.json" with { type: "json" };
+import { METHODS } from "./adapt/methods.ts";
+import { type BackendInfo, initBackend } from "./backend/init_backend.ts";
+import type { Config } from "./config.ts";
+import { scrubPaths } from "./errors.ts";
+import { AdaptationQueue } from "./jobs/adaptation_queue.ts";
+import { ServingDemand } from "./jobs/serving_demand.ts";
+import { listBackbones, loadBackbone } from "./model/registry.ts";
+import type { DatasetStore } from "./store/dataset_store.ts";
+import { JobStore } from "./jobs/job_store.ts";
+import type { ModelStore } from "./store/model_store.ts";
+import { openStores } from "./store/open_stores.ts";
+import { ModelTransfer } from "./serve/model_transfer.ts";
+import { PredictionService } from "./serve/prediction_service.ts";
+import { Readiness } from "./serve/readiness.ts";
 
 /** What `GET /v1/info` reports. */
 export interface RuntimeInfo {
@@ -59,13 +60,17 @@ export interface Runtime {
 }
 
 /**
+ * The composition root: the one place the server's parts are built from the configuration and wired
+ * together (stores, job store and queue, prediction service, model transfer, readiness). Routes receive the
+ * narrow services they use from what this returns; nothing below it knows the whole.
+ *
  * Opens everything the server needs under `config.dataDir`, recovering from the last run: jobs that were
  * running are marked interrupted, queued ones wait again, and `bringUp` re-activates the active model.
  *
  * @example
  * ```ts
- * import { openRuntime } from "./open_runtime.ts";
- * import { loadConfig } from "../config.ts";
+ * import { openRuntime } from "./runtime.ts";
+ * import { loadConfig } from "./config.ts";
  * const result = loadConfig(["--data-dir", await Deno.makeTempDir()], () => undefined);
  * if (!result.help) {
  *   const runtime = await openRuntime(result.config);
@@ -75,10 +80,13 @@ export interface Runtime {
  * ```
  */
 export async function openRuntime(config: Config): Promise<Runtime> {
-  const stores = await openStores(config.dataDir, {
-    maxSamplesPerDataset: config.maxSamplesPerDataset,
-    maxDatasetPixels: config.maxDatasetPixels,
-  });
+  const stores = {
+    ...await openStores(config.dataDir, {
+      maxSamplesPerDataset: config.maxSamplesPerDataset,
+      maxDatasetPixels: config.maxDatasetPixels,
+    }),
+    jobs: await JobStore.open(join(config.dataDir, "jobs")),
+  };
   const readiness = new Readiness(config.defaultBackbone);
   // Predictions need the backend, not the default backbone: a model that exists can serve even if the
   // default backbone cannot be loaded.

@@ -1,11 +1,11 @@
 import { join } from "node:path";
 import { z } from "zod";
 import { RuntimeError } from "../errors.ts";
-import { TEMP_PREFIX, writeJsonAtomic } from "./atomic_write.ts";
+import { TEMP_PREFIX, writeJsonAtomic } from "../store/atomic_write.ts";
 import type { JobRecord } from "./job_record.ts";
-import { KeyedLock } from "./keyed_lock.ts";
-import { assertResourceId, isResourceId } from "./resource_id.ts";
-import { dataDirOf, quarantineRecord, readRecord } from "./stored_record.ts";
+import { KeyedLock } from "../keyed_lock.ts";
+import { assertResourceId, isResourceId } from "../store/resource_id.ts";
+import { dataDirOf, quarantineRecord, readRecord } from "../store/stored_record.ts";
 
 // What the queue relies on in a job record; the rest is shown as stored.
 const JobRecordSchema = z.looseObject({
