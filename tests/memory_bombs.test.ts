@@ -176,7 +176,7 @@ Deno.test("bombs are stored bounded at upload, and training on eight of them sta
       assert.equal(res.status, 201, await res.clone().text());
     }
     const record = JSON.parse(await Deno.readTextFile(`${server.dataDir}/datasets/${id}/dataset.json`));
-    assert.deepEqual(record.samples.map((s: { pixels: number }) => s.pixels), Array(8).fill(512 * 512));
+    assert.deepEqual(record.samples.map((s: { pixels: number }) => s.pixels), Array(8).fill(640 * 640));
     const { growthMiB, result: state } = await server.peakRssGrowth(() =>
       finished(server, { dataset: id, epochs: 1, minSteps: 0 })
     );
@@ -189,7 +189,7 @@ Deno.test("bombs are stored bounded at upload, and training on eight of them sta
 });
 
 Deno.test("an upload over the dataset's pixel budget stores nothing and names maxDatasetPixels", async () => {
-  const t = await openTestApp(["--max-dataset-pixels", String(3 * 512 * 512)]);
+  const t = await openTestApp(["--max-dataset-pixels", String(3 * 640 * 640)]);
   try {
     const { id } = await (await t.json("POST", "/v1/datasets", { name: "bombs" })).json();
     const form = new FormData();
@@ -201,7 +201,7 @@ Deno.test("an upload over the dataset's pixel budget stores nothing and names ma
     assert.equal(res.status, 413);
     const { error } = await res.json();
     assert.equal(error.code, "pixel_budget_exceeded");
-    assert.match(error.message, /maxDatasetPixels \(786432\)/);
+    assert.match(error.message, /maxDatasetPixels \(1228800\)/);
     assert.equal(error.details.index, 3);
     assert.equal((await (await t.app.request(`/v1/datasets/${id}`)).json()).sampleCount, 0);
   } finally {
