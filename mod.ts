@@ -57,7 +57,9 @@ export { directorySaver, loadModelFromDirectory } from "./src/model/artifacts_io
 export { InferencePlan, type InferenceStep } from "./src/model/inference_plan.ts";
 export { type BatchNormWeights, foldBatchNorm } from "./src/model/fold_batch_norm.ts";
 
-export { adapt, type AdaptOptions, type AdaptProgress, type TrainingSet } from "./src/adapt/adapt.ts";
+export { adapt } from "./src/adapt/adapt.ts";
+export type { AdaptOptions, AdaptProgress } from "./src/adapt/adapt_options.ts";
+export type { TrainingSet } from "./src/adapt/training_set.ts";
 export {
   AdaptedModel,
   type ImageStatistics,

@@ -2,7 +2,8 @@
 // outlives its budget can be killed): bring up a backend, build a backbone, time training steps, inference
 // and a whole `adapt()` job, and report each figure as a record the moment it is measured.
 import * as tf from "@tensorflow/tfjs";
-import { adapt, ADAPT_DEFAULTS } from "../src/adapt/adapt.ts";
+import { adapt } from "../src/adapt/adapt.ts";
+import { ADAPT_DEFAULTS } from "../src/adapt/adapt_options.ts";
 import type { AdaptationMetrics } from "../src/adapt/adaptation_metrics.ts";
 import { AdaptedModel } from "../src/adapt/adapted_model.ts";
 import { attachHead } from "../src/adapt/classifier_head.ts";

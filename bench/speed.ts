@@ -29,7 +29,7 @@
 import "./_speed_wasm_dir.ts";
 import { commandLine } from "../cli/_args.ts";
 import { fileURLToPath } from "node:url";
-import { ADAPT_DEFAULTS } from "../src/adapt/adapt.ts";
+import { ADAPT_DEFAULTS } from "../src/adapt/adapt_options.ts";
 import { METHODS } from "../src/adapt/methods.ts";
 import type { BackendPolicy } from "../src/backend/init_backend.ts";
 import {

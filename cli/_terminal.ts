@@ -1,4 +1,4 @@
-import type { AdaptProgress } from "../src/adapt/adapt.ts";
+import type { AdaptProgress } from "../src/adapt/adapt_options.ts";
 
 /** A plain-text table with aligned columns. */
 export function table(header: string[], rows: (string | number)[][]): string {

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
-import { adapt, type TrainingSet } from "../src/adapt/adapt.ts";
+import { adapt } from "../src/adapt/adapt.ts";
+import type { TrainingSet } from "../src/adapt/training_set.ts";
 import { AdaptedModel } from "../src/adapt/adapted_model.ts";
 import { attachHead } from "../src/adapt/classifier_head.ts";
 import { METHOD_NAMES } from "../src/adapt/methods.ts";

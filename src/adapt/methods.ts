@@ -14,7 +14,7 @@ export interface MethodRecipe {
   /**
    * Default learning rates (SGD, momentum 0.9, cosine per epoch). Single-rate methods use one for all. For
    * a zero-initialised head, lrHead is in units of 1 / mean |feature|^2 of the features it trains on (the
-   * standardised ones by default; see adapt.ts), so it carries across backbones. The integrated methods'
+   * standardised ones by default; see init_head.ts), so it carries across backbones. The integrated methods'
    * defaults (4 / 1e-2) are discussed in docs/BENCHMARKS-methods.md.
    */
   lrHead: number;

@@ -1,6 +1,6 @@
 import { RuntimeError } from "../errors.ts";
 import type { Backbone } from "../model/backbone.ts";
-import type { TrainingSet } from "./adapt.ts";
+import type { TrainingSet } from "./training_set.ts";
 
 /** The smallest number of samples a class needs: one to train on and one to validate on. */
 export const MIN_SAMPLES_PER_CLASS = 2;

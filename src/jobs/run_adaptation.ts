@@ -1,5 +1,6 @@
 import { join } from "node:path";
-import { adapt, type AdaptProgress } from "../adapt/adapt.ts";
+import { adapt } from "../adapt/adapt.ts";
+import type { AdaptProgress } from "../adapt/adapt_options.ts";
 import type { EpochRecord } from "../adapt/adaptation_metrics.ts";
 import { RuntimeError } from "../errors.ts";
 import { loadBackbone } from "../model/registry.ts";
