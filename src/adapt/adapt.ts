@@ -7,7 +7,7 @@ import {
   checkedHyperparameters,
   resolveOptions,
 } from "./adapt_options.ts";
-import { AdaptedModel } from "./adapted_model.ts";
+import { AdaptedModel, type ModelMetadata } from "./adapted_model.ts";
 import { driftReference } from "./drift_reference.ts";
 import { evaluate } from "./evaluate.ts";
 import { fitBaseline } from "./fit_baseline.ts";
@@ -56,54 +56,34 @@ export async function adapt(
   const settings = resolveOptions(options);
   validateTrainingSet(backbone, data, checkedHyperparameters(settings));
   const { recipe, batchSize } = settings;
-  const featureLayer = backbone.model.outputs[0].sourceLayer.name;
+  const net = backbone.model, classes = data.classNames.length;
+  const featureLayer = net.outputs[0].sourceLayer.name;
   const split = prepareSplit(data, settings.valFraction, settings.seed);
   const owned: tf.Tensor[] = [];
   let classifier: tf.LayersModel | undefined;
   try {
-    const pretrainedValFeatures = backbone.model.predict(split.valX, { batchSize }) as tf.Tensor2D;
-    owned.push(pretrainedValFeatures);
+    // The pretrained backbone's validation features: the baseline's, and the distortion's reference.
+    const pretrained = net.predict(split.valX, { batchSize }) as tf.Tensor2D;
+    owned.push(pretrained);
     enterPhase(options, "linear_probe");
-    const baseline = await fitBaseline(
-      backbone.model,
-      split,
-      pretrainedValFeatures,
-      data.classNames,
-      batchSize,
-    );
+    const baseline = await fitBaseline(net, split, pretrained, data.classNames, batchSize);
     owned.push(baseline.probe.kernel, baseline.probe.bias);
-    const bnConversion = await prepareBatchNorm(backbone.model, split.trainX, batchSize, recipe, options);
-    const head = await initHead(backbone, data.classNames.length, split.trainX, baseline.probe, settings);
+    const bnConversion = await prepareBatchNorm(net, split.trainX, batchSize, recipe, options);
+    const head = await initHead(backbone, classes, split.trainX, baseline.probe, settings);
     classifier = head.probabilities;
-    const training = await trainEpochs(
-      backbone.model,
-      head,
+    const training = await trainEpochs(net, head, split, classes, settings, options);
+    const scored = {
+      net,
+      logits: head.logits,
       split,
-      data.classNames.length,
-      settings,
-      options,
-    );
-    const metrics = await evaluate({
-      backbone: backbone.model,
-      classifier: head,
-      split,
-      pretrainedValFeatures,
+      pretrained,
       baseline: baseline.report,
       training,
-      classNames: data.classNames,
-      batchSize,
       started,
-    }, options);
+    };
+    const metrics = await evaluate(scored, data.classNames, batchSize, options);
     const model = new AdaptedModel(classifier, {
-      format: "daft-edge-model/1",
-      createdAt: new Date().toISOString(),
-      method: settings.method,
-      hyperparameters: recordedHyperparameters(settings, training),
-      classNames: data.classNames,
-      input: backbone.input,
-      featureLayer,
-      backbone: { name: backbone.name, provenance: backbone.provenance },
-      backend: tf.getBackend(),
+      ...modelMetadata(backbone, featureLayer, data.classNames, settings, training),
       metrics,
       bnConversion,
     });
@@ -118,28 +98,41 @@ export async function adapt(
   }
 }
 
-/** The settings as saved with the model, and what the few-shot rules made of them. */
-function recordedHyperparameters(
+/** The model's description: where it came from, and the settings with what the few-shot rules made of them. */
+function modelMetadata(
+  backbone: Backbone,
+  featureLayer: string,
+  classNames: string[],
   settings: AdaptSettings,
   training: TrainingOutcome,
-): Record<string, unknown> {
+): Omit<ModelMetadata, "metrics" | "bnConversion"> {
   const { epochs, batchSize, lrHead, lrBackbone, momentum, seed, valFraction, augment, recipe } = settings;
   return {
-    epochs,
-    batchSize,
-    lrHead,
-    lrBackbone,
-    momentum,
-    seed,
-    valFraction,
-    augment,
-    bnMomentum: recipe.bnMomentum,
-    // Epochs actually trained, and how the kept checkpoint was chosen (see RECIPE_DEFAULTS).
-    trainedEpochs: training.trainedEpochs,
-    steps: training.steps,
-    selection: recipe.checkpoint === "last" ? "last epoch" : "best validation accuracy",
-    headInput: recipe.headInput,
-    minSteps: settings.minSteps,
-    evenBatches: recipe.evenBatches,
+    format: "daft-edge-model/1",
+    createdAt: new Date().toISOString(),
+    method: settings.method,
+    hyperparameters: {
+      epochs,
+      batchSize,
+      lrHead,
+      lrBackbone,
+      momentum,
+      seed,
+      valFraction,
+      augment,
+      bnMomentum: recipe.bnMomentum,
+      // Epochs actually trained, and how the kept checkpoint was chosen (see RECIPE_DEFAULTS).
+      trainedEpochs: training.trainedEpochs,
+      steps: training.steps,
+      selection: recipe.checkpoint === "last" ? "last epoch" : "best validation accuracy",
+      headInput: recipe.headInput,
+      minSteps: settings.minSteps,
+      evenBatches: recipe.evenBatches,
+    },
+    classNames,
+    input: backbone.input,
+    featureLayer,
+    backbone: { name: backbone.name, provenance: backbone.provenance },
+    backend: tf.getBackend(),
   };
 }

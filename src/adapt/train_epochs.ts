@@ -87,6 +87,27 @@ export function keepsEpoch(
  * Disposes `head.optimizer`. Throws `conflict`/`cancelled` between steps once `options.signal` is
  * aborted, and `invalid`/`diverged` on a non-finite loss; either way the classifier is left as it was
  * at the failing step.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { trainEpochs } from "./train_epochs.ts";
+ * import { resolveOptions } from "./adapt_options.ts";
+ * import { initHead } from "./init_head.ts";
+ * import { prepareSplit } from "./prepare_split.ts";
+ * import { tinyBackbone } from "../model/tiny.ts";
+ * const backbone = await tinyBackbone();
+ * const images = tf.randomUniform([8, 28, 28, 1]) as tf.Tensor4D;
+ * const split = prepareSplit({ images, labels: [0, 0, 0, 0, 1, 1, 1, 1], classNames: ["a", "b"] }, 0.25, 0);
+ * const settings = resolveOptions({ method: "ft", epochs: 2, minSteps: 0, batchSize: 4 });
+ * const probe = { kernel: tf.zeros([64, 2]) as tf.Tensor2D, bias: tf.zeros([2]) as tf.Tensor1D, l2: 0, validationAccuracy: 0 };
+ * const head = await initHead(backbone, 2, split.trainX, probe, settings);
+ * const outcome = await trainEpochs(backbone.model, head, split, 2, settings, {});
+ * console.assert(outcome.trainedEpochs === 2 && outcome.steps === 4 && outcome.bestEpoch === 1);
+ * head.probabilities.dispose();
+ * split.dispose();
+ * tf.dispose([images, probe.kernel, probe.bias]);
+ * ```
  */
 export async function trainEpochs(
   backbone: tf.LayersModel,
