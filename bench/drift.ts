@@ -5,7 +5,7 @@
  * (AdaBN) on 16 to 256 unlabelled OOD images, over seeds. Also the serving cost of the monitor.
  *
  *   deno task bench:drift [--shift mnist-corrupted] [--backbone tiny] [--seeds 3] [--shots 10] [--epochs 10]
- *     [--test-per-class 60] [--windows 50] [--cost-backbone tiny] [--json out.json]
+ *     [--test-per-class 60] [--windows 50] [--cost-backbone tiny] [--cost-requests 400] [--json out.json]
  *
  * Every image a score or an accuracy is measured on is disjoint from the images the model was adapted on;
  * the OOD images refreshed on are disjoint from the OOD images accuracy is measured on.
@@ -32,7 +32,7 @@ const USAGE = `usage: deno task bench:drift [options]
 Drift-score separation of ID and shifted traffic, and OOD accuracy before and after a bn-refresh.
 
   --shift NAME --backbone NAME --seeds N --shots N --epochs N --test-per-class N --windows N
-  --cost-backbone NAME --json FILE`;
+  --cost-backbone NAME --cost-requests N --json FILE`;
 
 /** Window sizes the detection part scores. */
 export const WINDOW_SIZES = [16, 32, 64, 128, 256];
@@ -164,6 +164,7 @@ async function main() {
     "test-per-class": { type: "string", default: "60" },
     windows: { type: "string", default: "50" },
     "cost-backbone": { type: "string", default: "tiny" },
+    "cost-requests": { type: "string", default: "400" },
     json: { type: "string" },
   });
   const started = performance.now();
@@ -319,7 +320,7 @@ async function main() {
 
   const cost: ServingCost[] = [];
   for (const name of new Set([values.backbone!, values["cost-backbone"]!])) {
-    cost.push(await measureServingCost(name));
+    cost.push(await measureServingCost(name, Number(values["cost-requests"])));
     console.error(`[drift] serving cost on ${name}: ${JSON.stringify(cost.at(-1))}`);
   }
   const seconds = (performance.now() - started) / 1000;
@@ -427,12 +428,15 @@ export function markdown(
     }
   }
   out.push("", "### Serving cost of the monitor (PredictionService, one image per request, median ms)", "");
-  out.push("| backbone | monitor off | monitor on | overhead |", "| --- | --- | --- | --- |");
+  out.push(
+    "| backbone | latency off | latency on | latency overhead | cycle off | cycle on | cycle overhead |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+  );
+  const over = (on: number, off: number) => `${(100 * (on / off - 1)).toFixed(1)}%`;
   for (const c of r.cost) {
     out.push(
-      `| ${c.backbone} | ${c.offMs.toFixed(2)} | ${c.onMs.toFixed(2)} | ${
-        (100 * (c.onMs / c.offMs - 1)).toFixed(1)
-      }% |`,
+      `| ${c.backbone} | ${c.offMs.toFixed(2)} | ${c.onMs.toFixed(2)} | ${over(c.onMs, c.offMs)} | ` +
+        `${c.offCycleMs.toFixed(2)} | ${c.onCycleMs.toFixed(2)} | ${over(c.onCycleMs, c.offCycleMs)} |`,
     );
   }
   out.push("", `Run time: ${r.seconds.toFixed(0)} s.`);

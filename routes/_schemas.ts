@@ -163,6 +163,16 @@ export const DriftEventSchema = z.object({
   samples: z.number().int(),
 }).openapi("DriftEvent");
 
+const TrafficSchema = z.object({
+  images: z.number().int(),
+  maxImages: z.number().int(),
+  bytes: z.number().int(),
+}).nullable().openapi({
+  description:
+    "served images of this model kept for a bn-refresh from traffic (`source: traffic`); null when " +
+    "the server keeps none (--keep-traffic 0, the default)",
+});
+
 export const DriftSchema = z.union([
   z.object({
     modelId: z.string(),
@@ -192,11 +202,13 @@ export const DriftSchema = z.union([
     })),
     events: z.array(DriftEventSchema),
     reference: z.object({ samples: z.number().int() }),
+    traffic: TrafficSchema,
   }),
   z.object({
     modelId: z.string(),
     monitored: z.literal(false),
     reason: z.enum(["monitor_off", "no_reference"]),
     message: z.string(),
+    traffic: TrafficSchema,
   }),
 ]).openapi("Drift");

@@ -2,7 +2,8 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { DEFAULT_METHOD } from "../src/adapt/methods.ts";
 import type { AdaptationQueue } from "../src/jobs/adaptation_queue.ts";
 import type { JobEvent } from "../src/jobs/job_events.ts";
-import { ADAPTATION_METHODS } from "../src/jobs/job_record.ts";
+import { ADAPTATION_METHODS, type JobRecord } from "../src/jobs/job_record.ts";
+import type { AdaptationAsked } from "../src/serve/submit_adaptation.ts";
 import { streamEvents } from "./_event_stream.ts";
 import { bodyRoute, newRouter } from "./_router.ts";
 import { errorResponse, IdParam, JobSchema, jsonResponse } from "./_schemas.ts";
@@ -10,7 +11,14 @@ import { errorResponse, IdParam, JobSchema, jsonResponse } from "./_schemas.ts";
 const tags = ["adaptations"];
 
 const CreateBody = z.object({
-  dataset: z.string().min(1).openapi({ description: "dataset id", example: "ds_mh3k2x1q9f4a7b2c" }),
+  dataset: z.string().min(1).optional().openapi({
+    description: "dataset id; required unless a bn-refresh takes its images from `source`",
+    example: "ds_mh3k2x1q9f4a7b2c",
+  }),
+  source: z.enum(["traffic"]).optional().openapi({
+    description: "with bn-refresh, instead of `dataset`: refresh on the images `model` has served, as kept " +
+      "by a server started with --keep-traffic N (copied into a new unlabelled dataset the job names)",
+  }),
   backbone: z.string().min(1).optional().openapi({
     description: "registered backbone; default: the server's",
   }),
@@ -40,7 +48,20 @@ const CreateBody = z.object({
       "bn-refresh, which has no labels: at least 16 images and no collapse of its predictions onto one " +
       'class); "force" activates it regardless',
   }),
-}).strict().openapi("AdaptationRequest");
+}).strict()
+  .refine((body) => body.dataset !== undefined || body.source !== undefined, {
+    path: ["dataset"],
+    message: 'required (or, for a bn-refresh, "source")',
+  })
+  .refine((body) => body.dataset === undefined || body.source === undefined, {
+    path: ["source"],
+    message: "give 'dataset' or 'source', not both",
+  })
+  .refine((body) => body.source === undefined || body.method === "bn-refresh", {
+    path: ["source"],
+    message: "only a bn-refresh takes its images from traffic",
+  })
+  .openapi("AdaptationRequest");
 
 const create = bodyRoute({
   method: "post",
@@ -53,7 +74,11 @@ const create = bodyRoute({
     400: errorResponse(
       "Unknown backbone, or the dataset has too few labels or samples; bn-refresh without a model or images",
     ),
+    403: errorResponse("source traffic: this server keeps no served images (traffic_not_kept)"),
     404: errorResponse("No such dataset, or no such model to refresh"),
+    409: errorResponse(
+      "source traffic: the model has served no images since the server started (no_traffic)",
+    ),
     415: errorResponse("Not application/json"),
     422: errorResponse("Invalid body, or a field it does not know (unknown_field)"),
     429: errorResponse("The queue is full; see Retry-After"),
@@ -123,10 +148,16 @@ const retry = createRoute({
   },
 });
 
-/** `/v1/adaptations`: adaptation jobs, over the queue. */
-export function adaptationRoutes(queue: AdaptationQueue) {
+/**
+ * `/v1/adaptations`: adaptation jobs, over the queue; `submit` queues one (a `bn-refresh` from the kept
+ * traffic first copies it into a dataset).
+ */
+export function adaptationRoutes(
+  queue: AdaptationQueue,
+  submit: (asked: AdaptationAsked) => Promise<JobRecord>,
+) {
   return newRouter()
-    .openapi(create, async (c) => c.json(await queue.submit(c.req.valid("json")), 202))
+    .openapi(create, async (c) => c.json(await submit(c.req.valid("json")), 202))
     .openapi(list, (c) => c.json({ adaptations: queue.list() }, 200))
     .openapi(get, (c) => c.json(queue.get(c.req.valid("param").id), 200))
     .openapi(cancel, async (c) => {

@@ -86,7 +86,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   app.route("/", healthRoutes(runtime.readiness));
   app.route("/v1/info", infoRoutes(() => runtime.info()));
   app.route("/v1/datasets", datasetRoutes({ datasets, queue, limits: config }));
-  app.route("/v1/adaptations", adaptationRoutes(queue));
+  app.route("/v1/adaptations", adaptationRoutes(queue, runtime.submitAdaptation));
   app.route("/v1/models", modelRoutes({ models, predictions, transfer }));
   app.route("/v1/models", predictionRoutes(predictions));
   app.route("/docs", docsRoutes());

@@ -7,6 +7,7 @@ import comparePanel from "../web/compare_panel.js" with { type: "text" };
 import css from "../web/console.css" with { type: "text" };
 import dataPanel from "../web/data_panel.js" with { type: "text" };
 import dom from "../web/dom.js" with { type: "text" };
+import driftPanel from "../web/drift_panel.js" with { type: "text" };
 import favicon from "../web/favicon.svg" with { type: "text" };
 import page from "../web/index.html" with { type: "text" };
 import main from "../web/main.js" with { type: "text" };
@@ -26,6 +27,7 @@ const MODULES: Record<string, string> = {
   "compare_panel.js": comparePanel,
   "data_panel.js": dataPanel,
   "dom.js": dom,
+  "drift_panel.js": driftPanel,
   "main.js": main,
   "models_panel.js": modelsPanel,
   "results_panel.js": resultsPanel,

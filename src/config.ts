@@ -3,6 +3,7 @@ import { z } from "zod";
 import { BACKEND_POLICIES, type BackendPolicy } from "./backend/init_backend.ts";
 import { WASM_MAX_THREADS, type WasmThreads } from "./backend/start_wasm_backend.ts";
 import { RuntimeError } from "./errors.ts";
+import { DEFAULT_DRIFT_THRESHOLD } from "./adapt/drift_score.ts";
 import { DEFAULT_BACKBONE } from "./model/registry.ts";
 import { DEFAULT_MAX_SIDE } from "./data/image.ts";
 
@@ -55,6 +56,13 @@ export interface Config {
   driftWindow: number;
   /** Drift score at or over which the monitor raises a `drift` event. */
   driftThreshold: number;
+  /**
+   * Served images kept in memory per model for a `bn-refresh` from traffic (`"source": "traffic"`); 0 (the
+   * default) keeps none, so a server keeps no user images unless asked to.
+   */
+  keepTraffic: number;
+  /** Most bytes of served images kept for all models together (the oldest go first). */
+  keepTrafficBytes: number;
   /** Boxes `POST /v1/models/import` may pull from: `host` (any port) or `host:port`, lowercased. */
   peers: string[];
 }
@@ -228,12 +236,25 @@ const SETTINGS = {
   },
   driftThreshold: {
     env: "DRIFT_THRESHOLD",
-    default: 0.5,
+    default: DEFAULT_DRIFT_THRESHOLD,
     schema: z.coerce.number({ error: "must be a number above 0" }).positive({
       error: "must be a number above 0",
     })
       .max(1e6, { error: "must be at most 1000000" }),
     doc: "drift score at or over which the monitor raises a drift event (scale: docs/DRIFT.md)",
+  },
+  keepTraffic: {
+    env: "KEEP_TRAFFIC",
+    default: 0,
+    schema: int(0, 4096),
+    doc: "served images kept in memory per model, for a bn-refresh from traffic " +
+      '(POST /v1/adaptations with "source": "traffic"); 0 keeps none (the default: no user images are kept)',
+  },
+  keepTrafficBytes: {
+    env: "KEEP_TRAFFIC_BYTES",
+    default: 64 * MiB,
+    schema: int(1024, 2 ** 31),
+    doc: "most bytes of kept served images, all models together (the oldest images go first)",
   },
   peers: {
     env: "PEERS",

@@ -8,12 +8,15 @@ import { AdaptationQueue } from "./jobs/adaptation_queue.ts";
 import { ServingDemand } from "./jobs/serving_demand.ts";
 import { listBackbones, loadBackbone } from "./model/registry.ts";
 import type { DatasetStore } from "./store/dataset_store.ts";
+import type { JobRecord } from "./jobs/job_record.ts";
 import { JobStore } from "./jobs/job_store.ts";
 import type { ModelStore } from "./store/model_store.ts";
 import { openStores } from "./store/open_stores.ts";
 import { ModelTransfer } from "./serve/model_transfer.ts";
 import { PredictionService } from "./serve/prediction_service.ts";
 import { Readiness } from "./serve/readiness.ts";
+import { type AdaptationAsked, submitAdaptation } from "./serve/submit_adaptation.ts";
+import { TrafficWindow } from "./serve/traffic_window.ts";
 
 /** What `GET /v1/info` reports. */
 export interface RuntimeInfo {
@@ -47,6 +50,10 @@ export interface Runtime {
   predictions: PredictionService;
   /** Model export and import, between this server and its peers. */
   transfer: ModelTransfer;
+  /** The served images kept for a `bn-refresh` from traffic; unset unless `--keep-traffic` is above 0. */
+  traffic?: TrafficWindow;
+  /** Queues an adaptation, or a `bn-refresh` on the kept traffic (see `submitAdaptation`). */
+  submitAdaptation(asked: AdaptationAsked): Promise<JobRecord>;
   readiness: Readiness;
   /**
    * Brings up the compute backend (or takes `backend` when the caller already did), restores the active
@@ -92,10 +99,14 @@ export async function openRuntime(config: Config): Promise<Runtime> {
   // default backbone cannot be loaded.
   // Predictions in progress, counted here and read by the training worker, which pauses while there are any.
   const demand = new ServingDemand();
+  const traffic = config.keepTraffic > 0
+    ? new TrafficWindow({ images: config.keepTraffic, bytes: config.keepTrafficBytes })
+    : undefined;
   const predictions = new PredictionService(stores.models, {
     ...config,
     isReady: () => readiness.backend !== undefined,
     demand,
+    traffic,
   });
   await predictions.recall();
   const transfer = new ModelTransfer(stores.models, {
@@ -157,5 +168,23 @@ export async function openRuntime(config: Config): Promise<Runtime> {
     await predictions.dispose();
   }
 
-  return { config, ...stores, queue, predictions, transfer, readiness, bringUp, info, close };
+  const submit = (asked: AdaptationAsked) =>
+    submitAdaptation(
+      { queue, datasets: stores.datasets, models: stores.models, traffic, limits: config },
+      asked,
+    );
+
+  return {
+    config,
+    ...stores,
+    queue,
+    predictions,
+    transfer,
+    traffic,
+    submitAdaptation: submit,
+    readiness,
+    bringUp,
+    info,
+    close,
+  };
 }

@@ -166,6 +166,15 @@ Deno.test("drift and bn-refresh over HTTP: scores, events, unlabelled uploads, t
       );
     });
 
+    await t.step("a refresh from traffic is refused by a server that keeps no traffic", async () => {
+      const res = await json("POST", "/v1/adaptations", { method: "bn-refresh", model, source: "traffic" });
+      assert.equal(res.status, 403);
+      const error = await errorOf(res);
+      assert.equal(error.code, "traffic_not_kept");
+      assert.match(error.message, /--keep-traffic/);
+      assert.equal((await drift(model)).traffic, null);
+    });
+
     await t.step("the refresh guard keeps a refresh on too few images from being activated", async () => {
       const { id: few } = await (await json("POST", "/v1/datasets", { name: "few" })).json();
       const upload = new FormData();
@@ -178,6 +187,98 @@ Deno.test("drift and bn-refresh over HTTP: scores, events, unlabelled uploads, t
       assert.equal(job.metrics.guard.verdict, "too_few_images");
       assert.equal(job.activated, false);
       assert.equal(job.activationSkipped.code, "too_few_images");
+    });
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("bn-refresh from the served traffic: kept only when asked, bounded, refreshed into a guarded new version", async (t) => {
+  const { app, json, dataset: newDataset, close } = await openTestApp([
+    "--drift-window",
+    "16",
+    "--keep-traffic",
+    "20",
+  ]);
+  try {
+    const refreshFromTraffic = (model: string, extra: Record<string, unknown> = {}) =>
+      json("POST", "/v1/adaptations", { method: "bn-refresh", model, source: "traffic", ...extra });
+    const finished = async (id: string) => {
+      await (await app.request(`/v1/adaptations/${id}/events`)).text();
+      return await (await app.request(`/v1/adaptations/${id}`)).json();
+    };
+    const adapted = await finished(
+      (await (await json("POST", "/v1/adaptations", {
+        dataset: await newDataset(DIGITS, 8),
+        epochs: 3,
+        seed: 1,
+        activate: "force",
+      })).json()).id,
+    );
+    assert.equal(adapted.status, "succeeded", JSON.stringify(adapted.error));
+    const model = adapted.modelId as string;
+    const drift = async (id: string) => await (await app.request(`/v1/models/${id}/drift`)).json();
+    const datasetsBefore = (await (await app.request("/v1/datasets")).json()).datasets.length;
+
+    await t.step(
+      "before the model serves, there is no traffic to refresh from (409 no_traffic)",
+      async () => {
+        const res = await refreshFromTraffic(model);
+        assert.equal(res.status, 409);
+        assert.equal((await errorOf(res)).code, "no_traffic");
+        assert.deepEqual((await drift(model)).traffic, { images: 0, maxImages: 20, bytes: 0 });
+      },
+    );
+
+    await t.step("a traffic source with a dataset, or for a labelled method, is refused (422)", async () => {
+      for (const body of [{ dataset: "ds_x" }, { method: "daft" }]) {
+        const res = await refreshFromTraffic(model, body);
+        assert.equal(res.status, 422);
+        assert.match((await errorOf(res)).message, /json\.source:/);
+      }
+    });
+
+    await t.step("the window keeps the newest --keep-traffic images the model answered", async () => {
+      const body = new FormData();
+      // 18 shifted (inverted) digits after 6 clean ones: the window of 20 keeps the last 2 clean and all 18.
+      for (const [i, bytes] of [...heldOut(digit).slice(0, 6), ...heldOut(inverted)].entries()) {
+        body.append("image", new Blob([bytes]), `${i}.png`);
+      }
+      assert.equal((await app.request("/v1/models/active/predict", { method: "POST", body })).status, 200);
+      const report = await drift(model);
+      assert.equal(report.traffic.images, 20);
+      assert.ok(report.alert, `score ${report.score}`);
+    });
+
+    await t.step(
+      "a refresh from traffic saves a new version, with the guard's verdict, and activates it",
+      async () => {
+        const res = await refreshFromTraffic(model, { activate: true });
+        assert.equal(res.status, 202);
+        const job = await finished((await res.json()).id);
+        assert.equal(job.status, "succeeded", JSON.stringify(job.error));
+        assert.equal(job.request.source, "traffic");
+        assert.equal(job.metrics.guard.images, 20);
+        assert.equal(job.metrics.guard.verdict, "ok", job.metrics.guard.message);
+        assert.equal(job.activated, true);
+        const detail = await (await app.request(`/v1/models/${job.modelId}`)).json();
+        assert.deepEqual(detail.metadata.refreshedFrom, { modelId: model, images: 20 });
+        assert.equal((await drift("active")).modelId, job.modelId);
+        // The snapshot is an ordinary unlabelled dataset the job names, which the user may delete.
+        const snapshot = await (await app.request(`/v1/datasets/${job.request.dataset}`)).json();
+        assert.equal(snapshot.unlabelled, 20);
+        assert.match(snapshot.name, new RegExp(`^traffic of ${model} at `));
+        assert.equal(
+          (await app.request(`/v1/datasets/${job.request.dataset}`, { method: "DELETE" })).status,
+          204,
+        );
+      },
+    );
+
+    await t.step("a refresh from the traffic of an unknown model is 404 and makes no dataset", async () => {
+      const res = await refreshFromTraffic("mdl_nosuchmodel0000");
+      assert.equal(res.status, 404);
+      assert.equal((await (await app.request("/v1/datasets")).json()).datasets.length, datasetsBefore);
     });
   } finally {
     await close();

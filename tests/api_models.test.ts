@@ -201,11 +201,15 @@ Deno.test("models: listing, artifacts, activation, predictions and deletion", as
 
   await t.step("predictions in this thread free their tensors", async () => {
     const body = { images: heldOut.map((b) => base64(b)) };
+    // The drift monitor reads a batch's watched layers after the response; a drift report waits for that.
+    const observed = async () => await (await app.request("/v1/models/active/drift")).json();
     await json("POST", "/v1/models/active/predict", body);
+    await observed();
     const before = tf.memory().numTensors;
     for (let i = 0; i < 3; i++) {
       assert.equal((await json("POST", "/v1/models/active/predict", body)).status, 200);
     }
+    await observed();
     assert.equal(tf.memory().numTensors, before);
   });
 

@@ -10,6 +10,7 @@ import { takePerClass } from "../src/data/take_per_class.ts";
 import { batchNormLayers } from "../src/model/batch_norm_layers.ts";
 import { tinyBackbone } from "../src/model/tiny.ts";
 import { type DriftEvent, DriftMonitor } from "../src/serve/drift_monitor.ts";
+import { TrafficWindow } from "../src/serve/traffic_window.ts";
 import { digitFixtures, testBackend } from "./_setup.ts";
 
 await testBackend();
@@ -195,4 +196,29 @@ Deno.test("bn-refresh refuses images the model does not take", async () => {
   );
   wrong.dispose();
   model.dispose();
+});
+
+Deno.test("the traffic window keeps the newest images per model and drops the oldest of any model past its bytes", () => {
+  const traffic = new TrafficWindow({ images: 3, bytes: 100 });
+  const image = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+  traffic.keep("a", [image(30, 1), image(30, 2)]);
+  traffic.keep("b", [image(30, 3)]);
+  traffic.keep("b", [image(30, 4)]); // 120 bytes: a's first image, the oldest, goes
+  assert.deepEqual(traffic.images("a").map((x) => x[0]), [2]);
+  assert.deepEqual(traffic.images("b").map((x) => x[0]), [3, 4]);
+  traffic.keep("b", [image(10, 5), image(10, 6)]); // b holds at most 3: its 3 goes
+  assert.deepEqual(traffic.images("b").map((x) => x[0]), [4, 5, 6]);
+  assert.deepEqual(traffic.summary("b"), { images: 3, maxImages: 3, bytes: 50 });
+  traffic.forget("b");
+  assert.equal(traffic.summary("b").images, 0);
+  traffic.keep("a", [image(101, 7)]); // larger than the whole budget: not kept
+  assert.deepEqual(traffic.summary("a"), { images: 1, maxImages: 3, bytes: 30 });
+});
+
+Deno.test("the traffic window keeps its own copy of an image", () => {
+  const traffic = new TrafficWindow({ images: 2, bytes: 100 });
+  const bytes = new Uint8Array([1, 2, 3]);
+  traffic.keep("a", [bytes]);
+  bytes[0] = 9;
+  assert.equal(traffic.images("a")[0][0], 1);
 });

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { chromium, type Page } from "playwright-core";
+import { decodeImage, encodePng } from "../src/data/image.ts";
 import { FIXTURES } from "./_setup.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
@@ -429,6 +430,148 @@ Deno.test({
       await page.locator("#datasetSelect option").waitFor({ state: "detached" });
       assert.deepEqual((await (await fetch(`${server.base}/v1/datasets`)).json()).datasets, []);
       assert.deepEqual(consoleErrors, []);
+    } finally {
+      await context.close();
+      await server.stop();
+      await Deno.remove(dataDir, { recursive: true });
+      await Deno.remove(profile, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "the drift panel follows the active model's score live and refreshes the model from its traffic or a dataset",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    await requireChromium();
+    const dataDir = await Deno.makeTempDir({ prefix: "daft-web-" });
+    const profile = await Deno.makeTempDir({ prefix: "daft-chromium-" });
+    const server = await startServer(dataDir, [
+      "--drift-window",
+      "16",
+      "--drift-threshold",
+      "0.5",
+      "--keep-traffic",
+      "64",
+    ]);
+    const call = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${server.base}${path}`, {
+        method,
+        ...(body instanceof FormData ? { body } : body === undefined ? {} : {
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+        }),
+      });
+      const data = await res.json();
+      assert.ok(res.ok, `${method} ${path}: ${JSON.stringify(data)}`);
+      return data;
+    };
+    const images = (files: Uint8Array[]) => {
+      const form = new FormData();
+      for (const bytes of files) form.append("image", new Blob([new Uint8Array(bytes)]), "x.png");
+      return form;
+    };
+    // The same digits, inverted (white background, dark ink): a shift every watched layer sees.
+    const invert = async (bytes: Uint8Array) => {
+      const image = await decodeImage(bytes);
+      return encodePng({ ...image, data: image.data.map((v) => 255 - v) });
+    };
+    const heldOut = DIGITS.flatMap((d) => digitPaths(d, 12, 6)).map((path) => Deno.readFileSync(path));
+    const shifted = await Promise.all(heldOut.map(invert));
+    // The model, made through the API: the loop through the page is the first test's.
+    const { id: dataset } = await call("POST", "/v1/datasets", { name: "digits" });
+    const form = new FormData();
+    for (const d of DIGITS) {
+      for (const path of digitPaths(d, 0, 8)) {
+        form.append("label", d);
+        form.append("image", new Blob([Deno.readFileSync(path)]), "x.png");
+      }
+    }
+    await call("POST", `/v1/datasets/${dataset}/samples`, form);
+    const { id: unlabelled } = await call("POST", "/v1/datasets", { name: "inverted" });
+    await call("POST", `/v1/datasets/${unlabelled}/samples?unlabelled=true`, images(shifted));
+    const finished = async (id: string) => {
+      await (await fetch(`${server.base}/v1/adaptations/${id}/events`)).text();
+      return await call("GET", `/v1/adaptations/${id}`);
+    };
+    const adapted = await finished(
+      (await call("POST", "/v1/adaptations", { dataset, epochs: 3, seed: 1, activate: "force" })).id,
+    );
+    assert.equal(adapted.status, "succeeded");
+    const { context, page, consoleErrors } = await openBrowser(profile);
+    try {
+      await page.goto(server.base);
+      await page.locator("body[data-ready=true]").waitFor();
+
+      await t.step("before the model serves, the panel waits for a full window", async () => {
+        await page.locator(`#driftReport code`, { hasText: adapted.modelId }).waitFor();
+        await page.locator("#driftReport [data-state=waiting]", { hasText: "0 of the 16" }).waitFor();
+      });
+
+      await t.step("in-distribution traffic scores below the threshold, layer by layer", async () => {
+        await call("POST", "/v1/models/active/predict", images(heldOut.slice(0, 16)));
+        await page.locator("#driftReport [data-state=ok]").waitFor();
+        assert.equal(await page.locator("#driftReport .drift-layers .bar").count(), 4);
+        assert.equal(await page.locator("#driftReport .drift-layers .bar.over").count(), 0);
+      });
+
+      await t.step(
+        "shifted traffic crosses the threshold: the state, the layers and a notice say so",
+        async () => {
+          await call("POST", "/v1/models/active/predict", images(shifted));
+          await page.locator("#driftReport [data-state=drift]").waitFor();
+          await page.locator("#notice", { hasText: "drift: the active model's score reached" }).waitFor();
+          assert.ok(await page.locator("#driftReport .drift-layers .bar.over").count() >= 1);
+          await page.locator("#driftReport .drift-events li", { hasText: "drift" }).waitFor();
+          await shot(page, "#driftSection", "8-drift");
+        },
+      );
+
+      await t.step(
+        "a refresh from the kept traffic makes a new version and shows the guard's verdict",
+        async () => {
+          const kept = 16 + heldOut.length;
+          await page.locator("#refreshSource option", { hasText: `${kept} images kept` }).waitFor({
+            state: "attached",
+          });
+          await page.selectOption("#refreshSource", "traffic");
+          await page.selectOption("#refreshActivate", "true");
+          await page.click("#startRefresh");
+          await page.locator("#refreshStatus strong", { hasText: "Refreshed" }).waitFor({
+            timeout: JOB_TIMEOUT_MS,
+          });
+          const [job] = (await call("GET", "/v1/adaptations")).adaptations;
+          assert.equal(job.request.source, "traffic");
+          assert.equal(job.metrics.guard.images, kept);
+          const status = await page.textContent("#refreshStatus") ?? "";
+          assert.ok(status.includes(job.metrics.guard.message), status);
+          if (job.activated) {
+            assert.match(status, new RegExp(`${job.modelId} is active`));
+            await page.locator(`#driftReport code`, { hasText: job.modelId }).waitFor();
+          } else assert.match(status, /Not activated/);
+        },
+      );
+
+      await t.step(
+        "a refresh from a dataset of unlabelled images can be kept without activating it",
+        async () => {
+          const active = (await call("GET", "/v1/models")).active;
+          await page.selectOption("#refreshSource", unlabelled);
+          await page.selectOption("#refreshActivate", "false");
+          await page.click("#startRefresh");
+          await page.locator("#refreshStatus", { hasText: "not activated" }).waitFor({
+            timeout: JOB_TIMEOUT_MS,
+          });
+          const [job] = (await call("GET", "/v1/adaptations")).adaptations;
+          assert.equal(job.request.dataset, unlabelled);
+          assert.equal(job.metrics.guard.images, heldOut.length);
+          assert.equal((await call("GET", "/v1/models")).active, active);
+        },
+      );
+
+      assert.deepEqual(consoleErrors, [], "console errors");
     } finally {
       await context.close();
       await server.stop();

@@ -28,8 +28,11 @@ const PHASES = {
   saving: "saving the model",
 };
 
-/** Request fields with a control of their own in the form; the rest of the API's fields go under Advanced. */
-const MAIN_FIELDS = ["dataset", "backbone", "method", "epochs", "activate"];
+/**
+ * Request fields with a control of their own in the form (a bn-refresh's `model` and `source` in the drift
+ * panel); the rest of the API's fields go under Advanced.
+ */
+const MAIN_FIELDS = ["dataset", "backbone", "method", "epochs", "activate", "model", "source"];
 const FIELD_NAMES = {
   batchSize: "Batch size",
   lrHead: "Head learning rate",

@@ -8,12 +8,13 @@ const PAD = { left: 34, right: 8, top: 8, bottom: 20 };
 
 /**
  * A line chart of several series on shared axes, as an SVG element.
- * `series`: `[{ name, points: [[x, y], ...], color, dashed? }]`; `y` spans `yRange` (default: the data's).
+ * `series`: `[{ name, points: [[x, y], ...], color, dashed? }]`; `y` spans `yRange` (default: the data's);
+ * `xLabel` names the x axis (default: epochs).
  *
  * @example
  * lineChart({ series: [{ name: "loss", points: [[0, 1], [1, 0.5]], color: "#c33" }], xMax: 4 });
  */
-export function lineChart({ series, xMax, yRange, label }) {
+export function lineChart({ series, xMax, yRange, label, xLabel }) {
   const all = series.flatMap((s) => s.points);
   const xs = Math.max(xMax ?? 0, ...all.map((p) => p[0]), 1);
   let [y0, y1] = yRange ?? [Math.min(0, ...all.map((p) => p[1])), Math.max(1e-6, ...all.map((p) => p[1]))];
@@ -37,7 +38,11 @@ export function lineChart({ series, xMax, yRange, label }) {
       "data-count": s.points.length,
     })
   );
-  const axis = svg("text", { x: W - PAD.right, y: H - 4, "text-anchor": "end" }, `epoch (of ${xs})`);
+  const axis = svg(
+    "text",
+    { x: W - PAD.right, y: H - 4, "text-anchor": "end" },
+    xLabel ?? `epoch (of ${xs})`,
+  );
   const legend = h(
     "div",
     { class: "legend" },

@@ -4,6 +4,7 @@ import { initAdaptPanel, watch } from "./adapt_panel.js";
 import { initComparePanel, refreshJobs } from "./compare_panel.js";
 import { initDataPanel, refreshDatasets } from "./data_panel.js";
 import { $, notify } from "./dom.js";
+import { initDriftPanel, refreshDrift } from "./drift_panel.js";
 import { initModelsPanel, refreshModels } from "./models_panel.js";
 import { initResultsPanel } from "./results_panel.js";
 import { emit, state } from "./state.js";
@@ -33,8 +34,9 @@ try {
   initResultsPanel();
   initComparePanel();
   initModelsPanel();
+  initDriftPanel();
   await refreshDatasets();
-  await Promise.all([refreshJobs(), refreshModels()]);
+  await Promise.all([refreshJobs(), refreshModels(), refreshDrift()]);
   // A job still running (from before a reload) is followed again; otherwise the newest result is shown.
   const { adaptations } = await api("GET", "/v1/adaptations");
   const mine = adaptations.filter((j) => j.request.dataset === state.datasetId);

@@ -4,7 +4,7 @@ import { api } from "./api.js";
 import { bars } from "./charts.js";
 import { $, guarded, h, notify, pct } from "./dom.js";
 import { camera } from "./data_panel.js";
-import { on } from "./state.js";
+import { emit, on } from "./state.js";
 
 let models = [];
 let active = null;
@@ -162,6 +162,7 @@ async function predict(file) {
   form.append("image", file, file.name);
   form.append("topK", "5");
   const { model, predictions: [p] } = await api("POST", `/v1/models/${$("tryModel").value}/predict`, form);
+  emit("predicted", model);
   const preview = h("img", { src: URL.createObjectURL(file), alt: "the image asked about", width: 112 });
   preview.onload = () => URL.revokeObjectURL(preview.src);
   $("tryResult").replaceChildren(

@@ -16,7 +16,7 @@ export function selectDataset(id) {
   emit("dataset", state.datasetId);
 }
 
-/** Calls `fn` on every later `emit(name, ...)`. Names: dataset, jobs, models, showJob. */
+/** Calls `fn` on every later `emit(name, ...)`. Names: dataset, datasetContents, jobs, models, predicted, showJob. */
 export function on(name, fn) {
   if (!listeners.has(name)) listeners.set(name, []);
   listeners.get(name).push(fn);

@@ -9,6 +9,7 @@ import type { AdaptationMetrics } from "./adaptation_metrics.ts";
 import type { BnConversionReport } from "./bn_conversion.ts";
 import type { DriftReference } from "./drift_reference.ts";
 import { driftTapLayers } from "./drift_taps.ts";
+import { imageStatistics, readWatched, type WatchedOutputs } from "./image_statistics.ts";
 import type { Method } from "./methods.ts";
 
 /** The metadata file written beside the tfjs artifacts. */
@@ -125,57 +126,45 @@ export class AdaptedModel {
 
   /**
    * {@linkcode AdaptedModel.predict}, plus what the drift monitor reads of the batch: the per-channel
-   * moments of the watched layers (see `driftTapLayers`) and each image's top-1 probability. The watched
-   * tensors are ones the folded plan computes anyway; they are read as they are and reduced here, so the
-   * monitor adds no kernel to the forward pass (on a busy wasm thread pool, each kernel dispatch costs
-   * more than these reductions).
+   * moments of the watched layers (see `driftTapLayers`) and each image's top-1 probability.
    */
   async predictObserved(
     images: tf.Tensor4D,
     topK = 3,
     batchSize = 32,
   ): Promise<{ predictions: Prediction[]; statistics: ImageStatistics }> {
+    const { predictions, watched } = await this.predictWatched(images, topK, batchSize);
+    return { predictions, statistics: imageStatistics(await readWatched(watched)) };
+  }
+
+  /**
+   * {@linkcode AdaptedModel.predict}, plus the watched layers' outputs as tensors, not read yet: the
+   * caller reads them with `readWatched` (which disposes them) and reduces them with `imageStatistics`,
+   * when it likes (the server does so after the response has gone). The watched tensors are ones the
+   * folded plan computes anyway, and they are reduced in JavaScript, so the monitor adds no kernel to the
+   * forward pass (on a busy wasm thread pool, each kernel dispatch costs more than these reductions).
+   */
+  async predictWatched(
+    images: tf.Tensor4D,
+    topK = 3,
+    batchSize = 32,
+  ): Promise<{ predictions: Prediction[]; watched: WatchedOutputs }> {
     this.#checkShape(images);
     const { plan, layers } = this.#observed();
-    const outputs = plan.run(images, batchSize);
-    let values: Float32Array[];
+    const [probabilities, ...outputs] = plan.run(images, batchSize);
+    let scores: Float32Array;
     try {
-      values = await Promise.all(outputs.map((t) => t.data() as Promise<Float32Array>));
-    } finally {
+      scores = await probabilities.data() as Float32Array;
+    } catch (err) {
       tf.dispose(outputs);
+      throw err;
+    } finally {
+      probabilities.dispose();
     }
-    const n = images.shape[0];
-    const width = 2 * layers.reduce((a, l) => a + l.channels, 0);
-    const rows = new Float32Array(n * width);
-    let offset = 0;
-    layers.forEach(({ channels }, k) => {
-      const data = values[k + 1];
-      const positions = data.length / (n * channels);
-      const sum = new Float64Array(channels), squares = new Float64Array(channels);
-      for (let i = 0; i < n; i++) {
-        sum.fill(0);
-        squares.fill(0);
-        const base = i * positions * channels;
-        for (let p = 0; p < positions; p++) {
-          const at = base + p * channels;
-          for (let c = 0; c < channels; c++) {
-            const v = data[at + c];
-            sum[c] += v;
-            squares[c] += v * v;
-          }
-        }
-        const row = i * width + offset;
-        for (let c = 0; c < channels; c++) {
-          rows[row + c] = sum[c] / positions;
-          rows[row + channels + c] = squares[c] / positions;
-        }
-      }
-      offset += 2 * channels;
-    });
-    const predictions = this.#rank(values[0], n, this.metadata.classNames.length, 0, topK);
+    const predictions = this.#rank(scores, images.shape[0], this.metadata.classNames.length, 0, topK);
     return {
       predictions,
-      statistics: { layers, rows, width, confidence: Float32Array.from(predictions, (p) => p.score) },
+      watched: { layers, outputs, confidence: Float32Array.from(predictions, (p) => p.score) },
     };
   }
 

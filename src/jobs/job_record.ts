@@ -35,6 +35,11 @@ export interface AdaptationRequest {
   method: AdaptationMethod;
   /** With `bn-refresh`: the id of the model to refresh. */
   model?: string;
+  /**
+   * `traffic`: a `bn-refresh` on the images `model` served, copied into `dataset` (an unlabelled dataset
+   * the server made for it) when the job was submitted.
+   */
+  source?: "traffic";
   epochs?: number;
   /** At least this many SGD steps (few-shot sets get more epochs); 0: exactly `epochs`. */
   minSteps?: number;

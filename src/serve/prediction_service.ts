@@ -1,5 +1,8 @@
+import * as tf from "@tensorflow/tfjs";
 import { AdaptedModel, type Prediction } from "../adapt/adapted_model.ts";
 import type { DriftReference } from "../adapt/drift_reference.ts";
+import { DEFAULT_DRIFT_THRESHOLD } from "../adapt/drift_score.ts";
+import { imageStatistics, readWatched, type WatchedOutputs } from "../adapt/image_statistics.ts";
 import { imagesToTensor } from "../data/input_spec.ts";
 import { RuntimeError } from "../errors.ts";
 import {
@@ -13,6 +16,7 @@ import { KeyedLock } from "../keyed_lock.ts";
 import type { ServingDemand } from "../jobs/serving_demand.ts";
 import type { ActiveModelRecord, ModelStore } from "../store/model_store.ts";
 import { type DriftEvent, DriftMonitor, type DriftReport } from "./drift_monitor.ts";
+import type { TrafficSummary, TrafficWindow } from "./traffic_window.ts";
 
 /** Options of {@linkcode PredictionService}. */
 export interface PredictionServiceOptions extends ImageLimits {
@@ -24,11 +28,16 @@ export interface PredictionServiceOptions extends ImageLimits {
   isReady: () => boolean;
   /** Images in each model's drift window; 0 (or unset) turns the drift monitor off. */
   driftWindow?: number;
-  /** Drift score that raises a `drift` event (default 0.5). */
+  /** Drift score that raises a `drift` event (default `DEFAULT_DRIFT_THRESHOLD`). */
   driftThreshold?: number;
   /** Where predictions in progress are counted, for a training job to give way to them. */
   demand?: ServingDemand;
+  /** Where served images are kept for a `bn-refresh` from traffic; unset keeps none. */
+  traffic?: TrafficWindow;
 }
+
+/** The drift report with what the server keeps of the model's traffic (null: it keeps none). */
+export type ModelDrift = (DriftReport | UnmonitoredDrift) & { traffic: TrafficSummary | null };
 
 /** What `drift` says of a model that is not monitored, and why. */
 export interface UnmonitoredDrift {
@@ -88,6 +97,10 @@ export class PredictionService {
   // weights); dropped when the model is deleted.
   #monitors = new Map<string, DriftMonitor>();
   #driftListeners = new Set<(event: DriftEvent) => void>();
+  // Served batches the monitors have not read yet (see #observeLater).
+  #unobserved: { id: string; reference: DriftReference; watched: WatchedOutputs }[] = [];
+  #observeTimer?: ReturnType<typeof setTimeout>;
+  #observing: Promise<void> = Promise.resolve();
 
   constructor(readonly models: ModelStore, readonly options: PredictionServiceOptions) {}
 
@@ -166,7 +179,10 @@ export class PredictionService {
         );
       }
       await this.models.delete(id);
+      for (const b of this.#unobserved) if (b.id === id) tf.dispose(b.watched.outputs);
+      this.#unobserved = this.#unobserved.filter((b) => b.id !== id);
       this.#monitors.delete(id);
+      this.options.traffic?.forget(id);
       const entry = this.#cache.get(id);
       if (entry) this.#evict(entry);
     });
@@ -228,9 +244,14 @@ export class PredictionService {
       const x = imagesToTensor(decoded, model.metadata.input);
       try {
         const reference = this.options.driftWindow ? model.metadata.driftReference : undefined;
-        if (!reference) return { model: entry.id, predictions: await model.predict(x, topK) };
-        const { predictions, statistics } = await model.predictObserved(x, topK);
-        this.#monitor(entry.id, reference).observe(statistics);
+        let predictions: Prediction[];
+        if (!reference) predictions = await model.predict(x, topK);
+        else {
+          const served = await model.predictWatched(x, topK);
+          this.#observeLater(entry.id, reference, served.watched);
+          predictions = served.predictions;
+        }
+        this.options.traffic?.keep(entry.id, images);
         return { model: entry.id, predictions };
       } finally {
         x.dispose();
@@ -244,12 +265,44 @@ export class PredictionService {
    * The drift monitor's report of a model (`modelRef`: an id or `active`): the score of its window of
    * served images against the statistics of the images it was adapted on, the per-layer breakdown, the
    * history and the threshold crossings. A model made before the monitor existed, or a server with the
-   * monitor off, gets `monitored: false` and the reason.
+   * monitor off, gets `monitored: false` and the reason. `traffic` says how many of the model's served
+   * images are kept for a `bn-refresh` from traffic (null when the server keeps none).
    *
    * @throws {RuntimeError} `not_found`/`model_not_found`, `unavailable`/`no_active_model`.
    */
-  async drift(modelRef: string): Promise<DriftReport | UnmonitoredDrift> {
+  async drift(modelRef: string): Promise<ModelDrift> {
     const id = modelRef === ACTIVE_MODEL ? this.activeModelId() : modelRef;
+    const report = await this.#monitorReport(id);
+    return { ...report, traffic: this.options.traffic?.summary(report.modelId) ?? null };
+  }
+
+  // The monitor's share of a prediction (reading the watched layers' outputs, reducing them, re-scoring the
+  // window) runs after the response has gone: in a task of its own, queued behind this request's, or first
+  // thing when a drift report is asked for. It costs the same CPU, but not the client's wait (docs/DRIFT.md,
+  // Serving cost). Until then the batch's watched tensors stay alive.
+  #observeLater(id: string, reference: DriftReference, watched: WatchedOutputs) {
+    this.#unobserved.push({ id, reference, watched });
+    this.#observeTimer ??= setTimeout(() => void this.#observePending(), 0);
+  }
+
+  // Observes every batch served so far, in order; one drain at a time, so a report waits for all of them.
+  #observePending(): Promise<void> {
+    clearTimeout(this.#observeTimer);
+    this.#observeTimer = undefined;
+    this.#observing = this.#observing.then(async () => {
+      while (this.#unobserved.length) {
+        const { id, reference, watched } = this.#unobserved.shift()!;
+        try {
+          this.#monitor(id, reference).observe(imageStatistics(await readWatched(watched)));
+        } catch (err) {
+          console.error(`[drift] model ${id}: a served batch could not be observed:`, err);
+        }
+      }
+    });
+    return this.#observing;
+  }
+
+  async #monitorReport(id: string | undefined): Promise<DriftReport | UnmonitoredDrift> {
     if (!id) {
       throw new RuntimeError("unavailable", "no_active_model", "no model is active; activate one first", {});
     }
@@ -271,7 +324,16 @@ export class PredictionService {
           "adapt or refresh it again to monitor it",
       };
     }
+    await this.#observePending();
     return this.#monitor(id, metadata.driftReference).report();
+  }
+
+  /**
+   * Resolves once the drift monitors have read every batch served so far (they do so after each response,
+   * see `predict`); for a benchmark that counts that work, or a test that counts tensors.
+   */
+  observed(): Promise<void> {
+    return this.#observePending();
   }
 
   /** Calls `listener` with every drift event of any model, until the returned function is called. */
@@ -306,7 +368,7 @@ export class PredictionService {
     if (!monitor) {
       monitor = new DriftMonitor(id, reference, {
         window: this.options.driftWindow!,
-        threshold: this.options.driftThreshold ?? 0.5,
+        threshold: this.options.driftThreshold ?? DEFAULT_DRIFT_THRESHOLD,
         onEvent: (event) => {
           for (const listener of this.#driftListeners) {
             try {
@@ -324,6 +386,10 @@ export class PredictionService {
 
   /** Unloads every model. */
   async dispose(): Promise<void> {
+    clearTimeout(this.#observeTimer);
+    this.#observeTimer = undefined;
+    for (const b of this.#unobserved) tf.dispose(b.watched.outputs);
+    this.#unobserved = [];
     this.#active = undefined;
     for (const entry of [...this.#cache.values()]) this.#evict(entry);
     await Promise.allSettled([...this.#cache.values()].map((e) => e.model));
