@@ -6,6 +6,7 @@ import { type AdapterReport, probeAdapter } from "./probe_adapter.ts";
 import { runSelfTest, type SelfTestResult } from "./self_test.ts";
 import { startWasmBackend, type WasmBuild, type WasmThreads } from "./start_wasm_backend.ts";
 import { registerWasmTrainingKernels } from "./wasm_training.ts";
+import { registerWebgpuTrainingKernels, unregisterWebgpuTrainingKernels } from "./webgpu_training.ts";
 
 /**
  * Which tfjs backend to run on. `auto` takes WebGPU on a hardware adapter that passes the self-test; on a
@@ -35,6 +36,11 @@ export interface BackendInfo {
 export interface InitBackendOptions {
   /** Threads for the `wasm` backend; default `auto` (one per logical core, at most 8). */
   wasmThreads?: WasmThreads;
+  /**
+   * On `webgpu`: run the fused training ops on this project's WGSL kernels (`registerWebgpuTrainingKernels`);
+   * default true. False gives the stock tfjs-backend-webgpu graph (the benchmark's baseline).
+   */
+  webgpuKernels?: boolean;
 }
 
 // The cpu backend prints a "use tfjs-node" banner under Deno; there is no tfjs-node for Deno to use.
@@ -47,8 +53,10 @@ export function backendInfo(): BackendInfo | undefined {
   return current;
 }
 
-async function tryWebgpu(): Promise<string | undefined> {
+async function tryWebgpu(kernels: boolean): Promise<string | undefined> {
   try {
+    if (kernels) registerWebgpuTrainingKernels();
+    else unregisterWebgpuTrainingKernels();
     const ok = await tf.setBackend("webgpu");
     if (!ok) return "tfjs could not initialise the webgpu backend";
     await tf.ready();
@@ -104,7 +112,7 @@ export async function initBackend(
   const adapter = await probeAdapter();
   let fallbackReason: string | undefined;
   if (policy === "webgpu" || (policy === "auto" && adapter.available && !adapter.isFallback)) {
-    fallbackReason = adapter.available ? await tryWebgpu() : adapter.reason;
+    fallbackReason = adapter.available ? await tryWebgpu(options.webgpuKernels ?? true) : adapter.reason;
     if (!fallbackReason) {
       const selfTest = await runSelfTest();
       if (selfTest.passed) return (current = { name: "webgpu", policy, adapter, selfTest, fellBack: false });

@@ -1,0 +1,74 @@
+import * as tf from "@tensorflow/tfjs";
+import {
+  batchNormTrainingGradKernel,
+  batchNormTrainingKernel,
+  relu6GradKernel,
+  relu6Kernel,
+} from "./_webgpu_batch_norm.ts";
+import { momentumUpdateKernel, movingAverageKernel } from "./_webgpu_updates.ts";
+import {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  MOMENTUM_UPDATE,
+  MOVING_AVERAGE,
+  RELU6,
+  RELU6_GRAD,
+} from "./training_ops.ts";
+
+const kernel = (f: unknown) => f as tf.KernelFunc;
+
+const KERNELS: { name: string; kernelFunc: tf.KernelFunc }[] = [
+  { name: BATCH_NORM_TRAINING, kernelFunc: kernel(batchNormTrainingKernel) },
+  { name: BATCH_NORM_TRAINING_GRAD, kernelFunc: kernel(batchNormTrainingGradKernel) },
+  { name: RELU6, kernelFunc: kernel(relu6Kernel) },
+  { name: RELU6_GRAD, kernelFunc: kernel(relu6GradKernel) },
+  { name: MOMENTUM_UPDATE, kernelFunc: kernel(momentumUpdateKernel) },
+  { name: MOVING_AVERAGE, kernelFunc: kernel(movingAverageKernel) },
+];
+
+/**
+ * Registers, for the tfjs `webgpu` backend, the fused training kernels of `./training_ops.ts` as WGSL
+ * compute shaders: batch norm with batch statistics (with the ReLU6 after it fused) one dispatch forward and
+ * one backward, ReLU6 and its gradient, the momentum-SGD update and the running-statistics update one
+ * dispatch each. `useFusedTrainingOps` (src/model) and `FusedMomentumOptimizer` (src/adapt) then run on
+ * them, where stock tfjs-backend-webgpu runs some twenty dispatches per batch norm each way and four per
+ * variable update. Results match the `cpu` backend to float32 rounding. Safe to call more than once.
+ *
+ * @returns The names of the kernels it registers.
+ *
+ * @example
+ * ```ts
+ * import { registerWebgpuTrainingKernels } from "./webgpu_training.ts";
+ * console.log(registerWebgpuTrainingKernels().length); // 6
+ * ```
+ */
+export function registerWebgpuTrainingKernels(): string[] {
+  for (const { name, kernelFunc } of KERNELS) {
+    const existing = tf.getKernel(name, "webgpu");
+    if (existing?.kernelFunc === kernelFunc) continue;
+    if (existing) tf.unregisterKernel(name, "webgpu");
+    tf.registerKernel({ kernelName: name, backendName: "webgpu", kernelFunc });
+  }
+  return KERNELS.map((k) => k.name);
+}
+
+/**
+ * Removes what {@linkcode registerWebgpuTrainingKernels} registered, so the `webgpu` backend runs the stock
+ * tfjs-backend-webgpu graph again (the fused ops fall back to tfjs ops): the benchmark's baseline.
+ *
+ * @example
+ * ```ts
+ * import { registerWebgpuTrainingKernels, unregisterWebgpuTrainingKernels } from "./webgpu_training.ts";
+ * registerWebgpuTrainingKernels();
+ * console.log(unregisterWebgpuTrainingKernels()); // 6
+ * ```
+ */
+export function unregisterWebgpuTrainingKernels(): number {
+  let removed = 0;
+  for (const { name, kernelFunc } of KERNELS) {
+    if (tf.getKernel(name, "webgpu")?.kernelFunc !== kernelFunc) continue;
+    tf.unregisterKernel(name, "webgpu");
+    removed++;
+  }
+  return removed;
+}
