@@ -251,3 +251,28 @@ Deno.test({
     cpu.forEach((expected, i) => assert.ok(relativeError(gpu[i], expected) < 1e-4, `weight ${i - 1}`));
   },
 });
+
+Deno.test({
+  name:
+    "conv2d filter gradients on webgpu equal cpu's: 1x1 as a matrix product, the rest by the stock kernel",
+  ignore: !webgpu,
+  fn: async () => {
+    const cases: [number[], number[], number, "same" | "valid"][] = [
+      [[2, 6, 5, 7], [1, 1, 7, 9], 1, "same"],
+      [[3, 4, 4, 16], [1, 1, 16, 5], 1, "valid"],
+      [[2, 7, 7, 3], [1, 1, 3, 4], 2, "same"],
+      [[2, 9, 9, 3], [3, 3, 3, 8], 2, "valid"],
+    ];
+    for (const [xShape, filterShape, stride, pad] of cases) {
+      const run = () => {
+        const x = random(xShape, 91) as tf.Tensor4D, w = random(filterShape, 92) as tf.Tensor4D;
+        const grad = tf.grad((f: tf.Tensor) => tf.conv2d(x, f as tf.Tensor4D, stride, pad).square().sum())(w);
+        tf.dispose([x, w]);
+        return [grad];
+      };
+      const [expected] = await on("cpu", run);
+      const [actual] = await on("webgpu", run);
+      assert.ok(relativeError(actual, expected) < 1e-5, `[${xShape}] * [${filterShape}] s${stride} ${pad}`);
+    }
+  },
+});

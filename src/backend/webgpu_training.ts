@@ -1,10 +1,13 @@
 import * as tf from "@tensorflow/tfjs";
+// Registers the webgpu backend and its stock kernels, which the ones below build on or stand in for.
+import "@tensorflow/tfjs-backend-webgpu";
 import {
   batchNormTrainingGradKernel,
   batchNormTrainingKernel,
   relu6GradKernel,
   relu6Kernel,
 } from "./_webgpu_batch_norm.ts";
+import { conv2dBackpropFilter } from "./_webgpu_conv_grads.ts";
 import { momentumUpdateKernel, movingAverageKernel } from "./_webgpu_updates.ts";
 import {
   BATCH_NORM_TRAINING,
@@ -17,7 +20,30 @@ import {
 
 const kernel = (f: unknown) => f as tf.KernelFunc;
 
-const KERNELS: { name: string; kernelFunc: tf.KernelFunc }[] = [
+type Provided = { name: string; kernelFunc: tf.KernelFunc; setupFunc?: tf.KernelSetupFunc };
+
+// Replacements of stock kernels wrap the stock one (captured once, so registering stays idempotent) and hand
+// it the cases they do not cover.
+let stock: Map<string, tf.KernelConfig> | undefined;
+function replacing(name: string, make: (stock: tf.KernelFunc) => tf.KernelFunc): Provided {
+  stock ??= new Map();
+  if (!stock.has(name)) {
+    const config = tf.getKernel(name, "webgpu");
+    if (!config) throw new Error(`webgpu training: tfjs-backend-webgpu registered no '${name}' kernel`);
+    stock.set(name, config);
+  }
+  const { kernelFunc, setupFunc } = stock.get(name)!;
+  return { name, kernelFunc: make(kernelFunc), setupFunc };
+}
+
+let provided: Provided[] | undefined;
+const kernels = (): Provided[] =>
+  provided ??= [
+    ...KERNELS,
+    replacing(tf.Conv2DBackpropFilter, conv2dBackpropFilter),
+  ];
+
+const KERNELS: Provided[] = [
   { name: BATCH_NORM_TRAINING, kernelFunc: kernel(batchNormTrainingKernel) },
   { name: BATCH_NORM_TRAINING_GRAD, kernelFunc: kernel(batchNormTrainingGradKernel) },
   { name: RELU6, kernelFunc: kernel(relu6Kernel) },
@@ -30,7 +56,8 @@ const KERNELS: { name: string; kernelFunc: tf.KernelFunc }[] = [
  * Registers, for the tfjs `webgpu` backend, the fused training kernels of `./training_ops.ts` as WGSL
  * compute shaders: batch norm with batch statistics (with the ReLU6 after it fused) one dispatch forward and
  * one backward, ReLU6 and its gradient, the momentum-SGD update and the running-statistics update one
- * dispatch each. `useFusedTrainingOps` (src/model) and `FusedMomentumOptimizer` (src/adapt) then run on
+ * dispatch each; and it replaces the stock Conv2DBackpropFilter, whose 1x1 case it computes as one matrix
+ * product. `useFusedTrainingOps` (src/model) and `FusedMomentumOptimizer` (src/adapt) then run on
  * them, where stock tfjs-backend-webgpu runs some twenty dispatches per batch norm each way and four per
  * variable update. Results match the `cpu` backend to float32 rounding. Safe to call more than once.
  *
@@ -39,17 +66,17 @@ const KERNELS: { name: string; kernelFunc: tf.KernelFunc }[] = [
  * @example
  * ```ts
  * import { registerWebgpuTrainingKernels } from "./webgpu_training.ts";
- * console.log(registerWebgpuTrainingKernels().length); // 6
+ * console.log(registerWebgpuTrainingKernels().length); // 7
  * ```
  */
 export function registerWebgpuTrainingKernels(): string[] {
-  for (const { name, kernelFunc } of KERNELS) {
+  for (const { name, kernelFunc, setupFunc } of kernels()) {
     const existing = tf.getKernel(name, "webgpu");
     if (existing?.kernelFunc === kernelFunc) continue;
     if (existing) tf.unregisterKernel(name, "webgpu");
-    tf.registerKernel({ kernelName: name, backendName: "webgpu", kernelFunc });
+    tf.registerKernel({ kernelName: name, backendName: "webgpu", kernelFunc, setupFunc });
   }
-  return KERNELS.map((k) => k.name);
+  return kernels().map((k) => k.name);
 }
 
 /**
@@ -60,14 +87,16 @@ export function registerWebgpuTrainingKernels(): string[] {
  * ```ts
  * import { registerWebgpuTrainingKernels, unregisterWebgpuTrainingKernels } from "./webgpu_training.ts";
  * registerWebgpuTrainingKernels();
- * console.log(unregisterWebgpuTrainingKernels()); // 6
+ * console.log(unregisterWebgpuTrainingKernels()); // 7
  * ```
  */
 export function unregisterWebgpuTrainingKernels(): number {
   let removed = 0;
-  for (const { name, kernelFunc } of KERNELS) {
+  for (const { name, kernelFunc } of kernels()) {
     if (tf.getKernel(name, "webgpu")?.kernelFunc !== kernelFunc) continue;
     tf.unregisterKernel(name, "webgpu");
+    const original = stock?.get(name);
+    if (original) tf.registerKernel(original);
     removed++;
   }
   return removed;

@@ -1,0 +1,154 @@
+/**
+ * One MobileNetV2 training step on the `webgpu` backend, stock tfjs-backend-webgpu against this project's
+ * WGSL training kernels (src/backend/webgpu_training.ts): GPU dispatches and queue submits per step (every
+ * compute pass's dispatchWorkgroups and every queue.submit, counted by wrapping them), median step time and
+ * samples/s. With `--profile`, the kernels' own GPU time per kernel name (tf.profile; timestamp queries).
+ *
+ *   deno task bench:webgpu [--batch 4] [--size 96] [--steps 3] [--modes stock,ours] [--profile]
+ *
+ * The step is the product's (`trainingStep`, src/adapt/training_step.ts): MobileNetV2 (ImageNet weights,
+ * cut at block_10) with a 10-class head, forward in training mode, backward, momentum SGD on every weight,
+ * loss and hits read back. Each mode gets a fresh backbone and one untimed warm-up step (shader compiles).
+ * On the software adapter (llvmpipe) a step takes seconds: keep the batch small.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import { attachHead } from "../src/adapt/classifier_head.ts";
+import { FusedMomentumOptimizer } from "../src/adapt/momentum_optimizer.ts";
+import { type StepState, trainingStep } from "../src/adapt/training_step.ts";
+import { initBackend } from "../src/backend/init_backend.ts";
+import { mobilenetV2ImageNet } from "../src/model/mobilenetv2_imagenet.ts";
+import { median } from "./_speed_records.ts";
+
+const { values: flags } = parseArgs({
+  options: {
+    batch: { type: "string", default: "4" },
+    size: { type: "string", default: "96" },
+    steps: { type: "string", default: "3" },
+    modes: { type: "string", default: "stock,ours" },
+    profile: { type: "boolean", default: false },
+  },
+});
+const batch = Number(flags.batch), size = Number(flags.size), steps = Number(flags.steps);
+const modes = flags.modes!.split(",");
+for (const m of modes) if (m !== "stock" && m !== "ours") throw new Error(`unknown mode '${m}'`);
+const CLASSES = 10;
+
+const counts = { dispatches: 0, submits: 0 };
+type Proto<T> = { prototype: T };
+const gpuGlobals = globalThis as unknown as {
+  GPUComputePassEncoder?: Proto<GPUComputePassEncoder>;
+  GPUQueue?: Proto<GPUQueue>;
+};
+if (!gpuGlobals.GPUComputePassEncoder || !gpuGlobals.GPUQueue) {
+  console.error("this runtime exposes no WebGPU (navigator.gpu)");
+  Deno.exit(2);
+}
+const pass = gpuGlobals.GPUComputePassEncoder.prototype, queue = gpuGlobals.GPUQueue.prototype;
+const dispatchWorkgroups = pass.dispatchWorkgroups, submit = queue.submit;
+pass.dispatchWorkgroups = function (this: GPUComputePassEncoder, ...args) {
+  counts.dispatches++;
+  return dispatchWorkgroups.apply(this, args);
+};
+queue.submit = function (this: GPUQueue, ...args) {
+  counts.submits++;
+  return submit.apply(this, args);
+};
+
+interface ModeResult {
+  mode: string;
+  adapter: string;
+  dispatches: number;
+  submits: number;
+  stepMs: number[];
+  kernels?: { name: string; ms: number; calls: number }[];
+}
+
+async function measure(mode: string): Promise<ModeResult> {
+  const info = await initBackend("webgpu", { webgpuKernels: mode === "ours" });
+  const backbone = await mobilenetV2ImageNet({ inputSize: size });
+  const headed = attachHead(backbone, CLASSES, "glorot", 0);
+  const state: StepState = {
+    logits: headed.logits,
+    headVars: headed.head.trainableWeights.map((w) => w.read() as tf.Variable),
+    backboneVars: backbone.model.trainableWeights.map((w) => w.read() as tf.Variable),
+    headOptimizer: new FusedMomentumOptimizer(0.01, 0.9),
+    backboneOptimizer: new FusedMomentumOptimizer(1e-3, 0.9),
+    training: true,
+  };
+  const x = tf.randomUniform([batch, size, size, 3], 0, 1, "float32", 7) as tf.Tensor4D;
+  const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % CLASSES), "int32"), CLASSES);
+  const step = async () => {
+    const { loss, hits } = trainingStep(state, x, y);
+    await loss.data();
+    await hits.data();
+    tf.dispose([loss, hits]);
+  };
+  await step();
+  const stepMs: number[] = [];
+  let dispatches = 0, submits = 0;
+  for (let i = 0; i < steps; i++) {
+    counts.dispatches = counts.submits = 0;
+    const started = performance.now();
+    await step();
+    stepMs.push(performance.now() - started);
+    [dispatches, submits] = [counts.dispatches, counts.submits];
+  }
+  let kernels: ModeResult["kernels"];
+  if (flags.profile) {
+    const profile = await tf.profile(step);
+    const byName = new Map<string, { ms: number; calls: number }>();
+    for (const k of profile.kernels) {
+      if (k.name.endsWith("__op")) continue;
+      const acc = byName.get(k.name) ?? { ms: 0, calls: 0 };
+      byName.set(k.name, { ms: acc.ms + (Number(await k.kernelTimeMs) || 0), calls: acc.calls + 1 });
+    }
+    kernels = [...byName].map(([name, v]) => ({ name, ...v })).sort((a, b) => b.ms - a.ms);
+  }
+  tf.dispose([x, y]);
+  state.headOptimizer.dispose();
+  state.backboneOptimizer.dispose();
+  headed.logits.dispose();
+  return { mode, adapter: info.adapter.description, dispatches, submits, stepMs, kernels };
+}
+
+const results: ModeResult[] = [];
+for (const mode of modes) results.push(await measure(mode));
+
+const fixed = (v: number, d = 2) => v.toFixed(d);
+console.log(
+  `\nMobileNetV2 (block_10, ${size}x${size}x3) training step, batch ${batch}, webgpu on ${
+    results[0].adapter
+  }`,
+);
+console.log(
+  `Deno ${Deno.version.deno}, tfjs ${tf.version.tfjs}; median of ${steps} steps after one warm-up\n`,
+);
+console.log("| kernels | dispatches / step | submits / step | step (ms) | samples/s |");
+console.log("| ------- | ----------------: | -------------: | --------: | --------: |");
+for (const r of results) {
+  const ms = median(r.stepMs);
+  console.log(
+    `| ${
+      r.mode === "ours" ? "ours (src/backend/webgpu_training.ts)" : "stock tfjs-backend-webgpu"
+    } | ${r.dispatches} | ${r.submits} | ${fixed(ms, 0)} | ${fixed(batch / ms * 1000)} |`,
+  );
+}
+const stock = results.find((r) => r.mode === "stock"), ours = results.find((r) => r.mode === "ours");
+if (stock && ours) {
+  console.log(
+    `\nours / stock: ${fixed(ours.dispatches / stock.dispatches)}x the dispatches, ${
+      fixed(median(stock.stepMs) / median(ours.stepMs))
+    }x the samples/s`,
+  );
+}
+for (const r of results) {
+  if (!r.kernels) continue;
+  const total = r.kernels.reduce((a, k) => a + k.ms, 0);
+  console.log(`\n${r.mode}: GPU time by kernel (${fixed(total, 0)} ms in all)`);
+  for (const k of r.kernels.slice(0, 12)) {
+    console.log(
+      `  ${k.name.padEnd(38)} ${fixed(k.ms, 1).padStart(8)} ms  ${String(k.calls).padStart(4)} calls`,
+    );
+  }
+}
