@@ -10,6 +10,8 @@ import {
   unregisterWebgpuTrainingKernels,
 } from "../src/backend/webgpu_training.ts";
 import { useFusedTrainingOps } from "../src/model/fused_training_layers.ts";
+import { InferencePlan } from "../src/model/inference_plan.ts";
+import { mobilenetV2ImageNet } from "../src/model/mobilenetv2_imagenet.ts";
 
 registerWebgpuTrainingKernels();
 const webgpu = await tf.setBackend("webgpu").catch(() => false);
@@ -274,5 +276,32 @@ Deno.test({
       const [actual] = await on("webgpu", run);
       assert.ok(relativeError(actual, expected) < 1e-5, `[${xShape}] * [${filterShape}] s${stride} ${pad}`);
     }
+  },
+});
+
+Deno.test({
+  name:
+    "MobileNetV2's folded-BN inference plan on webgpu equals the model on cpu, in a third of the dispatches",
+  ignore: !webgpu,
+  fn: async () => {
+    // Built on cpu: moving tensors off webgpu needs a synchronous read, which WebGPU under Deno lacks.
+    assert.ok(await tf.setBackend("cpu"));
+    const { model } = await mobilenetV2ImageNet({ inputSize: 32 });
+    const x = tf.tidy(() => random([2, 32, 32, 3], 7).add(1).div(2));
+    const expected = model.predict(x) as tf.Tensor;
+    const wanted = await expected.data();
+    expected.dispose();
+    assert.ok(await tf.setBackend("webgpu"));
+    const plan = InferencePlan.build(model);
+    const planDispatches = await dispatchesOf(() => plan.run(x));
+    const modelDispatches = await dispatchesOf(() => [model.predict(x) as tf.Tensor]);
+    const [out] = plan.run(x);
+    const planned = await out.data();
+    out.dispose();
+    assert.ok(relativeError(planned, wanted) < 1e-4, `${relativeError(planned, wanted)}`);
+    assert.ok(planDispatches * 3 <= modelDispatches, `plan ${planDispatches} vs model ${modelDispatches}`);
+    plan.dispose();
+    tf.dispose(x);
+    model.dispose();
   },
 });
