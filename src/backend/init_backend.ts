@@ -2,6 +2,16 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import "@tensorflow/tfjs-backend-wasm";
 import { RuntimeError } from "../errors.ts";
+import {
+  type BackendChoiceOptions,
+  choiceKey,
+  type MeasuredChoice,
+  pickFaster,
+  readCachedChoice,
+  saveChoice,
+  type TrialFailure,
+  type TrialTiming,
+} from "./backend_choice.ts";
 import { type AdapterReport, probeAdapter } from "./probe_adapter.ts";
 import { runSelfTest, type SelfTestResult } from "./self_test.ts";
 import { startWasmBackend, type WasmBuild, type WasmThreads } from "./start_wasm_backend.ts";
@@ -9,9 +19,11 @@ import { registerWasmTrainingKernels } from "./wasm_training.ts";
 import { registerWebgpuTrainingKernels, unregisterWebgpuTrainingKernels } from "./webgpu_training.ts";
 
 /**
- * Which tfjs backend to run on. `auto` takes WebGPU on a hardware adapter that passes the self-test; on a
- * software adapter (llvmpipe and the like) or none, it takes `wasm` (XNNPACK plus this project's gradient
- * kernels), which trains several times faster there; `cpu` (pure JS) is the last resort.
+ * Which tfjs backend to run on. `auto`, on a hardware adapter, times a few training steps on WebGPU and on
+ * `wasm` and takes the faster (cached per adapter and Deno version; see {@linkcode InitBackendOptions.choice});
+ * without a trial to run or a cached result, it takes WebGPU there. On a software adapter (llvmpipe and the
+ * like) or none, it takes `wasm` (XNNPACK plus this project's gradient kernels), which trains several times
+ * faster there; `cpu` (pure JS) is the last resort.
  */
 export type BackendPolicy = "auto" | "webgpu" | "wasm" | "cpu";
 
@@ -30,6 +42,8 @@ export interface BackendInfo {
   fallbackReason?: string;
   /** On `wasm`: the build and its thread count (and why not threaded, if more threads were asked for). */
   wasm?: WasmBuild;
+  /** For `auto` on a hardware adapter: both backends' measured training speed and the choice it made. */
+  choice?: MeasuredChoice;
 }
 
 /** Options of {@linkcode initBackend}. */
@@ -41,6 +55,11 @@ export interface InitBackendOptions {
    * default true. False gives the stock tfjs-backend-webgpu graph (the benchmark's baseline).
    */
   webgpuKernels?: boolean;
+  /**
+   * How `auto` decides on a hardware adapter: the choice cached in `dataDir` for this adapter and Deno
+   * version, else `trial` timed on webgpu and on wasm (the faster wins, and is cached), else WebGPU.
+   */
+  choice?: BackendChoiceOptions;
 }
 
 // The cpu backend prints a "use tfjs-node" banner under Deno; there is no tfjs-node for Deno to use.
@@ -110,12 +129,19 @@ export async function initBackend(
     );
   }
   const adapter = await probeAdapter();
+  const choice = policy === "auto" && adapter.available &&
+      (!adapter.isFallback || options.choice?.measureSoftware)
+    ? await measuredChoice(adapter, options)
+    : undefined;
   let fallbackReason: string | undefined;
-  if (policy === "webgpu" || (policy === "auto" && adapter.available && !adapter.isFallback)) {
+  const webgpuFirst = choice ? choice.chosen === "webgpu" : adapter.available && !adapter.isFallback;
+  if (policy === "webgpu" || (policy === "auto" && webgpuFirst)) {
     fallbackReason = adapter.available ? await tryWebgpu(options.webgpuKernels ?? true) : adapter.reason;
     if (!fallbackReason) {
       const selfTest = await runSelfTest();
-      if (selfTest.passed) return (current = { name: "webgpu", policy, adapter, selfTest, fellBack: false });
+      if (selfTest.passed) {
+        return (current = { name: "webgpu", policy, adapter, selfTest, fellBack: false, choice });
+      }
       fallbackReason = selfTest.error
         ? `WebGPU self-test failed: ${selfTest.error}`
         : `WebGPU self-test out of tolerance: ${JSON.stringify(selfTest.maxAbsDiff)}`;
@@ -130,7 +156,7 @@ export async function initBackend(
         },
       );
     }
-  } else if (policy === "auto") {
+  } else if (policy === "auto" && !choice) {
     fallbackReason = adapter.available
       ? `the WebGPU adapter is a software fallback (${adapter.description}); wasm trains faster on this CPU`
       : adapter.reason;
@@ -146,9 +172,11 @@ export async function initBackend(
           policy,
           adapter,
           selfTest,
-          fellBack: policy === "auto",
+          // A measured choice of wasm is not a fallback, unless WebGPU was chosen and then failed.
+          fellBack: policy === "auto" && (!choice || choice.chosen === "webgpu"),
           fallbackReason,
           wasm,
+          choice,
         });
       }
       fallbackReason = `wasm self-test failed: ${selfTest.error ?? JSON.stringify(selfTest.maxAbsDiff)}`;
@@ -165,4 +193,43 @@ export async function initBackend(
   const selfTest = await runSelfTest();
   current = { name: "cpu", policy, adapter, selfTest, fellBack: policy === "auto", fallbackReason };
   return current;
+}
+
+// Times `trial` on one backend: brought up as initBackend would, then trained.
+async function timeOn(
+  name: "webgpu" | "wasm",
+  options: InitBackendOptions,
+  trial: () => Promise<TrialTiming>,
+): Promise<TrialTiming | TrialFailure> {
+  const failed = name === "webgpu"
+    ? await tryWebgpu(options.webgpuKernels ?? true)
+    : await tryWasm(options.wasmThreads).then((w) => typeof w === "string" ? w : undefined);
+  if (failed) return { error: failed };
+  try {
+    return await trial();
+  } catch (err) {
+    return { error: `training trial failed: ${(err as Error).message}` };
+  }
+}
+
+// The choice cached for this adapter and Deno version, else a new measurement (cached when it can be), else
+// undefined (no trial to run, or neither backend trained).
+async function measuredChoice(
+  adapter: AdapterReport,
+  options: InitBackendOptions,
+): Promise<MeasuredChoice | undefined> {
+  const { dataDir, trial } = options.choice ?? {};
+  const key = choiceKey(adapter);
+  const cached = dataDir ? await readCachedChoice(dataDir, key) : undefined;
+  if (cached || !trial) return cached;
+  const webgpu = await timeOn("webgpu", options, trial);
+  const wasm = await timeOn("wasm", options, trial);
+  const choice = pickFaster(webgpu, wasm, key);
+  if (choice) console.warn(`[backend] ${choice.reason}`);
+  if (choice && dataDir) {
+    await saveChoice(dataDir, choice).catch((err) =>
+      console.warn(`[backend] could not cache the backend choice: ${(err as Error).message}`)
+    );
+  }
+  return choice;
 }

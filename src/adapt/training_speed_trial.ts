@@ -1,0 +1,71 @@
+import * as tf from "@tensorflow/tfjs";
+import type { BackendTrial, TrialTiming } from "../backend/backend_choice.ts";
+import { loadBackbone } from "../model/registry.ts";
+import { attachHead } from "./classifier_head.ts";
+import { FusedMomentumOptimizer } from "./momentum_optimizer.ts";
+import { type StepState, trainingStep } from "./training_step.ts";
+
+/** What {@linkcode trainingSpeedTrial} trains. */
+export interface TrainingSpeedTrialOptions {
+  /** Registry name of the backbone; the server passes its default backbone. */
+  backbone: string;
+  /** Images per step; default 16 (adapt()'s default batch). */
+  batch?: number;
+  /** Timed steps after one untimed warm-up (shader compiles, kernel set-up); default 3. */
+  steps?: number;
+}
+
+/**
+ * A {@linkcode BackendTrial} for `initBackend`'s measured choice: on the current backend, a fresh
+ * `backbone` with a 10-class head takes `steps` training steps (`trainingStep`: forward in training mode,
+ * backward, momentum SGD on every weight, loss read back) on random images after one warm-up step; the
+ * median step gives samples/s. Frees everything it builds.
+ *
+ * @example
+ * ```ts
+ * import { initBackend } from "../backend/init_backend.ts";
+ * import { trainingSpeedTrial } from "./training_speed_trial.ts";
+ * await initBackend("wasm");
+ * const timing = await trainingSpeedTrial({ backbone: "tiny", batch: 4, steps: 1 })();
+ * console.log(timing.samplesPerSec > 0, timing.batch); // true 4
+ * ```
+ */
+export function trainingSpeedTrial(options: TrainingSpeedTrialOptions): BackendTrial {
+  const batch = options.batch ?? 16, steps = options.steps ?? 3;
+  return async (): Promise<TrialTiming> => {
+    const backbone = await loadBackbone({ name: options.backbone });
+    const classes = 10;
+    const headed = attachHead(backbone, classes, "glorot", 0);
+    const state: StepState = {
+      logits: headed.logits,
+      headVars: headed.head.trainableWeights.map((w) => w.read() as tf.Variable),
+      backboneVars: backbone.model.trainableWeights.map((w) => w.read() as tf.Variable),
+      headOptimizer: new FusedMomentumOptimizer(0.01, 0.9),
+      backboneOptimizer: new FusedMomentumOptimizer(1e-3, 0.9),
+      training: true,
+    };
+    const { height, width, channels } = backbone.input;
+    const x = tf.randomUniform([batch, height, width, channels], 0, 1, "float32", 7) as tf.Tensor4D;
+    const y = tf.tidy(() =>
+      tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % classes), "int32"), classes)
+    );
+    try {
+      const stepMs: number[] = [];
+      for (let i = 0; i <= steps; i++) {
+        const started = performance.now();
+        const { loss, hits } = trainingStep(state, x, y);
+        await loss.data();
+        tf.dispose([loss, hits]);
+        if (i > 0) stepMs.push(performance.now() - started);
+      }
+      stepMs.sort((a, b) => a - b);
+      const median = stepMs[Math.floor(stepMs.length / 2)];
+      return { samplesPerSec: batch / median * 1000, stepMs: median, batch, steps };
+    } finally {
+      tf.dispose([x, y]);
+      state.headOptimizer.dispose();
+      state.backboneOptimizer.dispose();
+      headed.logits.dispose();
+    }
+  };
+}
