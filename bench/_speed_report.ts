@@ -373,10 +373,12 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
   } else {
     push(
       "**The GPU figures are not yet measured.** The webgpu rows above run on a software adapter (the CPU).",
-      "`bench/gpu.sh --prepare` builds a self-contained copy of this benchmark (one bundled JS file, the Deno",
-      "binary xz-compressed, the Vulkan loader from Debian's `libvulkan1`) under `bench/out/`;",
-      "`bench/gpu.sh --run` on an NVIDIA machine runs it with `--backends webgpu,wasm`, WebGPU on the NVIDIA",
-      "Vulkan driver, against PyTorch CUDA and CPU where that machine has PyTorch, and writes its own report.",
+      "`bench/gpu.sh --prepare` builds a self-contained copy of this benchmark and of `bench/webgpu.ts` (bundled",
+      "JS files, the Deno binary xz-compressed, the Vulkan loader from Debian's `libvulkan1`) under",
+      "`bench/out/`; `bench/gpu.sh --run` on an NVIDIA machine first times a MobileNetV2 training step on",
+      "WebGPU with and without this project's WGSL kernels (dispatches and samples/s), then runs this benchmark",
+      "with `--backends webgpu,wasm --peer-devices cuda,cpu`, WebGPU on the NVIDIA Vulkan driver, against",
+      "PyTorch CUDA and CPU where that machine has PyTorch, and writes its own report.",
       "",
     );
   }

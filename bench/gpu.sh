@@ -11,9 +11,10 @@
 #                                 driver (lavapipe) when it is installed: the --run path without the GPU
 #   bench/gpu.sh --run [FLAGS]    on the device: unpack Deno, find the NVIDIA Vulkan ICD (or write one for
 #                                 libGLX_nvidia.so.0), point VK_DRIVER_FILES at it, and run the benchmark:
-#                                 tfjs webgpu against PyTorch CUDA, budgets sized for a 10-minute slot.
-#                                 FLAGS go to speed.ts and win (e.g. --quick, or --backends webgpu,wasm
-#                                 --peer-devices cuda,cpu for CPU rows on that machine too).
+#                                 first webgpu with and without this project's kernels (bench/webgpu.ts:
+#                                 dispatches and samples/s per step), then the speed benchmark: tfjs webgpu
+#                                 and wasm against PyTorch CUDA and CPU, budgets sized for a 10-minute slot.
+#                                 FLAGS go to speed.ts and win (e.g. --quick).
 #                                 Results: $OUT if set, else bench/out/gpu-results/
 #
 # Environment for --run: VK_DRIVER_FILES (use this ICD), PYTHON (a python3 with PyTorch; default: the
@@ -22,11 +23,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=bench/out/gpu
 BUNDLE=$DIR/speed.bundle.js
+KERNELS_BUNDLE=$DIR/webgpu.bundle.js
 
 prepare() {
   mkdir -p "$DIR"
   rm -rf "$DIR/vulkan" "$DIR"/*.deb
   deno bundle --quiet --platform deno --minify -o "$BUNDLE" bench/speed.ts
+  deno bundle --quiet --platform deno --minify -o "$KERNELS_BUNDLE" bench/webgpu.ts
   local cache
   cache=$(deno info --json | deno eval --quiet \
     "console.log(JSON.parse(await new Response(Deno.stdin.readable).text()).npmCache)")
@@ -93,15 +96,18 @@ run() {
   py=$(pick_python)
   echo "deno $("$deno" --version | head -1); ICD $VK_DRIVER_FILES; python $py" >&2
   command -v nvidia-smi >/dev/null && nvidia-smi -L >&2 || true
+  # WebGPU with and without this project's kernels (src/backend/webgpu_training.ts): dispatches and
+  # samples/s per MobileNetV2 training step at batch 16.
+  "$deno" run --allow-all --no-config "$KERNELS_BUNDLE" --batch 16 --steps 5 | tee "$results/webgpu-kernels.md"
   # Defaults sized for a 10-minute device slot; later flags (the caller's) win.
-  "$deno" run --allow-all --no-config "$BUNDLE" --backends webgpu --peer-devices cuda \
-    --budget 90 --headline-budget 150 --soak-jobs 20 \
+  "$deno" run --allow-all --no-config "$BUNDLE" --backends webgpu,wasm --peer-devices cuda,cpu \
+    --budget 75 --headline-budget 120 --soak-jobs 10 \
     --python "$py" --peer-script bench/peer_torch.py --command "bench/gpu.sh --run $*" \
     --out "$results/BENCHMARKS-gpu.md" --json "$results/speed-gpu.json" "$@"
 }
 
 check() {
-  [[ -f $BUNDLE ]] || prepare
+  [[ -f $BUNDLE && -f $KERNELS_BUNDLE ]] || prepare
   local deno
   deno=$(unpack_deno)
   echo "== the bundle on the CPU (wasm and cpu backends), with the xz'd Deno" >&2
@@ -115,6 +121,14 @@ check() {
       "$deno" run --allow-all --no-config "$BUNDLE" --quick --backbones tiny --backends webgpu --skip-peer \
       --soak-jobs 0 --budget 90 --headline-budget 90) | grep -E '^\| ours' ||
       { echo "WebGPU check failed" >&2; exit 1; }
+  fi
+  echo "== WebGPU with and without this project's kernels, on this machine's adapter (if any)" >&2
+  local rc=0 table
+  table=$("$deno" run --allow-all --no-config "$KERNELS_BUNDLE" --batch 1 --size 32 --steps 1 2>&1) || rc=$?
+  if [[ $rc -eq 2 ]]; then
+    echo "   skipped: no WebGPU here" >&2
+  else
+    grep -E '^\| (stock|ours)' <<<"$table" || { echo "$table" | tail -20 >&2; echo "WebGPU kernels check failed" >&2; exit 1; }
   fi
   echo "check passed" >&2
 }

@@ -1,6 +1,8 @@
 import { join } from "node:path";
 import denoJson from "../deno.json" with { type: "json" };
 import { METHODS } from "./adapt/methods.ts";
+import { trainingSpeedTrial } from "./adapt/training_speed_trial.ts";
+import type { MeasuredChoice } from "./backend/backend_choice.ts";
 import { type BackendInfo, initBackend } from "./backend/init_backend.ts";
 import type { Config } from "./config.ts";
 import { scrubPaths } from "./errors.ts";
@@ -32,6 +34,8 @@ export interface RuntimeInfo {
     selfTest?: BackendInfo["selfTest"];
     /** On wasm: how many threads it computes on (1: the single-threaded build), and why not more. */
     wasm?: BackendInfo["wasm"];
+    /** `auto` on a hardware adapter: webgpu's and wasm's measured training speed, the choice and why. */
+    choice?: MeasuredChoice;
   };
   backbones: { name: string; description: string }[];
   defaultBackbone: string;
@@ -123,7 +127,12 @@ export async function openRuntime(config: Config): Promise<Runtime> {
 
   async function bringUp(backend?: BackendInfo) {
     try {
-      readiness.backend = backend ?? await initBackend(config.backend, { wasmThreads: config.wasmThreads });
+      readiness.backend = backend ?? await initBackend(config.backend, {
+        wasmThreads: config.wasmThreads,
+        // On a hardware adapter, `auto` times the default backbone's training on webgpu and on wasm once per
+        // adapter and Deno version (cached in the data dir), and takes the faster.
+        choice: { dataDir: config.dataDir, trial: trainingSpeedTrial({ backbone: config.defaultBackbone }) },
+      });
     } catch (err) {
       readiness.backendError = scrubPaths((err as Error).message, config.dataDir);
       throw err;
@@ -154,6 +163,7 @@ export async function openRuntime(config: Config): Promise<Runtime> {
         fallbackReason: b?.fallbackReason,
         selfTest: b?.selfTest,
         wasm: b?.wasm,
+        choice: b?.choice,
       },
       backbones: listBackbones(),
       defaultBackbone: config.defaultBackbone,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { pickFaster } from "../src/backend/backend_choice.ts";
 import { openTestApp } from "./_api.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
@@ -113,6 +114,33 @@ Deno.test("the OpenAPI document covers every endpoint, and /docs serves Swagger 
   assert.ok((await bundle.text()).length > 100_000);
   assert.equal((await app.request("/docs/swagger-ui.css")).status, 200);
   assert.match(await (await app.request("/docs/init.js")).text(), /\/openapi\.json/);
+  await close();
+});
+
+Deno.test("info shows auto's measured backend choice: both figures and the reason, as the OpenAPI document has it", async () => {
+  const { app, runtime, backend, close } = await openTestApp([], false);
+  const timing = (samplesPerSec: number) => ({
+    samplesPerSec,
+    stepMs: 16000 / samplesPerSec,
+    batch: 16,
+    steps: 3,
+  });
+  const choice = pickFaster(
+    timing(40),
+    { error: "webgpu backend failed to start: lost device" },
+    "gpu; deno 2",
+  )!;
+  await runtime.bringUp({ ...backend, choice });
+  const info = await (await app.request("/v1/info")).json();
+  assert.deepEqual(info.backend.choice, choice);
+  assert.equal(info.backend.choice.chosen, "webgpu");
+  assert.match(
+    info.backend.choice.reason,
+    /only webgpu trained \(40\.0 samples\/s\); wasm failed: .*lost device/,
+  );
+  const doc = await (await app.request("/openapi.json")).json();
+  const schema = doc.components.schemas.Info.properties.backend.properties.choice;
+  assert.deepEqual(Object.keys(schema.properties).sort(), Object.keys(choice).sort());
   await close();
 });
 

@@ -31,7 +31,11 @@ self.onmessage = async (event: MessageEvent<WorkerCommand>) => {
   cancelFlag = command.cancelFlag;
   let report: WorkerReport;
   try {
-    const backend = await initBackend(command.task.backend, { wasmThreads: command.task.wasmThreads });
+    // `auto` takes the choice the server measured and cached at bring-up (no trial of its own).
+    const backend = await initBackend(command.task.backend, {
+      wasmThreads: command.task.wasmThreads,
+      choice: { dataDir: command.task.dataDir },
+    });
     if (command.servingDemand) yieldToServing(command.servingDemand);
     let last = { phase: "", at: 0 };
     const metrics = await runAdaptation(command.task, {
