@@ -5,11 +5,14 @@
  * samples/s. With `--profile`, the kernels' own GPU time per kernel name (tf.profile; timestamp queries).
  *
  *   deno task bench:webgpu [--batch 4] [--size 96] [--steps 3] [--modes stock,ours] [--profile]
+ *                          [--quiet-wait 60]
  *
  * The step is the product's (`trainingStep`, src/adapt/training_step.ts): MobileNetV2 (ImageNet weights,
  * cut at block_10) with a 10-class head, forward in training mode, backward, momentum SGD on every weight,
  * loss and hits read back. Each mode gets a fresh backbone and one untimed warm-up step (shader compiles).
- * On the software adapter (llvmpipe) a step takes seconds: keep the batch small.
+ * On the software adapter (llvmpipe) a step takes seconds: keep the batch small. The cores may be shared:
+ * before timing, each mode waits up to `--quiet-wait` seconds for other work to use less than a third of a
+ * core, and the report says how many cores other work kept busy during the timed steps.
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
@@ -18,6 +21,7 @@ import { FusedMomentumOptimizer } from "../src/adapt/momentum_optimizer.ts";
 import { type StepState, trainingStep } from "../src/adapt/training_step.ts";
 import { initBackend } from "../src/backend/init_backend.ts";
 import { mobilenetV2ImageNet } from "../src/model/mobilenetv2_imagenet.ts";
+import { machineCpuSeconds, processCpuSeconds, waitForQuiet } from "./_speed_machine.ts";
 import { median } from "./_speed_records.ts";
 
 const { values: flags } = parseArgs({
@@ -27,6 +31,7 @@ const { values: flags } = parseArgs({
     steps: { type: "string", default: "3" },
     modes: { type: "string", default: "stock,ours" },
     profile: { type: "boolean", default: false },
+    "quiet-wait": { type: "string", default: "60" },
   },
 });
 const batch = Number(flags.batch), size = Number(flags.size), steps = Number(flags.steps);
@@ -61,6 +66,8 @@ interface ModeResult {
   dispatches: number;
   submits: number;
   stepMs: number[];
+  /** Cores other processes kept busy during the timed steps (the machine may be shared). */
+  otherCores?: number;
   kernels?: { name: string; ms: number; calls: number }[];
 }
 
@@ -85,6 +92,9 @@ async function measure(mode: string): Promise<ModeResult> {
     tf.dispose([loss, hits]);
   };
   await step();
+  // A shared machine: wait (a while) for other work to calm down, and say how much ran beside the steps.
+  await waitForQuiet(0.3, Number(flags["quiet-wait"]));
+  const machineBefore = machineCpuSeconds(), ownBefore = processCpuSeconds(), started = performance.now();
   const stepMs: number[] = [];
   let dispatches = 0, submits = 0;
   for (let i = 0; i < steps; i++) {
@@ -94,6 +104,11 @@ async function measure(mode: string): Promise<ModeResult> {
     stepMs.push(performance.now() - started);
     [dispatches, submits] = [counts.dispatches, counts.submits];
   }
+  const machineAfter = machineCpuSeconds(), ownAfter = processCpuSeconds();
+  const otherCores = machineBefore && machineAfter && ownBefore !== undefined && ownAfter !== undefined
+    ? Math.max(0, machineAfter.busy - machineBefore.busy - (ownAfter - ownBefore)) /
+      ((performance.now() - started) / 1000)
+    : undefined;
   let kernels: ModeResult["kernels"];
   if (flags.profile) {
     const profile = await tf.profile(step);
@@ -109,7 +124,7 @@ async function measure(mode: string): Promise<ModeResult> {
   state.headOptimizer.dispose();
   state.backboneOptimizer.dispose();
   headed.logits.dispose();
-  return { mode, adapter: info.adapter.description, dispatches, submits, stepMs, kernels };
+  return { mode, adapter: info.adapter.description, dispatches, submits, stepMs, otherCores, kernels };
 }
 
 const results: ModeResult[] = [];
@@ -124,8 +139,8 @@ console.log(
 console.log(
   `Deno ${Deno.version.deno}, tfjs ${tf.version.tfjs}; median of ${steps} steps after one warm-up\n`,
 );
-console.log("| kernels | dispatches / step | submits / step | step (ms) | samples/s |");
-console.log("| ------- | ----------------: | -------------: | --------: | --------: |");
+console.log("| kernels | dispatches / step | submits / step | step (ms) | samples/s | other work (cores) |");
+console.log("| ------- | ----------------: | -------------: | --------: | --------: | -----------------: |");
 for (const r of results) {
   const ms = median(r.stepMs);
   console.log(

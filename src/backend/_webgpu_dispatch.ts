@@ -31,8 +31,8 @@ export interface WebGPUBackend extends tf.KernelBackend {
   querySetCount: number;
 }
 
-/** A uniform of a dispatch: one u32 or f32, in the order the shader's uniform struct declares them. */
-export type Uniform = { u32: number } | { f32: number };
+/** A uniform of a dispatch: one u32, i32 or f32, in the order the shader's uniform struct declares them. */
+export type Uniform = { u32: number } | { i32: number } | { f32: number };
 
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
@@ -79,7 +79,13 @@ export function dispatch(
   const pipeline = pipelineFor(device, code);
   const buffers = [...inputs, ...outputs].map((t) => bufferOf(backend, t));
   const uniform = backend.makeUniforms(
-    uniforms.map((u) => "u32" in u ? { type: "uint32", data: [u.u32] } : { type: "float32", data: [u.f32] }),
+    uniforms.map((u) =>
+      "u32" in u
+        ? { type: "uint32", data: [u.u32] }
+        : "i32" in u
+        ? { type: "int32", data: [u.i32] }
+        : { type: "float32", data: [u.f32] }
+    ),
   );
   const bindGroup = device.createBindGroup({
     layout: pipeline.getBindGroupLayout(0),

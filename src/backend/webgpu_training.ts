@@ -8,6 +8,7 @@ import {
   relu6Kernel,
 } from "./_webgpu_batch_norm.ts";
 import { conv2dBackpropFilter } from "./_webgpu_conv_grads.ts";
+import { depthwiseBackpropInput } from "./_webgpu_depthwise_grads.ts";
 import { momentumUpdateKernel, movingAverageKernel } from "./_webgpu_updates.ts";
 import {
   BATCH_NORM_TRAINING,
@@ -41,6 +42,7 @@ const kernels = (): Provided[] =>
   provided ??= [
     ...KERNELS,
     replacing(tf.Conv2DBackpropFilter, conv2dBackpropFilter),
+    replacing(tf.DepthwiseConv2dNativeBackpropInput, depthwiseBackpropInput),
   ];
 
 const KERNELS: Provided[] = [
@@ -66,7 +68,7 @@ const KERNELS: Provided[] = [
  * @example
  * ```ts
  * import { registerWebgpuTrainingKernels } from "./webgpu_training.ts";
- * console.log(registerWebgpuTrainingKernels().length); // 7
+ * console.log(registerWebgpuTrainingKernels().length); // 8
  * ```
  */
 export function registerWebgpuTrainingKernels(): string[] {
@@ -87,7 +89,7 @@ export function registerWebgpuTrainingKernels(): string[] {
  * ```ts
  * import { registerWebgpuTrainingKernels, unregisterWebgpuTrainingKernels } from "./webgpu_training.ts";
  * registerWebgpuTrainingKernels();
- * console.log(unregisterWebgpuTrainingKernels()); // 7
+ * console.log(unregisterWebgpuTrainingKernels()); // 8
  * ```
  */
 export function unregisterWebgpuTrainingKernels(): number {
