@@ -256,25 +256,36 @@ Deno.test({
 
 Deno.test({
   name:
-    "conv2d filter gradients on webgpu equal cpu's: 1x1 as a matrix product, the rest by the stock kernel",
+    "1x1 conv2d, its input and filter gradients on webgpu equal cpu's; other convolutions by the stock kernels",
   ignore: !webgpu,
   fn: async () => {
     const cases: [number[], number[], number, "same" | "valid"][] = [
-      [[2, 6, 5, 7], [1, 1, 7, 9], 1, "same"],
-      [[3, 4, 4, 16], [1, 1, 16, 5], 1, "valid"],
-      [[2, 7, 7, 3], [1, 1, 3, 4], 2, "same"],
+      [[2, 6, 5, 8], [1, 1, 8, 12], 1, "same"],
+      [[3, 4, 4, 16], [1, 1, 16, 4], 1, "valid"],
+      // 1599 rows: chunks of the filter gradient and the last block of four rows both run short.
+      [[1, 41, 39, 4], [1, 1, 4, 8], 1, "same"],
+      [[4, 20, 20, 8], [1, 1, 8, 8], 1, "valid"],
+      [[2, 6, 5, 7], [1, 1, 7, 9], 1, "same"], // channels not divisible by 4
+      [[2, 7, 7, 4], [1, 1, 4, 4], 2, "same"], // strided
       [[2, 9, 9, 3], [3, 3, 3, 8], 2, "valid"],
     ];
     for (const [xShape, filterShape, stride, pad] of cases) {
       const run = () => {
         const x = random(xShape, 91) as tf.Tensor4D, w = random(filterShape, 92) as tf.Tensor4D;
-        const grad = tf.grad((f: tf.Tensor) => tf.conv2d(x, f as tf.Tensor4D, stride, pad).square().sum())(w);
-        tf.dispose([x, w]);
-        return [grad];
+        const y = tf.conv2d(x, w, stride, pad);
+        const r = tf.tidy(() => random(y.shape, 93));
+        const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
+          tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, stride, pad).mul(r).sum()
+        )([x, w]);
+        tf.dispose([x, w, r]);
+        return [y, dx, dw];
       };
-      const [expected] = await on("cpu", run);
-      const [actual] = await on("webgpu", run);
-      assert.ok(relativeError(actual, expected) < 1e-5, `[${xShape}] * [${filterShape}] s${stride} ${pad}`);
+      const expected = await on("cpu", run);
+      const actual = await on("webgpu", run);
+      ["y", "dx", "dw"].forEach((name, i) => {
+        const error = relativeError(actual[i], expected[i]);
+        assert.ok(error < 1e-5, `${name} of [${xShape}] * [${filterShape}] s${stride} ${pad}: ${error}`);
+      });
     }
   },
 });

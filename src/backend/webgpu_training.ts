@@ -9,6 +9,7 @@ import {
 } from "./_webgpu_batch_norm.ts";
 import { conv2dBackpropFilter } from "./_webgpu_conv_grads.ts";
 import { depthwiseBackpropInput } from "./_webgpu_depthwise_grads.ts";
+import { pointwiseConv2d, pointwiseConv2dBackpropInput } from "./_webgpu_pointwise_conv.ts";
 import { momentumUpdateKernel, movingAverageKernel } from "./_webgpu_updates.ts";
 import {
   BATCH_NORM_TRAINING,
@@ -43,6 +44,8 @@ const kernels = (): Provided[] =>
     ...KERNELS,
     replacing(tf.Conv2DBackpropFilter, conv2dBackpropFilter),
     replacing(tf.DepthwiseConv2dNativeBackpropInput, depthwiseBackpropInput),
+    replacing(tf.Conv2D, pointwiseConv2d),
+    replacing(tf.Conv2DBackpropInput, pointwiseConv2dBackpropInput),
   ];
 
 const KERNELS: Provided[] = [
@@ -68,7 +71,7 @@ const KERNELS: Provided[] = [
  * @example
  * ```ts
  * import { registerWebgpuTrainingKernels } from "./webgpu_training.ts";
- * console.log(registerWebgpuTrainingKernels().length); // 8
+ * console.log(registerWebgpuTrainingKernels().length); // 10
  * ```
  */
 export function registerWebgpuTrainingKernels(): string[] {
@@ -89,7 +92,7 @@ export function registerWebgpuTrainingKernels(): string[] {
  * ```ts
  * import { registerWebgpuTrainingKernels, unregisterWebgpuTrainingKernels } from "./webgpu_training.ts";
  * registerWebgpuTrainingKernels();
- * console.log(unregisterWebgpuTrainingKernels()); // 8
+ * console.log(unregisterWebgpuTrainingKernels()); // 10
  * ```
  */
 export function unregisterWebgpuTrainingKernels(): number {
