@@ -146,7 +146,9 @@ for (const r of results) {
   console.log(
     `| ${
       r.mode === "ours" ? "ours (src/backend/webgpu_training.ts)" : "stock tfjs-backend-webgpu"
-    } | ${r.dispatches} | ${r.submits} | ${fixed(ms, 0)} | ${fixed(batch / ms * 1000)} |`,
+    } | ${r.dispatches} | ${r.submits} | ${fixed(ms, 0)} | ${fixed(batch / ms * 1000)} | ${
+      r.otherCores === undefined ? "—" : fixed(r.otherCores)
+    } |`,
   );
 }
 const stock = results.find((r) => r.mode === "stock"), ours = results.find((r) => r.mode === "ours");

@@ -6,11 +6,17 @@ import { dispatch, elementwiseGroups, output, pack, type WebGPUBackend } from ".
 // they are some twenty dispatches per layer each way on tfjs-backend-webgpu, each a pass over the
 // activations; in a MobileNetV2 training step they are most of the dispatches and most of the time.
 //
-// One workgroup owns CHANNEL_LANES channels over every row: it reduces the channel statistics in workgroup
+// One workgroup owns a few channels over every row: it reduces the channel statistics in workgroup
 // memory, then, behind a barrier, writes the output with them, so statistics and output are one dispatch.
 
-const CHANNEL_LANES = 8;
-const ROW_LANES = 32;
+// Scalar lanes (any channel count) or vec4 lanes, four channels each (counts divisible by 4, which on the
+// software adapter run several times faster); both 256 invocations a workgroup.
+type Width = 1 | 4;
+const LANES: Record<Width, { channel: number; row: number }> = {
+  1: { channel: 8, row: 32 },
+  4: { channel: 2, row: 128 },
+};
+const channelsPerGroup = (width: Width) => LANES[width].channel * width;
 
 type Args<I extends string> = {
   inputs: Record<I, tf.TensorInfo>;
@@ -21,17 +27,25 @@ type Args<I extends string> = {
 const channelsOf = (t: tf.TensorInfo) => t.shape[t.shape.length - 1];
 const sizeOf = (t: tf.TensorInfo) => t.shape.reduce((a, b) => a * b, 1);
 
-// The reduction of two per-thread partial sums `a` and `b` across the row lanes of each channel lane, left
-// in s1[l.x] and s2[l.x]; sets up `c` (the channel) and `live`.
-const REDUCE_HEADER = `
-const CL = ${CHANNEL_LANES}u;
-const RL = ${ROW_LANES}u;
-var<workgroup> s1: array<f32, ${CHANNEL_LANES * ROW_LANES}>;
-var<workgroup> s2: array<f32, ${CHANNEL_LANES * ROW_LANES}>;
-var<workgroup> k1: array<f32, ${CHANNEL_LANES}>;
-var<workgroup> k2: array<f32, ${CHANNEL_LANES}>;
-var<workgroup> k3: array<f32, ${CHANNEL_LANES}>;`;
+// The declarations every batch-norm shader shares: T (f32 or vec4<f32>), the lanes, and the workgroup arrays
+// of the reduction (two partial sums per invocation) and of the per-channel constants it broadcasts.
+function header(width: Width): string {
+  const { channel, row } = LANES[width];
+  return `
+alias T = ${width === 1 ? "f32" : "vec4<f32>"};
+const CL = ${channel}u;
+const RL = ${row}u;
+var<workgroup> s1: array<T, ${channel * row}>;
+var<workgroup> s2: array<T, ${channel * row}>;
+var<workgroup> k1: array<T, ${channel}>;
+var<workgroup> k2: array<T, ${channel}>;
+var<workgroup> k3: array<T, ${channel}>;
+fn relu6Mask(g: T, z: T) -> T {
+  return select(T(0.0), g, (z > T(0.0)) ${width === 1 ? "&&" : "&"} (z <= T(6.0)));
+}`;
+}
 
+// Sums `a` and `b` across the row lanes of each channel lane, into s1[l.x] and s2[l.x].
 const REDUCE = `
   let i = l.y * CL + l.x;
   s1[i] = a;
@@ -45,29 +59,32 @@ const REDUCE = `
     workgroupBarrier();
   }`;
 
-// Sums around each channel's first value (a shift that keeps the one-pass variance accurate when the mean is
-// large against the spread), then y = (x - mean) * gamma / sqrt(variance + epsilon) + beta.
-const FORWARD = `
-struct U { rows: u32, channels: u32, epsilon: f32, relu6: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> gamma: array<f32>;
-@group(0) @binding(2) var<storage, read> beta: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<storage, read_write> mean: array<f32>;
-@group(0) @binding(5) var<storage, read_write> variance: array<f32>;
+// `u.lanes` is the channel count in units of T. Sums around each channel's first value (a shift that keeps
+// the one-pass variance accurate when the mean is large against the spread), then
+// y = (x - mean) * gamma / sqrt(variance + epsilon) + beta.
+function forwardShader(width: Width): string {
+  const { channel, row } = LANES[width];
+  return `
+struct U { rows: u32, lanes: u32, epsilon: f32, relu6: u32 }
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read> gamma: array<T>;
+@group(0) @binding(2) var<storage, read> beta: array<T>;
+@group(0) @binding(3) var<storage, read_write> y: array<T>;
+@group(0) @binding(4) var<storage, read_write> mean: array<T>;
+@group(0) @binding(5) var<storage, read_write> variance: array<T>;
 @group(0) @binding(6) var<uniform> u: U;
-${REDUCE_HEADER}
-@compute @workgroup_size(${CHANNEL_LANES}, ${ROW_LANES}, 1)
+${header(width)}
+@compute @workgroup_size(${channel}, ${row}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let c = wg.x * CL + l.x;
-  let live = c < u.channels;
-  var a = 0.0;
-  var b = 0.0;
-  var center = 0.0;
+  let live = c < u.lanes;
+  var a = T(0.0);
+  var b = T(0.0);
+  var center = T(0.0);
   if (live) {
     center = x[c];
     for (var r = l.y; r < u.rows; r = r + RL) {
-      let d = x[r * u.channels + c] - center;
+      let d = x[r * u.lanes + c] - center;
       a = a + d;
       b = b + d * d;
     }
@@ -76,7 +93,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
   if (l.y == 0u && live) {
     let m = f32(u.rows);
     let dm = s1[l.x] / m;
-    let v = max(s2[l.x] / m - dm * dm, 0.0);
+    let v = max(s2[l.x] / m - dm * dm, T(0.0));
     let mu = center + dm;
     mean[c] = mu;
     variance[c] = v;
@@ -90,49 +107,51 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
     let scale = k2[l.x];
     let shift = k3[l.x];
     for (var r = l.y; r < u.rows; r = r + RL) {
-      let k = r * u.channels + c;
+      let k = r * u.lanes + c;
       var z = (x[k] - mu) * scale + shift;
-      if (u.relu6 != 0u) { z = clamp(z, 0.0, 6.0); }
+      if (u.relu6 != 0u) { z = clamp(z, T(0.0), T(6.0)); }
       y[k] = z;
     }
   }
 }`;
+}
 
 // dbeta = sum(g), dgamma = sum(g * xhat), dx = gamma * invStd * (g - dbeta / m - xhat * dgamma / m), with
 // g = dy, masked with relu6 where the recomputed unclipped output is outside (0, 6].
-const BACKWARD = `
-struct U { rows: u32, channels: u32, epsilon: f32, relu6: u32 }
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+function backwardShader(width: Width): string {
+  const { channel, row } = LANES[width];
+  return `
+struct U { rows: u32, lanes: u32, epsilon: f32, relu6: u32 }
+@group(0) @binding(0) var<storage, read> dy: array<T>;
+@group(0) @binding(1) var<storage, read> x: array<T>;
 // mean, variance, gamma and beta end to end (see pack)
-@group(0) @binding(2) var<storage, read> channel: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dgamma: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(2) var<storage, read> channel: array<T>;
+@group(0) @binding(3) var<storage, read_write> dx: array<T>;
+@group(0) @binding(4) var<storage, read_write> dgamma: array<T>;
+@group(0) @binding(5) var<storage, read_write> dbeta: array<T>;
 @group(0) @binding(6) var<uniform> u: U;
-${REDUCE_HEADER}
-fn masked(g: f32, xc: f32, zscale: f32, shift: f32) -> f32 {
+${header(width)}
+fn masked(g: T, xc: T, zscale: T, shift: T) -> T {
   if (u.relu6 == 0u) { return g; }
-  let z = xc * zscale + shift;
-  return select(0.0, g, z > 0.0 && z <= 6.0);
+  return relu6Mask(g, xc * zscale + shift);
 }
-@compute @workgroup_size(${CHANNEL_LANES}, ${ROW_LANES}, 1)
+@compute @workgroup_size(${channel}, ${row}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let c = wg.x * CL + l.x;
-  let live = c < u.channels;
-  var a = 0.0;
-  var b = 0.0;
-  var mu = 0.0;
-  var invStd = 0.0;
-  var zscale = 0.0;
-  var shift = 0.0;
+  let live = c < u.lanes;
+  var a = T(0.0);
+  var b = T(0.0);
+  var mu = T(0.0);
+  var invStd = T(0.0);
+  var zscale = T(0.0);
+  var shift = T(0.0);
   if (live) {
     mu = channel[c];
-    invStd = 1.0 / sqrt(channel[u.channels + c] + u.epsilon);
-    zscale = channel[2u * u.channels + c] * invStd;
-    shift = channel[3u * u.channels + c];
+    invStd = T(1.0) / sqrt(channel[u.lanes + c] + u.epsilon);
+    zscale = channel[2u * u.lanes + c] * invStd;
+    shift = channel[3u * u.lanes + c];
     for (var r = l.y; r < u.rows; r = r + RL) {
-      let k = r * u.channels + c;
+      let k = r * u.lanes + c;
       let xc = x[k] - mu;
       let g = masked(dy[k], xc, zscale, shift);
       a = a + g;
@@ -154,13 +173,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
     let meanG = k1[l.x];
     let slope = k2[l.x];
     for (var r = l.y; r < u.rows; r = r + RL) {
-      let k = r * u.channels + c;
+      let k = r * u.lanes + c;
       let xc = x[k] - mu;
       let g = masked(dy[k], xc, zscale, shift);
       dx[k] = zscale * (g - meanG - xc * slope);
     }
   }
 }`;
+}
+
+const SHADERS = {
+  forward: { 1: forwardShader(1), 4: forwardShader(4) },
+  backward: { 1: backwardShader(1), 4: backwardShader(4) },
+};
 
 const RELU6 = `
 struct U { n: u32 }
@@ -185,9 +210,12 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
   }
 }`;
 
+const widthOf = (x: tf.TensorInfo): Width => channelsOf(x) % 4 === 0 ? 4 : 1;
+
 const bnUniforms = (x: tf.TensorInfo, attrs: Args<never>["attrs"]) => {
   const c = channelsOf(x);
-  return [{ u32: sizeOf(x) / c }, { u32: c }, { f32: attrs.epsilon }, { u32: attrs.relu6 ? 1 : 0 }];
+  const width = widthOf(x);
+  return [{ u32: sizeOf(x) / c }, { u32: c / width }, { f32: attrs.epsilon }, { u32: attrs.relu6 ? 1 : 0 }];
 };
 
 /**
@@ -202,11 +230,11 @@ export function batchNormTrainingKernel(args: Args<"x" | "gamma" | "beta">): tf.
   if (sizeOf(x) > 0) {
     dispatch(
       backend,
-      FORWARD,
+      SHADERS.forward[widthOf(x)],
       [x, gamma, beta],
       [y, mean, variance],
       bnUniforms(x, args.attrs),
-      Math.ceil(c / CHANNEL_LANES),
+      Math.ceil(c / channelsPerGroup(widthOf(x))),
       "DaftBatchNormTraining",
     );
   }
@@ -229,11 +257,11 @@ export function batchNormTrainingGradKernel(
     const channel = pack(backend, [mean, variance, gamma, beta]);
     dispatch(
       backend,
-      BACKWARD,
+      SHADERS.backward[widthOf(x)],
       [dy, x, channel],
       [dx, dgamma, dbeta],
       bnUniforms(x, args.attrs),
-      Math.ceil(c / CHANNEL_LANES),
+      Math.ceil(c / channelsPerGroup(widthOf(x))),
       "DaftBatchNormTrainingGrad",
     );
     backend.disposeData(channel.dataId);
