@@ -95,7 +95,8 @@ Deno.test({
   name: "fused batch norm (with and without ReLU6) and ReLU6 on webgpu equal tfjs's ops on cpu",
   ignore: !webgpu,
   fn: async () => {
-    for (const shape of [[4, 5, 7, 3], [2, 9, 9, 20], [130, 12], [3, 33]]) {
+    // 4096 rows and more, with channels divisible by 4: the vec4 kernels; the rest: the scalar ones.
+    for (const shape of [[4, 5, 7, 3], [2, 9, 9, 20], [130, 12], [3, 33], [4, 32, 32, 8]]) {
       for (const fusedRelu6 of [false, true]) {
         const cpu = await on("cpu", fusedOps(shape, fusedRelu6));
         const gpu = await on("webgpu", fusedOps(shape, fusedRelu6));
@@ -143,7 +144,7 @@ Deno.test({
   name: "fused batch-norm statistics on webgpu stay accurate far from zero (mean 1000)",
   ignore: !webgpu,
   fn: async () => {
-    const x = tf.tidy(() => random([8, 8, 8, 8], 41).mul(3.4).add(1000));
+    const x = tf.tidy(() => random([16, 16, 16, 8], 41).mul(3.4).add(1000)); // vec4 lanes
     const values = await x.data();
     const [mean, variance] = await on("webgpu", () => {
       const [y, m, v] = batchNormTraining(x, tf.ones([8]), tf.zeros([8]), 1e-3);

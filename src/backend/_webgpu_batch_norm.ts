@@ -9,8 +9,8 @@ import { dispatch, elementwiseGroups, output, pack, type WebGPUBackend } from ".
 // One workgroup owns a few channels over every row: it reduces the channel statistics in workgroup
 // memory, then, behind a barrier, writes the output with them, so statistics and output are one dispatch.
 
-// Scalar lanes (any channel count) or vec4 lanes, four channels each (counts divisible by 4, which on the
-// software adapter run several times faster); both 256 invocations a workgroup.
+// Scalar lanes (any channel count) or vec4 lanes, four channels each (counts divisible by 4 over many rows,
+// which on the software adapter run up to four times faster); both 256 invocations a workgroup.
 type Width = 1 | 4;
 const LANES: Record<Width, { channel: number; row: number }> = {
   1: { channel: 8, row: 32 },
@@ -210,7 +210,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
   }
 }`;
 
-const widthOf = (x: tf.TensorInfo): Width => channelsOf(x) % 4 === 0 ? 4 : 1;
+// vec4 lanes pay off over many rows; over a few hundred, the scalar lanes' shorter reduction wins.
+const VEC4_MIN_ROWS = 4096;
+const widthOf = (x: tf.TensorInfo): Width =>
+  channelsOf(x) % 4 === 0 && sizeOf(x) / channelsOf(x) >= VEC4_MIN_ROWS ? 4 : 1;
 
 const bnUniforms = (x: tf.TensorInfo, attrs: Args<never>["attrs"]) => {
   const c = channelsOf(x);
