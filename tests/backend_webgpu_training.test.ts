@@ -319,7 +319,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "depthwise conv input gradients on webgpu equal cpu's across strides, paddings and channel counts",
+  name:
+    "depthwise conv input and filter gradients on webgpu equal cpu's across strides, paddings and channel counts",
   ignore: !webgpu,
   fn: async () => {
     const cases: [number[], number, number | [number, number], "same" | "valid"][] = [
@@ -327,21 +328,25 @@ Deno.test({
       [[2, 8, 7, 4], 3, 2, "same"],
       [[1, 9, 9, 12], 3, 2, "valid"],
       [[2, 6, 6, 4], 1, [2, 1], "valid"],
-      [[2, 5, 5, 6], 3, 1, "same"], // 6 channels: the stock kernel
+      [[3, 20, 21, 8], 3, 2, "same"], // enough output rows for several chunks of the filter gradient
+      [[2, 5, 5, 6], 3, 1, "same"], // 6 channels: the stock kernels
     ];
     for (const [xShape, k, stride, pad] of cases) {
       const run = () => {
         const x = random(xShape, 93) as tf.Tensor4D, w = random([k, k, xShape[3], 1], 94) as tf.Tensor4D;
         const r = tf.tidy(() => random(tf.depthwiseConv2d(x, w, stride, pad).shape, 95));
-        const grad = tf.grad((a: tf.Tensor) =>
-          tf.depthwiseConv2d(a as tf.Tensor4D, w, stride, pad).mul(r).sum()
-        )(x);
+        const grads = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
+          tf.depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, stride, pad).mul(r).sum()
+        )([x, w]);
         tf.dispose([x, w, r]);
-        return [grad];
+        return grads;
       };
-      const [expected] = await on("cpu", run);
-      const [actual] = await on("webgpu", run);
-      assert.ok(relativeError(actual, expected) < 1e-5, `[${xShape}] k${k} s${stride} ${pad}`);
+      const expected = await on("cpu", run);
+      const actual = await on("webgpu", run);
+      ["dx", "dw"].forEach((name, i) => {
+        const error = relativeError(actual[i], expected[i]);
+        assert.ok(error < 1e-5, `${name} of [${xShape}] k${k} s${stride} ${pad}: ${error}`);
+      });
     }
   },
 });

@@ -8,7 +8,7 @@ import {
   relu6Kernel,
 } from "./_webgpu_batch_norm.ts";
 import { conv2dBackpropFilter } from "./_webgpu_conv_grads.ts";
-import { depthwiseBackpropInput } from "./_webgpu_depthwise_grads.ts";
+import { depthwiseBackpropFilter, depthwiseBackpropInput } from "./_webgpu_depthwise_grads.ts";
 import { pointwiseConv2d, pointwiseConv2dBackpropInput } from "./_webgpu_pointwise_conv.ts";
 import { momentumUpdateKernel, movingAverageKernel } from "./_webgpu_updates.ts";
 import {
@@ -44,6 +44,7 @@ const kernels = (): Provided[] =>
     ...KERNELS,
     replacing(tf.Conv2DBackpropFilter, conv2dBackpropFilter),
     replacing(tf.DepthwiseConv2dNativeBackpropInput, depthwiseBackpropInput),
+    replacing(tf.DepthwiseConv2dNativeBackpropFilter, depthwiseBackpropFilter),
     replacing(tf.Conv2D, pointwiseConv2d),
     replacing(tf.Conv2DBackpropInput, pointwiseConv2dBackpropInput),
   ];
@@ -71,7 +72,7 @@ const KERNELS: Provided[] = [
  * @example
  * ```ts
  * import { registerWebgpuTrainingKernels } from "./webgpu_training.ts";
- * console.log(registerWebgpuTrainingKernels().length); // 10
+ * console.log(registerWebgpuTrainingKernels().length); // 11
  * ```
  */
 export function registerWebgpuTrainingKernels(): string[] {
@@ -92,7 +93,7 @@ export function registerWebgpuTrainingKernels(): string[] {
  * ```ts
  * import { registerWebgpuTrainingKernels, unregisterWebgpuTrainingKernels } from "./webgpu_training.ts";
  * registerWebgpuTrainingKernels();
- * console.log(unregisterWebgpuTrainingKernels()); // 10
+ * console.log(unregisterWebgpuTrainingKernels()); // 11
  * ```
  */
 export function unregisterWebgpuTrainingKernels(): number {
