@@ -257,7 +257,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "1x1 conv2d, its input and filter gradients on webgpu equal cpu's; other convolutions by the stock kernels",
+    "conv2d and its input and filter gradients on webgpu equal cpu's: 1x1, windows, and what the stock kernels take",
   ignore: !webgpu,
   fn: async () => {
     const cases: [number[], number[], number, "same" | "valid"][] = [
@@ -269,6 +269,9 @@ Deno.test({
       [[2, 6, 5, 7], [1, 1, 7, 9], 1, "same"], // channels not divisible by 4
       [[2, 7, 7, 4], [1, 1, 4, 4], 2, "same"], // strided
       [[2, 9, 9, 3], [3, 3, 3, 8], 2, "valid"],
+      [[2, 17, 16, 3], [3, 3, 3, 8], 2, "same"], // MobileNetV2's first layer, several chunks
+      [[2, 6, 6, 5], [3, 3, 5, 4], 1, "same"],
+      [[2, 6, 6, 5], [2, 2, 5, 6], 1, "same"], // 6 output channels: the stock kernel
     ];
     for (const [xShape, filterShape, stride, pad] of cases) {
       const run = () => {
