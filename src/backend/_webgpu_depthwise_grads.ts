@@ -15,9 +15,14 @@ type InputArgs = {
   attrs: tf.DepthwiseConv2dNativeBackpropInputAttrs;
 };
 
-const INPUT_GRAD = `
-struct U { n: u32, inH: i32, inW: i32, outH: i32, outW: i32, c4: i32, kH: i32, kW: i32, strideH: i32,
-  strideW: i32, padTop: i32, padLeft: i32 }
+// The strides are constants of the shader (one pipeline per stride pair): with stride 1 the divisibility
+// tests and divisions vanish, with stride 2 they are shifts.
+function inputGradShader(strideH: number, strideW: number): string {
+  return `
+const SH = ${strideH};
+const SW = ${strideW};
+struct U { n: u32, inH: i32, inW: i32, outH: i32, outW: i32, c4: i32, kH: i32, kW: i32, padTop: i32,
+  padLeft: i32 }
 @group(0) @binding(0) var<storage, read> dy: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dx: array<vec4<f32>>;
@@ -34,13 +39,13 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
     var acc = vec4<f32>(0.0);
     for (var kh = 0; kh < u.kH; kh = kh + 1) {
       let ty = iy + u.padTop - kh;
-      if (ty < 0 || ty % u.strideH != 0) { continue; }
-      let oy = ty / u.strideH;
+      if (ty < 0 || ty % SH != 0) { continue; }
+      let oy = ty / SH;
       if (oy >= u.outH) { continue; }
       for (var kw = 0; kw < u.kW; kw = kw + 1) {
         let tx = ix + u.padLeft - kw;
-        if (tx < 0 || tx % u.strideW != 0) { continue; }
-        let ox = tx / u.strideW;
+        if (tx < 0 || tx % SW != 0) { continue; }
+        let ox = tx / SW;
         if (ox >= u.outW) { continue; }
         acc = acc + dy[((b * u.outH + oy) * u.outW + ox) * u.c4 + c] * w[(kh * u.kW + kw) * u.c4 + c];
       }
@@ -48,6 +53,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
     dx[i] = acc;
   }
 }`;
+}
 
 /**
  * DepthwiseConv2dNativeBackpropInput for the `webgpu` backend, for NHWC, channel multiplier 1, dilation 1
@@ -77,7 +83,7 @@ export function depthwiseBackpropInput(stock: tf.KernelFunc): tf.KernelFunc {
     if (n > 0) {
       dispatch(
         args.backend,
-        INPUT_GRAD,
+        inputGradShader(info.strideHeight, info.strideWidth),
         [dy, filter],
         [dx],
         [
@@ -90,8 +96,6 @@ export function depthwiseBackpropInput(stock: tf.KernelFunc): tf.KernelFunc {
             c / 4,
             kH,
             kW,
-            info.strideHeight,
-            info.strideWidth,
             info.padInfo.top,
             info.padInfo.left,
           ].map((v) => ({ i32: v })),
