@@ -327,7 +327,8 @@ Deno.test({
   ignore: !webgpu,
   fn: async () => {
     const cases: [number[], number, number | [number, number], "same" | "valid"][] = [
-      [[2, 7, 8, 8], 3, 1, "same"],
+      [[2, 7, 8, 8], 3, 1, "same"], // stride 1: the forward kernel on the turned filter
+      [[2, 9, 7, 8], 3, 1, "valid"],
       [[2, 8, 7, 4], 3, 2, "same"],
       [[1, 9, 9, 12], 3, 2, "valid"],
       [[2, 6, 6, 4], 1, [2, 1], "valid"],
