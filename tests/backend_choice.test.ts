@@ -99,7 +99,7 @@ Deno.test({
       wasm: { samplesPerSec: 2, stepMs: 1, batch: 16, steps: 3 },
       reason: "measured long ago",
       measuredAt: "2026-01-01T00:00:00.000Z",
-      key: `${adapter.description} (${adapter.vendor}, ${adapter.architecture}); deno 1.0.0`,
+      key: choiceKey(adapter).replace(`deno ${Deno.version.deno}`, "deno 1.0.0"),
     };
     await Deno.writeTextFile(
       `${dataDir}/${CHOICE_FILE}`,

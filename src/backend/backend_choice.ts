@@ -62,7 +62,8 @@ export const CHOICE_FILE = "backend-choice.json";
  * ```
  */
 export function choiceKey(adapter: AdapterReport): string {
-  return `${adapter.description} (${adapter.vendor}, ${adapter.architecture}); deno ${Deno.version.deno}`;
+  const detail = [adapter.vendor, adapter.architecture].filter(Boolean).join(", ");
+  return `${adapter.description}${detail ? ` (${detail})` : ""}; deno ${Deno.version.deno}`;
 }
 
 const isTiming = (t: TrialTiming | TrialFailure): t is TrialTiming => "samplesPerSec" in t;
