@@ -1,21 +1,7 @@
-/**
- * One MobileNetV2 training step on the `webgpu` backend, stock tfjs-backend-webgpu against this project's
- * WGSL training kernels (src/backend/webgpu_training.ts): GPU dispatches and queue submits per step (every
- * compute pass's dispatchWorkgroups and every queue.submit, counted by wrapping them), median step time and
- * samples/s. With `--profile`, the kernels' own GPU time per kernel name (tf.profile; timestamp queries).
- *
- *   deno task bench:webgpu [--batch 4] [--size 96] [--steps 3] [--modes stock,ours] [--profile]
- *                          [--quiet-wait 60]
- *
- * The step is the product's (`trainingStep`, src/adapt/training_step.ts): MobileNetV2 (ImageNet weights,
- * cut at block_10) with a 10-class head, forward in training mode, backward, momentum SGD on every weight,
- * loss and hits read back. Each mode gets a fresh backbone and one untimed warm-up step (shader compiles).
- * On the software adapter (llvmpipe) a step takes seconds: keep the batch small. The cores may be shared:
- * before timing, each mode waits up to `--quiet-wait` seconds for other work to use less than a third of a
- * core, and the report says how many cores other work kept busy during the timed steps.
- */
+// One MobileNetV2 training step on the webgpu backend, stock tfjs-backend-webgpu against this project's WGSL
+// training kernels (src/backend/webgpu_training.ts); the usage below says what it measures.
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
+import { commandLine, numberOption } from "../cli/_args.ts";
 import { attachHead } from "../src/adapt/classifier_head.ts";
 import { FusedMomentumOptimizer } from "../src/adapt/momentum_optimizer.ts";
 import { type StepState, trainingStep } from "../src/adapt/training_step.ts";
@@ -24,19 +10,42 @@ import { mobilenetV2ImageNet } from "../src/model/mobilenetv2_imagenet.ts";
 import { machineCpuSeconds, processCpuSeconds, waitForQuiet } from "./_speed_machine.ts";
 import { median } from "./_speed_records.ts";
 
-const { values: flags } = parseArgs({
-  options: {
-    batch: { type: "string", default: "4" },
-    size: { type: "string", default: "96" },
-    steps: { type: "string", default: "3" },
-    modes: { type: "string", default: "stock,ours" },
-    profile: { type: "boolean", default: false },
-    "quiet-wait": { type: "string", default: "60" },
-  },
-});
-const batch = Number(flags.batch), size = Number(flags.size), steps = Number(flags.steps);
+const USAGE = `usage: deno task bench:webgpu [options]
+
+One MobileNetV2 training step on the webgpu backend, stock tfjs-backend-webgpu against this project's WGSL
+training kernels (src/backend/webgpu_training.ts): GPU dispatches and queue submits per step (every compute
+pass's dispatchWorkgroups and every queue.submit, counted by wrapping them), median step time and samples/s.
+The step is the product's (trainingStep): MobileNetV2 (ImageNet weights, cut at block_10) with a 10-class
+head, forward in training mode, backward, momentum SGD on every weight, loss read back. Each mode gets a
+fresh backbone and one untimed warm-up step (shader compiles). On a software adapter (llvmpipe) a step takes
+seconds: keep the batch small. The cores may be shared: before timing, each mode waits for other work to
+use less than a third of a core, and the report says how many cores other work kept busy meanwhile.
+
+  --batch N          images per step (4)
+  --size N           input height and width, a multiple of 16 (96)
+  --steps N          timed steps per mode (3)
+  --modes LIST       stock, ours or both (stock,ours)
+  --profile          also the GPU time per kernel name (tf.profile; timestamp queries)
+  --quiet-wait S     seconds to wait for other work to calm down before timing (60)`;
+
+const flags = commandLine(USAGE, {
+  batch: { type: "string", default: "4" },
+  size: { type: "string", default: "96" },
+  steps: { type: "string", default: "3" },
+  modes: { type: "string", default: "stock,ours" },
+  profile: { type: "boolean", default: false },
+  "quiet-wait": { type: "string", default: "60" },
+}).values;
+const batch = numberOption("batch", flags.batch)!, size = numberOption("size", flags.size)!;
+const steps = numberOption("steps", flags.steps)!,
+  quietWait = numberOption("quiet-wait", flags["quiet-wait"])!;
 const modes = flags.modes!.split(",");
-for (const m of modes) if (m !== "stock" && m !== "ours") throw new Error(`unknown mode '${m}'`);
+for (const m of modes) {
+  if (m !== "stock" && m !== "ours") {
+    console.error(`error: --modes takes stock and ours, got '${m}'`);
+    Deno.exit(2);
+  }
+}
 const CLASSES = 10;
 
 const counts = { dispatches: 0, submits: 0 };
@@ -93,7 +102,7 @@ async function measure(mode: string): Promise<ModeResult> {
   };
   await step();
   // A shared machine: wait (a while) for other work to calm down, and say how much ran beside the steps.
-  await waitForQuiet(0.3, Number(flags["quiet-wait"]));
+  await waitForQuiet(0.3, quietWait);
   const machineBefore = machineCpuSeconds(), ownBefore = processCpuSeconds(), started = performance.now();
   const stepMs: number[] = [];
   let dispatches = 0, submits = 0;
