@@ -5,7 +5,7 @@ type Accumulation = { originalName: string; variable: tf.Variable };
 
 /**
  * tfjs' SGD with momentum (no Nesterov), each variable's update one fused kernel where the backend has it
- * (`momentumUpdate`: one instead of four on wasm; a MobileNetV2 step updates ~160 variables). Same results,
+ * (`momentumUpdate`: one instead of four on wasm and webgpu; a MobileNetV2 step updates ~160 variables). Same results,
  * same saved state as `tf.train.momentum`. Its `dispose` also frees the learning-rate scalar, which
  * tfjs' own leaves behind.
  *

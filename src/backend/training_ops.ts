@@ -46,8 +46,8 @@ function registerGradients(): void {
  * training: `[y, mean, variance]`, `variance` biased; with `relu6`, `y` is then clipped to [0, 6] with the
  * gradient of tfjs-layers' ReLU(maxValue 6) (see {@linkcode relu6}). Differentiable in `x`, `gamma` and
  * `beta`. One fused kernel forward and one backward where the backend registers
- * {@linkcode BATCH_NORM_TRAINING} (wasm, after `registerWasmTrainingKernels`), tfjs's moments and batchNorm
- * elsewhere.
+ * {@linkcode BATCH_NORM_TRAINING} (wasm and webgpu, after `registerWasmTrainingKernels` or
+ * `registerWebgpuTrainingKernels`), tfjs's moments and batchNorm elsewhere.
  *
  * @example
  * ```ts
@@ -102,7 +102,7 @@ export function relu6(x: tf.Tensor): tf.Tensor {
 /**
  * One step of SGD with momentum for one variable, as tfjs' MomentumOptimizer takes it (no Nesterov):
  * `[value - learningRate * accumulation', accumulation']` with `accumulation' = momentum * accumulation +
- * gradient`. One kernel where the backend registers {@linkcode MOMENTUM_UPDATE} (wasm), four elsewhere. Not
+ * gradient`. One kernel where the backend registers {@linkcode MOMENTUM_UPDATE} (wasm, webgpu), four elsewhere. Not
  * differentiable (an update, not a layer).
  *
  * @example
@@ -135,7 +135,7 @@ export function momentumUpdate(
 /**
  * A batch norm's running statistic after one training batch, as tfjs-layers moves it:
  * `value - (value - batch) * (1 - momentum)`. One kernel where the backend registers
- * {@linkcode MOVING_AVERAGE} (wasm), three elsewhere.
+ * {@linkcode MOVING_AVERAGE} (wasm, webgpu), three elsewhere.
  *
  * @example
  * ```ts

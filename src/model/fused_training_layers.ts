@@ -100,8 +100,8 @@ function isRelu6(layer: tf.layers.Layer): boolean {
 /**
  * Makes `model`'s BatchNormalization layers (channels last, with scale and offset) and its ReLU6 layers
  * compute in training mode with the fused ops of `src/backend/training_ops.ts`: one kernel forward and one
- * backward each on wasm, instead of the score of small kernels tfjs-layers composes; a batch norm whose
- * output only feeds a ReLU6 applies that ReLU6 itself, in the same passes. Its Conv2D layers train
+ * backward each on wasm and webgpu, instead of the score of small kernels tfjs-layers composes; a batch norm
+ * whose output only feeds a ReLU6 applies that ReLU6 itself, in the same passes. Its Conv2D layers train
  * through `tf.conv2d`, whose gradient skips the input gradient nothing needs. The results and the
  * running-statistics updates are those of tfjs-layers to float32 rounding; calls with `training: false`
  * and other layers are untouched. Idempotent; returns how many layers it changed.
