@@ -197,7 +197,8 @@ export class AdaptationQueue {
 
   /**
    * Cancels a job: a queued one at once, a running one within one training step (or by terminating its
-   * worker after the grace period). Returns the job as it is now.
+   * worker after the grace period). Returns the job as the cancel left it: cancelled, or running with
+   * `cancelRequested`.
    * @throws {RuntimeError} `not_found`/`job_not_found`; `conflict`/`job_finished` for a finished job.
    */
   async cancel(id: string): Promise<JobRecord> {
@@ -217,13 +218,15 @@ export class AdaptationQueue {
       });
       return job;
     }
-    if (!job.cancelRequested) {
-      job.cancelRequested = true;
-      this.#running!.worker.cancel();
-      await this.options.jobs.save(job);
-      this.events.emit("status", job);
-    }
-    return job;
+    if (job.cancelRequested) return structuredClone(job);
+    job.cancelRequested = true;
+    // The answer is the job as the request left it: the worker may stop, and the job end, before the save
+    // below returns, and "cancellation under way" must not read as "cancelled" by then.
+    const asked = structuredClone(job);
+    this.#running!.worker.cancel();
+    await this.options.jobs.save(job);
+    this.events.emit("status", job);
+    return asked;
   }
 
   /** Whether a queued or running job reads this dataset. */
