@@ -6,9 +6,8 @@ import { adapt } from "../src/adapt/adapt.ts";
 import { ADAPT_DEFAULTS } from "../src/adapt/adapt_options.ts";
 import type { AdaptationMetrics } from "../src/adapt/adaptation_metrics.ts";
 import { AdaptedModel } from "../src/adapt/adapted_model.ts";
-import { attachHead } from "../src/adapt/classifier_head.ts";
-import { FusedMomentumOptimizer } from "../src/adapt/momentum_optimizer.ts";
-import { type StepState, trainingStep } from "../src/adapt/training_step.ts";
+import { trainingStep } from "../src/adapt/training_step.ts";
+import { speedTrainingState } from "../src/adapt/training_speed_trial.ts";
 import { type BackendInfo, type BackendPolicy, initBackend } from "../src/backend/init_backend.ts";
 import type { Backbone } from "../src/model/backbone.ts";
 import { type SpeedBackbone, speedBackbone, syntheticJob, trainableParameters } from "./_speed_models.ts";
@@ -181,22 +180,10 @@ export async function runRow(spec: RowSpec, emit: Emit): Promise<void> {
   const watch = new MemoryWatch();
   const backbone = await speedBackbone(spec.backbone);
   const classes = 10;
-  const headed = attachHead(backbone, classes, "glorot", 0);
+  const { headed, state, batchOf } = speedTrainingState(backbone, classes);
   const { height, width, channels } = backbone.input;
   emit(infoRecord(info, spec.backbone, backbone, trainableParameters(headed.logits)));
 
-  const state: StepState = {
-    logits: headed.logits,
-    headVars: headed.head.trainableWeights.map((w) => w.read() as tf.Variable),
-    backboneVars: backbone.model.trainableWeights.map((w) => w.read() as tf.Variable),
-    headOptimizer: new FusedMomentumOptimizer(0.01, 0.9),
-    backboneOptimizer: new FusedMomentumOptimizer(1e-3, 0.9),
-    training: true,
-  };
-  const batchOf = (n: number) => ({
-    x: tf.randomUniform([n, height, width, channels], 0, 1, "float32", 7) as tf.Tensor4D,
-    y: tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % classes), "int32"), classes),
-  });
   // The product's step (src/adapt/training_step.ts), read back like adapt() reads it.
   const step = (x: tf.Tensor4D, y: tf.Tensor) => async () => {
     const { loss, hits } = trainingStep(state, x, y);

@@ -2,9 +2,8 @@
 // training kernels (src/backend/webgpu_training.ts); the usage below says what it measures.
 import * as tf from "@tensorflow/tfjs";
 import { commandLine, numberOption } from "../cli/_args.ts";
-import { attachHead } from "../src/adapt/classifier_head.ts";
-import { FusedMomentumOptimizer } from "../src/adapt/momentum_optimizer.ts";
-import { type StepState, trainingStep } from "../src/adapt/training_step.ts";
+import { trainingStep } from "../src/adapt/training_step.ts";
+import { disposeSpeedState, speedTrainingState } from "../src/adapt/training_speed_trial.ts";
 import { initBackend } from "../src/backend/init_backend.ts";
 import { mobilenetV2ImageNet } from "../src/model/mobilenetv2_imagenet.ts";
 import { machineCpuSeconds, processCpuSeconds, waitForQuiet } from "./_speed_machine.ts";
@@ -83,17 +82,8 @@ interface ModeResult {
 async function measure(mode: string): Promise<ModeResult> {
   const info = await initBackend("webgpu", { webgpuKernels: mode === "ours" });
   const backbone = await mobilenetV2ImageNet({ inputSize: size });
-  const headed = attachHead(backbone, CLASSES, "glorot", 0);
-  const state: StepState = {
-    logits: headed.logits,
-    headVars: headed.head.trainableWeights.map((w) => w.read() as tf.Variable),
-    backboneVars: backbone.model.trainableWeights.map((w) => w.read() as tf.Variable),
-    headOptimizer: new FusedMomentumOptimizer(0.01, 0.9),
-    backboneOptimizer: new FusedMomentumOptimizer(1e-3, 0.9),
-    training: true,
-  };
-  const x = tf.randomUniform([batch, size, size, 3], 0, 1, "float32", 7) as tf.Tensor4D;
-  const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % CLASSES), "int32"), CLASSES);
+  const { state, batchOf } = speedTrainingState(backbone, CLASSES);
+  const { x, y } = batchOf(batch);
   const step = async () => {
     const { loss, hits } = trainingStep(state, x, y);
     await loss.data();
@@ -130,9 +120,7 @@ async function measure(mode: string): Promise<ModeResult> {
     kernels = [...byName].map(([name, v]) => ({ name, ...v })).sort((a, b) => b.ms - a.ms);
   }
   tf.dispose([x, y]);
-  state.headOptimizer.dispose();
-  state.backboneOptimizer.dispose();
-  headed.logits.dispose();
+  disposeSpeedState(state);
   return { mode, adapter: info.adapter.description, dispatches, submits, stepMs, otherCores, kernels };
 }
 

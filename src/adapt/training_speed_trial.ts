@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import type { BackendTrial, TrialTiming } from "../backend/backend_choice.ts";
+import type { Backbone } from "../model/backbone.ts";
 import { loadBackbone } from "../model/registry.ts";
 import { attachHead } from "./classifier_head.ts";
 import { FusedMomentumOptimizer } from "./momentum_optimizer.ts";
@@ -13,6 +14,49 @@ export interface TrainingSpeedTrialOptions {
   batch?: number;
   /** Timed steps after one untimed warm-up (shader compiles, kernel set-up); default 3. */
   steps?: number;
+}
+
+/**
+ * A backbone under a new 10-class head, set up for `trainingStep` as a speed measurement trains it: every
+ * weight trainable, momentum SGD (head 0.01, backbone 1e-3, momentum 0.9), BN in training mode. The caller
+ * disposes the optimizers and `headed.logits` (see {@linkcode disposeSpeedState}).
+ *
+ * @example
+ * ```ts
+ * import { disposeSpeedState, speedTrainingState } from "./training_speed_trial.ts";
+ * import { tinyBackbone } from "../model/tiny.ts";
+ * const { state, batchOf } = speedTrainingState(await tinyBackbone());
+ * const { x, y } = batchOf(2);
+ * console.assert(x.shape[0] === 2 && state.training);
+ * x.dispose(); y.dispose(); disposeSpeedState(state);
+ * ```
+ */
+export function speedTrainingState(backbone: Backbone, classes = 10) {
+  const headed = attachHead(backbone, classes, "glorot", 0);
+  const state: StepState = {
+    logits: headed.logits,
+    headVars: headed.head.trainableWeights.map((w) => w.read() as tf.Variable),
+    backboneVars: backbone.model.trainableWeights.map((w) => w.read() as tf.Variable),
+    headOptimizer: new FusedMomentumOptimizer(0.01, 0.9),
+    backboneOptimizer: new FusedMomentumOptimizer(1e-3, 0.9),
+    training: true,
+  };
+  const { height, width, channels } = backbone.input;
+  /** `n` random images (fixed seed) and one-hot labels cycling through the classes. */
+  const batchOf = (n: number) => ({
+    x: tf.randomUniform([n, height, width, channels], 0, 1, "float32", 7) as tf.Tensor4D,
+    y: tf.tidy(() =>
+      tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % classes), "int32"), classes)
+    ),
+  });
+  return { headed, state, batchOf };
+}
+
+/** Frees what {@linkcode speedTrainingState} built: the optimizers' slots and the headed model. */
+export function disposeSpeedState(state: StepState): void {
+  state.headOptimizer.dispose();
+  state.backboneOptimizer.dispose();
+  state.logits.dispose();
 }
 
 /**
@@ -33,22 +77,8 @@ export interface TrainingSpeedTrialOptions {
 export function trainingSpeedTrial(options: TrainingSpeedTrialOptions): BackendTrial {
   const batch = options.batch ?? 16, steps = options.steps ?? 3;
   return async (): Promise<TrialTiming> => {
-    const backbone = await loadBackbone({ name: options.backbone });
-    const classes = 10;
-    const headed = attachHead(backbone, classes, "glorot", 0);
-    const state: StepState = {
-      logits: headed.logits,
-      headVars: headed.head.trainableWeights.map((w) => w.read() as tf.Variable),
-      backboneVars: backbone.model.trainableWeights.map((w) => w.read() as tf.Variable),
-      headOptimizer: new FusedMomentumOptimizer(0.01, 0.9),
-      backboneOptimizer: new FusedMomentumOptimizer(1e-3, 0.9),
-      training: true,
-    };
-    const { height, width, channels } = backbone.input;
-    const x = tf.randomUniform([batch, height, width, channels], 0, 1, "float32", 7) as tf.Tensor4D;
-    const y = tf.tidy(() =>
-      tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % classes), "int32"), classes)
-    );
+    const { state, batchOf } = speedTrainingState(await loadBackbone({ name: options.backbone }));
+    const { x, y } = batchOf(batch);
     try {
       const stepMs: number[] = [];
       for (let i = 0; i <= steps; i++) {
@@ -63,9 +93,7 @@ export function trainingSpeedTrial(options: TrainingSpeedTrialOptions): BackendT
       return { samplesPerSec: batch / median * 1000, stepMs: median, batch, steps };
     } finally {
       tf.dispose([x, y]);
-      state.headOptimizer.dispose();
-      state.backboneOptimizer.dispose();
-      headed.logits.dispose();
+      disposeSpeedState(state);
     }
   };
 }
