@@ -29,7 +29,11 @@ Deno.test("the serving demand counts requests in and out, once each", () => {
 Deno.test("while a prediction is in progress, kernels pause up to maxPauseMs, then run for their share before pausing again", () => {
   const demand = new ServingDemand();
   // A share of 0.99: after a 120 ms pause the job runs for about 12 s before it may pause again.
-  const undo = yieldToServing(new Int32Array(demand.buffer), { maxPauseMs: 120, jobShare: 0.99 });
+  const undo = yieldToServing(new Int32Array(demand.buffer), {
+    maxPauseMs: 120,
+    jobShare: 0.99,
+    lingerMs: 10,
+  });
   try {
     assert.ok(timeKernel() < 60, "no pause without demand");
     const served = demand.begin();
@@ -44,7 +48,7 @@ Deno.test("while a prediction is in progress, kernels pause up to maxPauseMs, th
 
 Deno.test("with a small job share, a kernel after a pause pauses again once its share has run", async () => {
   const demand = new ServingDemand();
-  const undo = yieldToServing(new Int32Array(demand.buffer), { maxPauseMs: 40, jobShare: 0.2 });
+  const undo = yieldToServing(new Int32Array(demand.buffer), { maxPauseMs: 40, jobShare: 0.2, lingerMs: 10 });
   try {
     const served = demand.begin();
     assert.ok(timeKernel() >= 35);
@@ -80,4 +84,67 @@ Deno.test("a thread waiting on the demand wakes as soon as the last prediction e
   const ms = await waited;
   worker.terminate();
   assert.ok(ms >= 80 && ms < 2000, `woke after ${ms} ms, not at the 5 s timeout`);
+});
+
+// Another thread plays the client: it ends and begins requests on the shared count while this thread is
+// paused inside a kernel, as the server's thread does while the job's worker waits.
+function clientThread(demand: ServingDemand, script: [number, "end" | "begin"][]) {
+  const worker = new Worker(
+    `data:application/javascript,${
+      encodeURIComponent(`
+        self.onmessage = (e) => {
+          const count = new Int32Array(e.data.buffer);
+          for (const [at, what] of e.data.script) {
+            setTimeout(() => {
+              if (what === "end" && Atomics.sub(count, 0, 1) === 1) Atomics.notify(count, 0);
+              if (what === "begin" && Atomics.add(count, 0, 1) === 0) Atomics.notify(count, 0);
+            }, at);
+          }
+          self.postMessage("ready");
+        };
+      `)
+    }`,
+    { type: "module" },
+  );
+  const ready = new Promise((resolve) => (worker.onmessage = resolve));
+  worker.postMessage({ buffer: demand.buffer, script });
+  return { ready, stop: () => worker.terminate() };
+}
+
+Deno.test("a pause lingers lingerMs after the last prediction ends, not until maxPauseMs", async () => {
+  const demand = new ServingDemand();
+  const undo = yieldToServing(new Int32Array(demand.buffer), {
+    maxPauseMs: 2000,
+    jobShare: 0.2,
+    lingerMs: 60,
+  });
+  demand.begin();
+  const client = clientThread(demand, [[40, "end"]]);
+  try {
+    await client.ready;
+    const paused = timeKernel();
+    assert.ok(paused >= 90 && paused < 1000, `paused ${paused} ms: about 40 ms of request and 60 of linger`);
+  } finally {
+    client.stop();
+    undo();
+  }
+});
+
+Deno.test("a prediction that follows within the linger keeps the job paused until it too has ended", async () => {
+  const demand = new ServingDemand();
+  const undo = yieldToServing(new Int32Array(demand.buffer), {
+    maxPauseMs: 2000,
+    jobShare: 0.2,
+    lingerMs: 60,
+  });
+  demand.begin();
+  const client = clientThread(demand, [[40, "end"], [70, "begin"], [150, "end"]]);
+  try {
+    await client.ready;
+    const paused = timeKernel();
+    assert.ok(paused >= 200 && paused < 1000, `paused ${paused} ms: until 150 ms, then 60 of linger`);
+  } finally {
+    client.stop();
+    undo();
+  }
 });

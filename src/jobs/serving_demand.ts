@@ -23,9 +23,13 @@ export class ServingDemand {
     this.#count = new Int32Array(buffer);
   }
 
-  /** Counts one request in; the returned function counts it out (once) and wakes a paused worker. */
+  /**
+   * Counts one request in (waking a worker that lingers for it); the returned function counts it out (once)
+   * and wakes a paused worker.
+   */
   begin(): () => void {
-    Atomics.add(this.#count, 0, 1);
+    // The first request in wakes a worker lingering for it (see yieldToServing).
+    if (Atomics.add(this.#count, 0, 1) === 0) Atomics.notify(this.#count, 0);
     let ended = false;
     return () => {
       if (ended) return;
