@@ -111,7 +111,9 @@ function clientThread(demand: ServingDemand, script: [number, "end" | "begin"][]
   return { ready, stop: () => worker.terminate() };
 }
 
-Deno.test("a pause lingers lingerMs after the last prediction ends, not until maxPauseMs", async () => {
+// How long one kernel pauses when a request is in progress as it starts and the client thread then ends and
+// begins requests on `script`'s schedule (linger 60 ms, maxPause 2 s).
+async function pauseUnder(script: [number, "end" | "begin"][]): Promise<number> {
   const demand = new ServingDemand();
   const undo = yieldToServing(new Int32Array(demand.buffer), {
     maxPauseMs: 2000,
@@ -119,32 +121,22 @@ Deno.test("a pause lingers lingerMs after the last prediction ends, not until ma
     lingerMs: 60,
   });
   demand.begin();
-  const client = clientThread(demand, [[40, "end"]]);
+  const client = clientThread(demand, script);
   try {
     await client.ready;
-    const paused = timeKernel();
-    assert.ok(paused >= 90 && paused < 1000, `paused ${paused} ms: about 40 ms of request and 60 of linger`);
+    return timeKernel();
   } finally {
     client.stop();
     undo();
   }
+}
+
+Deno.test("a pause lingers lingerMs after the last prediction ends, not until maxPauseMs", async () => {
+  const paused = await pauseUnder([[40, "end"]]);
+  assert.ok(paused >= 90 && paused < 1000, `paused ${paused} ms: about 40 ms of request and 60 of linger`);
 });
 
 Deno.test("a prediction that follows within the linger keeps the job paused until it too has ended", async () => {
-  const demand = new ServingDemand();
-  const undo = yieldToServing(new Int32Array(demand.buffer), {
-    maxPauseMs: 2000,
-    jobShare: 0.2,
-    lingerMs: 60,
-  });
-  demand.begin();
-  const client = clientThread(demand, [[40, "end"], [70, "begin"], [150, "end"]]);
-  try {
-    await client.ready;
-    const paused = timeKernel();
-    assert.ok(paused >= 200 && paused < 1000, `paused ${paused} ms: until 150 ms, then 60 of linger`);
-  } finally {
-    client.stop();
-    undo();
-  }
+  const paused = await pauseUnder([[40, "end"], [70, "begin"], [150, "end"]]);
+  assert.ok(paused >= 200 && paused < 1000, `paused ${paused} ms: until 150 ms, then 60 of linger`);
 });
