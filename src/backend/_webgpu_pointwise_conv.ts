@@ -7,7 +7,10 @@ import { dispatch, output, type WebGPUBackend } from "./_webgpu_dispatch.ts";
 // computes a 4 x 4 block of the output (four rows, four channels) from vec4 loads, sixteen vec4 products per
 // eight loads. MobileNetV2 has two such convolutions per block.
 
-const FORWARD = `
+// Both programs: each invocation loads four W vectors and four rows of `a` per step of k, and accumulates a
+// 4 x 4 output block (rows r0..r0+3, output channels 4j..4j+3). They differ in where the W vectors are and
+// how a row meets them.
+const blockProgram = (loadW: string, accumulate: string) => `
 struct U { rows: u32, k4: u32, n4: u32, blocks: u32 }
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
@@ -16,6 +19,9 @@ struct U { rows: u32, k4: u32, n4: u32, blocks: u32 }
 fn row(r: u32, k: u32) -> vec4<f32> {
   if (r >= u.rows) { return vec4<f32>(0.0); }
   return a[r * u.k4 + k];
+}
+fn acc(x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>) -> vec4<f32> {
+  return ${accumulate};
 }
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -27,19 +33,14 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   var o2 = vec4<f32>(0.0);
   var o3 = vec4<f32>(0.0);
   for (var k = 0u; k < u.k4; k = k + 1u) {
-    // Four rows of W (input channels 4k..4k+3) at output channels 4j..4j+3.
-    let w0 = w[(4u * k) * u.n4 + j];
-    let w1 = w[(4u * k + 1u) * u.n4 + j];
-    let w2 = w[(4u * k + 2u) * u.n4 + j];
-    let w3 = w[(4u * k + 3u) * u.n4 + j];
-    let x0 = row(r0, k);
-    let x1 = row(r0 + 1u, k);
-    let x2 = row(r0 + 2u, k);
-    let x3 = row(r0 + 3u, k);
-    o0 = o0 + x0.x * w0 + x0.y * w1 + x0.z * w2 + x0.w * w3;
-    o1 = o1 + x1.x * w0 + x1.y * w1 + x1.z * w2 + x1.w * w3;
-    o2 = o2 + x2.x * w0 + x2.y * w1 + x2.z * w2 + x2.w * w3;
-    o3 = o3 + x3.x * w0 + x3.y * w1 + x3.z * w2 + x3.w * w3;
+    let w0 = ${loadW.replaceAll("#", "0u")};
+    let w1 = ${loadW.replaceAll("#", "1u")};
+    let w2 = ${loadW.replaceAll("#", "2u")};
+    let w3 = ${loadW.replaceAll("#", "3u")};
+    o0 = o0 + acc(row(r0, k), w0, w1, w2, w3);
+    o1 = o1 + acc(row(r0 + 1u, k), w0, w1, w2, w3);
+    o2 = o2 + acc(row(r0 + 2u, k), w0, w1, w2, w3);
+    o3 = o3 + acc(row(r0 + 3u, k), w0, w1, w2, w3);
   }
   result[r0 * u.n4 + j] = o0;
   if (r0 + 1u < u.rows) { result[(r0 + 1u) * u.n4 + j] = o1; }
@@ -47,47 +48,16 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   if (r0 + 3u < u.rows) { result[(r0 + 3u) * u.n4 + j] = o3; }
 }`;
 
+// y[r, 4j..4j+3] = sum over input channels of x[r, c] * W[c, 4j..4j+3]: W rows 4k..4k+3 at output channels
+// 4j..4j+3, weighted by a row's four input channels.
+const FORWARD = blockProgram("w[(4u * k + #) * u.n4 + j]", "x.x * w0 + x.y * w1 + x.z * w2 + x.w * w3");
+
 // dx[r, 4j..4j+3] = sum over output channels c of dy[r, c] * W[4j..4j+3, c]: dot products of vec4 runs of a
-// dy row and of four W rows.
-const INPUT_GRAD = `
-struct U { rows: u32, k4: u32, n4: u32, blocks: u32 }
-@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> result: array<vec4<f32>>;
-@group(0) @binding(3) var<uniform> u: U;
-fn row(r: u32, k: u32) -> vec4<f32> {
-  if (r >= u.rows) { return vec4<f32>(0.0); }
-  return a[r * u.k4 + k];
-}
-@compute @workgroup_size(64, 1, 1)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  if (id.x >= u.blocks) { return; }
-  let j = id.x % u.n4;
-  let r0 = (id.x / u.n4) * 4u;
-  var o0 = vec4<f32>(0.0);
-  var o1 = vec4<f32>(0.0);
-  var o2 = vec4<f32>(0.0);
-  var o3 = vec4<f32>(0.0);
-  for (var k = 0u; k < u.k4; k = k + 1u) {
-    // W rows 4j..4j+3 (input channels), at output channels 4k..4k+3.
-    let w0 = w[(4u * j) * u.k4 + k];
-    let w1 = w[(4u * j + 1u) * u.k4 + k];
-    let w2 = w[(4u * j + 2u) * u.k4 + k];
-    let w3 = w[(4u * j + 3u) * u.k4 + k];
-    let g0 = row(r0, k);
-    let g1 = row(r0 + 1u, k);
-    let g2 = row(r0 + 2u, k);
-    let g3 = row(r0 + 3u, k);
-    o0 = o0 + vec4<f32>(dot(g0, w0), dot(g0, w1), dot(g0, w2), dot(g0, w3));
-    o1 = o1 + vec4<f32>(dot(g1, w0), dot(g1, w1), dot(g1, w2), dot(g1, w3));
-    o2 = o2 + vec4<f32>(dot(g2, w0), dot(g2, w1), dot(g2, w2), dot(g2, w3));
-    o3 = o3 + vec4<f32>(dot(g3, w0), dot(g3, w1), dot(g3, w2), dot(g3, w3));
-  }
-  result[r0 * u.n4 + j] = o0;
-  if (r0 + 1u < u.rows) { result[(r0 + 1u) * u.n4 + j] = o1; }
-  if (r0 + 2u < u.rows) { result[(r0 + 2u) * u.n4 + j] = o2; }
-  if (r0 + 3u < u.rows) { result[(r0 + 3u) * u.n4 + j] = o3; }
-}`;
+// dy row and of four W rows (input channels 4j..4j+3, at output channels 4k..4k+3).
+const INPUT_GRAD = blockProgram(
+  "w[(4u * j + #) * u.k4 + k]",
+  "vec4<f32>(dot(x, w0), dot(x, w1), dot(x, w2), dot(x, w3))",
+);
 
 type ConvAttrs = {
   strides: number | [number, number];

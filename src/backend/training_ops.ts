@@ -1,6 +1,31 @@
 import * as tf from "@tensorflow/tfjs";
 
 /** Kernel names of the fused training ops; a backend that registers them runs each as one kernel. */
+/** A kernel a backend's training module provides: a fused op of this file, or a replacement of a stock one. */
+export type ProvidedKernel = { name: string; kernelFunc: tf.KernelFunc; setupFunc?: tf.KernelSetupFunc };
+
+/**
+ * Registers `kernels` for `backendName`, replacing what is registered under their names; a kernel already
+ * registered (the same function) is left alone, so calling it again is free. Returns their names.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { installKernels } from "./training_ops.ts";
+ * const kernelFunc = () => tf.scalar(0) as unknown as tf.TensorInfo;
+ * console.log(installKernels("cpu", [{ name: "DaftExampleKernel", kernelFunc }])); // ["DaftExampleKernel"]
+ * ```
+ */
+export function installKernels(backendName: string, kernels: ProvidedKernel[]): string[] {
+  for (const { name, kernelFunc, setupFunc } of kernels) {
+    const existing = tf.getKernel(name, backendName);
+    if (existing?.kernelFunc === kernelFunc) continue;
+    if (existing) tf.unregisterKernel(name, backendName);
+    tf.registerKernel({ kernelName: name, backendName, kernelFunc, setupFunc });
+  }
+  return kernels.map((k) => k.name);
+}
+
 export const BATCH_NORM_TRAINING = "DaftBatchNormTraining";
 export const BATCH_NORM_TRAINING_GRAD = "DaftBatchNormTrainingGrad";
 export const RELU6 = "DaftRelu6";

@@ -19,13 +19,15 @@ import { momentumUpdateKernel, movingAverageKernel } from "./_wasm_updates.ts";
 import {
   BATCH_NORM_TRAINING,
   BATCH_NORM_TRAINING_GRAD,
+  installKernels,
   MOMENTUM_UPDATE,
   MOVING_AVERAGE,
+  type ProvidedKernel,
   RELU6,
   RELU6_GRAD,
 } from "./training_ops.ts";
 
-type Provided = { name: string; kernelFunc: tf.KernelFunc; setupFunc?: tf.KernelSetupFunc };
+type Provided = ProvidedKernel;
 
 let provided: Provided[] | undefined;
 
@@ -113,11 +115,5 @@ function trainingKernels(): Provided[] {
  * ```
  */
 export function registerWasmTrainingKernels(): string[] {
-  for (const { name, kernelFunc, setupFunc } of trainingKernels()) {
-    const existing = tf.getKernel(name, "wasm");
-    if (existing?.kernelFunc === kernelFunc) continue;
-    if (existing) tf.unregisterKernel(name, "wasm");
-    tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc, setupFunc });
-  }
-  return trainingKernels().map((k) => k.name);
+  return installKernels("wasm", trainingKernels());
 }

@@ -14,15 +14,17 @@ import { momentumUpdateKernel, movingAverageKernel } from "./_webgpu_updates.ts"
 import {
   BATCH_NORM_TRAINING,
   BATCH_NORM_TRAINING_GRAD,
+  installKernels,
   MOMENTUM_UPDATE,
   MOVING_AVERAGE,
+  type ProvidedKernel,
   RELU6,
   RELU6_GRAD,
 } from "./training_ops.ts";
 
 const kernel = (f: unknown) => f as tf.KernelFunc;
 
-type Provided = { name: string; kernelFunc: tf.KernelFunc; setupFunc?: tf.KernelSetupFunc };
+type Provided = ProvidedKernel;
 
 // Replacements of stock kernels wrap the stock one (captured once, so registering stays idempotent) and hand
 // it the cases they do not cover.
@@ -76,13 +78,7 @@ const KERNELS: Provided[] = [
  * ```
  */
 export function registerWebgpuTrainingKernels(): string[] {
-  for (const { name, kernelFunc, setupFunc } of kernels()) {
-    const existing = tf.getKernel(name, "webgpu");
-    if (existing?.kernelFunc === kernelFunc) continue;
-    if (existing) tf.unregisterKernel(name, "webgpu");
-    tf.registerKernel({ kernelName: name, backendName: "webgpu", kernelFunc, setupFunc });
-  }
-  return kernels().map((k) => k.name);
+  return installKernels("webgpu", kernels());
 }
 
 /**
