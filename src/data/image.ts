@@ -52,6 +52,11 @@ export interface DecodeImageOptions {
    * {@link DEFAULT_MAX_SIDE}; `Infinity` keeps the full size.
    */
   maxSide?: number;
+  /**
+   * The image's header as {@link probeImage} already read it from these bytes (with the same `maxPixels`),
+   * so it is not read again.
+   */
+  probed?: ImageInfo;
 }
 
 /** What {@link probeImage} reads from a header. */
@@ -143,7 +148,7 @@ export async function probeImage(bytes: Uint8Array, options: DecodeImageOptions 
  * ```
  */
 export async function decodeImage(bytes: Uint8Array, options: DecodeImageOptions = {}): Promise<RgbImage> {
-  const info = await probeImage(bytes, options);
+  const info = options.probed ?? await probeImage(bytes, options);
   try {
     const { data, info: out } = await inLane(
       info,
@@ -183,11 +188,11 @@ export async function boundedImageFile(
   bytes: Uint8Array,
   options: DecodeImageOptions = {},
 ): Promise<{ bytes: Uint8Array; format: ImageFormat; width: number; height: number }> {
-  const info = await probeImage(bytes, options);
+  const info = options.probed ?? await probeImage(bytes, options);
   const maxSide = options.maxSide ?? DEFAULT_MAX_SIDE;
   if (info.upright && Math.max(info.width, info.height) <= maxSide && info.format !== "tiff") {
     // Decoded once all the same: a file that does not decode is refused now, not when it trains.
-    await decodeImage(bytes, options);
+    await decodeImage(bytes, { ...options, probed: info });
     return { bytes, format: info.format, width: info.width, height: info.height };
   }
   // A JPEG stays a JPEG (quality 95, no chroma subsampling: about one level of error on top of the source's

@@ -23,7 +23,8 @@ export interface UploadPosition {
 /**
  * Decodes one uploaded image (see `decodeImage` for the formats), enforcing the byte, pixel and side
  * limits, and names the item in any error (`details.index`, and the message starts with `samples[3]:`) so
- * a caller can fix exactly that one. Decoding runs off the event loop.
+ * a caller can fix exactly that one. Decoding runs off the event loop. `probed` is its header as
+ * {@linkcode checkRequestPixels} already read it, so it is not read again.
  *
  * @throws {RuntimeError} `too_large`/`image_too_large` over either limit; decodeImage's `invalid_image`
  *   and `unsupported_image_type`, with the position added.
@@ -42,10 +43,11 @@ export function decodeUploadedImage(
   bytes: Uint8Array,
   at: UploadPosition,
   limits: Omit<ImageLimits, "maxRequestPixels">,
+  probed?: ImageInfo,
 ): Promise<RgbImage> {
   return atPosition(at, () => {
     checkBytes(bytes, at, limits.maxImageBytes);
-    return decodeImage(bytes, { maxPixels: limits.maxImagePixels, maxSide: limits.maxImageSide });
+    return decodeImage(bytes, { maxPixels: limits.maxImagePixels, maxSide: limits.maxImageSide, probed });
   });
 }
 

@@ -236,9 +236,11 @@ export class PredictionService {
     }
     if (modelRef === ACTIVE_MODEL) entry.users++;
     try {
-      await checkRequestPixels(images, "images", this.options);
+      const headers = await checkRequestPixels(images, "images", this.options);
       const decoded = await settleInOrder(
-        images.map((bytes, index) => decodeUploadedImage(bytes, { list: "images", index }, this.options)),
+        images.map((bytes, index) =>
+          decodeUploadedImage(bytes, { list: "images", index }, this.options, headers[index])
+        ),
       );
       const model = await entry.model;
       const x = imagesToTensor(decoded, model.metadata.input);

@@ -120,12 +120,12 @@ export async function validateSamples(
     }
     return { label, bytes: presentImage(bytes, index) };
   });
-  await checkRequestPixels(checked.map((s) => s.bytes), "samples", limits);
+  const headers = await checkRequestPixels(checked.map((s) => s.bytes), "samples", limits);
   const bounds = { maxPixels: limits.maxImagePixels, maxSide: limits.maxImageSide };
   return await settleInOrder(
     checked.map(({ label, bytes }, index) =>
       atPosition({ list: "samples", index }, async () => {
-        const file = await boundedImageFile(bytes, bounds);
+        const file = await boundedImageFile(bytes, { ...bounds, probed: headers[index] });
         return { label, bytes: file.bytes, format: file.format, pixels: file.width * file.height };
       })
     ),
