@@ -136,8 +136,7 @@ export class AdaptationQueue {
    * @throws {RuntimeError} `not_found`/`job_not_found`, before anything is yielded.
    */
   follow(id: string, signal?: AbortSignal): AsyncGenerator<JobEvent> {
-    this.get(id);
-    return this.events.follow(() => this.get(id), signal);
+    return this.events.follow(this.get(id), signal);
   }
 
   /**

@@ -52,14 +52,11 @@ export class JobEvents {
   }
 
   /**
-   * One job's events as they happen: first a `status` event with the job as it is now (`current()`), then
-   * every change, ending after `done` (at once, for a job that has already ended) or when `signal` aborts.
-   * Progress events that pile up while the reader is busy are coalesced into the latest.
-   *
-   * @throws {RuntimeError} whatever `current` throws (`job_not_found`), before anything is yielded.
+   * One job's events as they happen: first a `status` event with `job` as it is now, then every change,
+   * ending after `done` (at once, for a job that has already ended) or when `signal` aborts. Progress events
+   * that pile up while the reader is busy are coalesced into the latest.
    */
-  async *follow(current: () => JobRecord, signal?: AbortSignal): AsyncGenerator<JobEvent> {
-    const job = current();
+  async *follow(job: JobRecord, signal?: AbortSignal): AsyncGenerator<JobEvent> {
     // Subscribed before the first event is read, so no change between the two is lost.
     const batches = eventBatches<JobEvent>((listener) => this.subscribe(job.id, listener), signal);
     try {
