@@ -154,6 +154,21 @@ Deno.test("conv2d filter gradients on wasm equal cpu's with wide layers: full re
   ]);
 });
 
+Deno.test("depthwise 3-wide filter gradients on wasm equal cpu's with vector lanes and a remainder, on rows narrower than the filter", async () => {
+  await assertGradsMatchCpu([
+    { kind: "depthwise", input: [2, 9, 11, 7], kernel: 3, stride: 2, pad: "same" },
+    { kind: "depthwise", input: [2, 9, 11, 7], kernel: 3, stride: 1, pad: EXPLICIT },
+    { kind: "depthwise", input: [3, 5, 2, 12], kernel: 3, stride: 1, pad: "same" },
+    {
+      kind: "depthwise",
+      input: [1, 6, 1, 9],
+      kernel: 3,
+      stride: [1, 2],
+      pad: [[0, 0], [1, 1], [2, 3], [0, 0]],
+    },
+  ]);
+});
+
 Deno.test("conv gradients on wasm equal cpu's for odd geometries: wide padding, kernels smaller or larger than the stride", async () => {
   const geometries: Omit<ConvCase, "kind">[] = [
     { input: [2, 4, 5, 3], kernel: 1, stride: 2, pad: [[0, 0], [0, 5], [2, 3], [0, 0]] },
@@ -195,7 +210,7 @@ Deno.test("the conv gradients reject what they do not support, naming the kernel
 });
 
 /** The replaced stock kernels against cpu, on the shapes batch-norm and ReLU6 gradients use, and others. */
-Deno.test("Sum, Mean, Tile, Slice, Identity, comparisons, logicalAnd and where on wasm equal cpu's", async () => {
+Deno.test("Sum, Mean, Tile, Slice, Identity, Cast, comparisons, logicalAnd and where on wasm equal cpu's", async () => {
   const run = () => {
     const x = random([3, 5, 4, 6], 7);
     const y = random([3, 5, 4, 6], 12).mul(2);
@@ -211,6 +226,8 @@ Deno.test("Sum, Mean, Tile, Slice, Identity, comparisons, logicalAnd and where o
       tf.slice(x, [1, 1, 0, 2], [2, 3, 4, 3]),
       tf.slice(x, [0, 1, 1, 0], [3, 4, 3, 6]),
       tf.clone(x),
+      tf.cast(x, "float32"),
+      tf.cast(x.mul(10), "int32").cast("float32"),
       ge.cast("float32"),
       le.cast("float32"),
       tf.lessEqual(x, tf.scalar(0.5)).cast("float32"),
@@ -230,6 +247,17 @@ Deno.test("Sum, Mean, Tile, Slice, Identity, comparisons, logicalAnd and where o
   const cpu = await on("cpu", run);
   const wasm = await on("wasm", run);
   cpu.forEach((expected, i) => assert.ok(relativeError(wasm[i], expected) < 1e-6, `output ${i}`));
+});
+
+Deno.test("a cast to the dtype a tensor has shares its data on wasm, and outlives the tensor", async () => {
+  await useWasm();
+  const x = random([4, 5, 6], 21);
+  const expected = Array.from(await x.data());
+  const y = tf.cast(x, "float32");
+  assert.equal(y.dataId, x.dataId);
+  x.dispose();
+  assert.deepEqual(Array.from(await y.data()), expected);
+  y.dispose();
 });
 
 Deno.test("Sum and Mean over leading axes on wasm count exactly", async () => {

@@ -10,7 +10,7 @@ import {
 } from "./_wasm_batch_norm.ts";
 import { conv2dBackpropFilter, conv2dBackpropInput } from "./_wasm_conv2d_grads.ts";
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from "./_wasm_depthwise_grads.ts";
-import { sharedIdentity } from "./_wasm_identity.ts";
+import { sharedCast, sharedIdentity } from "./_wasm_identity.ts";
 import { fastComparison, fastLogicalAnd, fastSelect } from "./_wasm_masks.ts";
 import { leadingAxesReduction } from "./_wasm_reductions.ts";
 import { blockSlice } from "./_wasm_slice.ts";
@@ -74,6 +74,7 @@ function trainingKernels(): Provided[] {
     replacing(tf.Tile, blockTile),
     replacing(tf.Slice, blockSlice),
     replacing(tf.Identity, sharedIdentity),
+    replacing(tf.Cast, sharedCast),
     replacing(tf.GreaterEqual, (stock) => fastComparison("GreaterEqual", stock)),
     replacing(tf.LessEqual, (stock) => fastComparison("LessEqual", stock)),
     replacing(tf.LogicalAnd, fastLogicalAnd),
@@ -87,7 +88,7 @@ function trainingKernels(): Provided[] {
  * DepthwiseConv2dNativeBackpropInput, DepthwiseConv2dNativeBackpropFilter), so `tf.grad`,
  * `tf.variableGrads` and `optimizer.minimize` work through conv2d and depthwiseConv2d layers on wasm,
  * matching the `cpu` backend to float32 rounding. It also replaces stock wasm kernels that are correct but
- * too slow for training (Conv2DBackpropInput, FusedBatchNorm, Sum, Mean, Tile, Slice, Identity, GreaterEqual, LessEqual,
+ * too slow for training (Conv2DBackpropInput, FusedBatchNorm, Sum, Mean, Tile, Slice, Identity, Cast, GreaterEqual, LessEqual,
  * LogicalAnd, Select) with faster equivalents, which hand cases they do not cover back to the stock kernel.
  *
  * It also registers the fused training kernels of `./training_ops.ts` (batch norm with batch statistics and

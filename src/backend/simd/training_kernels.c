@@ -1,4 +1,5 @@
-// Training kernels for tfjs-backend-wasm, compiled to WebAssembly SIMD by ./build.sh and run on the wasm
+// Training kernels for tfjs-backend-wasm, compiled to WebAssembly SIMD (with relaxed SIMD's multiply-add,
+// which every Deno 2 runs) by ./build.sh and run on the wasm
 // backend's own heap (the module imports its memory): batch norm with batch statistics forward and
 // backward, and ReLU6 forward and backward. Tensors are float32, channels last, `rows` x `c`.
 //
@@ -15,6 +16,9 @@
 
 static inline v128_t load(const float* p) { return wasm_v128_load(p); }
 static inline void store(float* p, v128_t v) { wasm_v128_store(p, v); }
+// a * b + c, one fused multiply-add where the machine has one (relaxed SIMD: V8 emits FMA on x64 with FMA3
+// and on arm64, a multiply and an add elsewhere).
+static inline v128_t madd(v128_t a, v128_t b, v128_t c) { return __builtin_wasm_relaxed_madd_f32x4(a, b, c); }
 
 static void clear(float* p, int n) {
   for (int k = 0; k < n; k++) p[k] = 0.0f;
@@ -41,7 +45,7 @@ static void shifted_sums(const float* x, int rows, int c, const float* shift, fl
     for (; k < c4; k += 4) {
       v128_t d = wasm_f32x4_sub(load(row + k), load(shift + k));
       store(part + k, wasm_f32x4_add(load(part + k), d));
-      store(part_sq + k, wasm_f32x4_add(load(part_sq + k), wasm_f32x4_mul(d, d)));
+      store(part_sq + k, madd(d, d, load(part_sq + k)));
     }
     for (; k < c; k++) {
       float d = row[k] - shift[k];
@@ -67,7 +71,7 @@ static void centered_affine(const float* x, float* y, int rows, int c, const flo
     int k = 0;
     for (; k < c4; k += 4) {
       v128_t d = wasm_f32x4_sub(load(in + k), load(center + k));
-      v128_t z = wasm_f32x4_add(wasm_f32x4_mul(d, load(scale + k)), load(shift + k));
+      v128_t z = madd(d, load(scale + k), load(shift + k));
       store(out + k, relu6 ? wasm_f32x4_pmin(six, wasm_f32x4_pmax(zero, z)) : z);
     }
     for (; k < c; k++) {
@@ -143,7 +147,7 @@ void bn_backward(const float* dy, const float* x, int rows, int c, const float* 
   }
 #define MASKED(g, xc, k)                                                                                    \
   (relu6 ? wasm_v128_and(g, ({                                                                              \
-    v128_t z_ = wasm_f32x4_add(wasm_f32x4_mul(xc, load(zscale + k)), load(beta + k));                       \
+    v128_t z_ = madd(xc, load(zscale + k), load(beta + k));                                                 \
     wasm_v128_and(wasm_f32x4_gt(z_, zero), wasm_f32x4_le(z_, six));                                         \
   }))                                                                                                       \
          : g)
@@ -156,7 +160,7 @@ void bn_backward(const float* dy, const float* x, int rows, int c, const float* 
       v128_t xc = wasm_f32x4_sub(load(in + k), load(mean + k));
       v128_t d = MASKED(load(g + k), xc, k);
       store(part_dy + k, wasm_f32x4_add(load(part_dy + k), d));
-      store(part_dyx + k, wasm_f32x4_add(load(part_dyx + k), wasm_f32x4_mul(d, xc)));
+      store(part_dyx + k, madd(d, xc, load(part_dyx + k)));
     }
     for (; k < c; k++) {
       float xc = in[k] - mean[k];
@@ -189,8 +193,7 @@ void bn_backward(const float* dy, const float* x, int rows, int c, const float* 
     for (; k < c4; k += 4) {
       v128_t xc = wasm_f32x4_sub(load(in + k), load(mean + k));
       v128_t d = MASKED(load(g + k), xc, k);
-      v128_t v = wasm_f32x4_add(wasm_f32x4_mul(load(a + k), d), wasm_f32x4_mul(load(b + k), xc));
-      store(out + k, wasm_f32x4_add(v, load(offset + k)));
+      store(out + k, madd(load(a + k), d, madd(load(b + k), xc, load(offset + k))));
     }
     for (; k < c; k++) {
       float xc = in[k] - mean[k];
@@ -262,17 +265,17 @@ static void outer_products(const float* restrict x, int x_step, const float* res
       for (int k = 0; k < count; k++, xp += x_step, gp += dy_step) {
         v128_t g0 = load(gp), g1 = load(gp + 4);
         v128_t s = wasm_v128_load32_splat(xp);
-        a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, g0));
-        b0 = wasm_f32x4_add(b0, wasm_f32x4_mul(s, g1));
+        a0 = madd(s, g0, a0);
+        b0 = madd(s, g1, b0);
         s = wasm_v128_load32_splat(xp + 1);
-        a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, g0));
-        b1 = wasm_f32x4_add(b1, wasm_f32x4_mul(s, g1));
+        a1 = madd(s, g0, a1);
+        b1 = madd(s, g1, b1);
         s = wasm_v128_load32_splat(xp + 2);
-        a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(s, g0));
-        b2 = wasm_f32x4_add(b2, wasm_f32x4_mul(s, g1));
+        a2 = madd(s, g0, a2);
+        b2 = madd(s, g1, b2);
         s = wasm_v128_load32_splat(xp + 3);
-        a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(s, g0));
-        b3 = wasm_f32x4_add(b3, wasm_f32x4_mul(s, g1));
+        a3 = madd(s, g0, a3);
+        b3 = madd(s, g1, b3);
       }
       store(d, a0), store(d + 4, b0), store(d + cout, a1), store(d + cout + 4, b1);
       store(d + 2 * cout, a2), store(d + 2 * cout + 4, b2);
@@ -295,8 +298,8 @@ static void outer_products(const float* restrict x, int x_step, const float* res
       const float* gp = dy + co;
       for (int k = 0; k < count; k++, xp += x_step, gp += dy_step) {
         v128_t s = wasm_v128_load32_splat(xp);
-        a = wasm_f32x4_add(a, wasm_f32x4_mul(s, load(gp)));
-        b = wasm_f32x4_add(b, wasm_f32x4_mul(s, load(gp + 4)));
+        a = madd(s, load(gp), a);
+        b = madd(s, load(gp + 4), b);
       }
       store(d, a), store(d + 4, b);
     }
@@ -343,13 +346,74 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int n, int h
   }
 }
 
+// One row of a 3-wide depthwise filter's gradient: taps [3, c] += the sums over one output row `grow`
+// ([wo, c]) of dy times the input row `xrow` ([w, c]) at each tap's offset. Four channels at a time, the
+// three taps' sums stay in registers over the row: positions where every tap meets the input first, then
+// each tap's own edge positions.
+static void depthwise_row3(const float* restrict xrow, const float* restrict grow, float* restrict taps, int w,
+                           int c, int wo, int sw, int left) {
+  int q0[3], q1[3];
+  for (int j = 0; j < 3; j++) valid_range(j - left, sw, w, wo, &q0[j], &q1[j]);
+  int lo = q0[0] > q0[1] ? q0[0] : q0[1], hi = q1[0] < q1[1] ? q1[0] : q1[1];
+  if (q0[2] > lo) lo = q0[2];
+  if (q1[2] < hi) hi = q1[2];
+  if (hi < lo) hi = lo;
+  int c4 = c & ~3;
+  v128_t zero = wasm_f32x4_splat(0.0f);
+#define X_AT(q, j) (xrow + ((long)sw * (q) + (j) - left) * c + k)
+#define EDGES(j, acc)                                                                                        \
+  for (int q = q0[j]; q < q1[j] && q < lo; q++) acc = madd(load(X_AT(q, j)), load(grow + (long)q * c + k), acc); \
+  for (int q = q0[j] > hi ? q0[j] : hi; q < q1[j]; q++) acc = madd(load(X_AT(q, j)), load(grow + (long)q * c + k), acc);
+  for (int k = 0; k < c4; k += 4) {
+    v128_t a0 = zero, a1 = zero, a2 = zero;
+    const float* xp = X_AT(lo, 0);
+    const float* gp = grow + (long)lo * c + k;
+    for (int q = lo; q < hi; q++, xp += (long)sw * c, gp += c) {
+      v128_t g = load(gp);
+      a0 = madd(load(xp), g, a0);
+      a1 = madd(load(xp + c), g, a1);
+      a2 = madd(load(xp + 2 * c), g, a2);
+    }
+    EDGES(0, a0)
+    EDGES(1, a1)
+    EDGES(2, a2)
+    store(taps + k, wasm_f32x4_add(load(taps + k), a0));
+    store(taps + c + k, wasm_f32x4_add(load(taps + c + k), a1));
+    store(taps + 2 * c + k, wasm_f32x4_add(load(taps + 2 * c + k), a2));
+  }
+#undef EDGES
+#undef X_AT
+  for (int k = c4; k < c; k++) {
+    for (int j = 0; j < 3; j++) {
+      float acc = 0.0f;
+      for (int q = q0[j]; q < q1[j]; q++) acc += xrow[((long)sw * q + j - left) * c + k] * grow[(long)q * c + k];
+      taps[j * c + k] += acc;
+    }
+  }
+}
+
 // DepthwiseConv2dNativeBackpropFilter (channel multiplier 1): dw [kh, kw, c] = sum over positions of the
-// tap's input times dy, channel by channel.
+// tap's input times dy, channel by channel. 3-wide filters go row by row (`depthwise_row3`), others tap by
+// tap.
 EXPORT(depthwise_filter_grad)
 void depthwise_filter_grad(const float* x, const float* dy, float* dw, int n, int h, int w, int c, int ho, int wo,
                            int kh, int kw, int sh, int sw, int top, int left) {
   int c4 = c & ~3;
   for (int k = 0; k < kh * kw * c; k++) dw[k] = 0.0f;
+  if (kw == 3) {
+    // Output row by output row, so that dy's row and the input rows it meets are read from memory once.
+    for (int b = 0; b < n; b++) {
+      for (int p = 0; p < ho; p++) {
+        const float* grow = dy + ((long)b * ho + p) * wo * c;
+        for (int i = 0; i < kh; i++) {
+          int r = sh * p + i - top;
+          if (r < 0 || r >= h) continue;
+          depthwise_row3(x + ((long)b * h + r) * w * c, grow, dw + i * 3 * c, w, c, wo, sw, left);
+        }
+      }
+    }
+    return;
+  }
   for (int i = 0; i < kh; i++) {
     int p0, p1;
     valid_range(i - top, sh, h, ho, &p0, &p1);
@@ -363,7 +427,7 @@ void depthwise_filter_grad(const float* x, const float* dy, float* dw, int n, in
             const float* restrict xs = x + (((long)b * h + sh * p + i - top) * w + sw * q + j - left) * c;
             const float* restrict gs = dy + (((long)b * ho + p) * wo + q) * c;
             int k = 0;
-            for (; k < c4; k += 4) store(tap + k, wasm_f32x4_add(load(tap + k), wasm_f32x4_mul(load(xs + k), load(gs + k))));
+            for (; k < c4; k += 4) store(tap + k, madd(load(xs + k), load(gs + k), load(tap + k)));
             for (; k < c; k++) tap[k] += xs[k] * gs[k];
           }
         }
@@ -395,7 +459,7 @@ void depthwise_input_grad(const float* dy, const float* filter, float* dx, int n
             const float* restrict g = dy + (((long)b * ho + rp / sh) * wo + sq / sw) * c;
             const float* restrict f = filter + (i * kw + j) * c;
             for (k = 0; k < c4; k += 4) {
-              store(out + k, wasm_f32x4_add(load(out + k), wasm_f32x4_mul(load(g + k), load(f + k))));
+              store(out + k, madd(load(g + k), load(f + k), load(out + k)));
             }
             for (; k < c; k++) out[k] += g[k] * f[k];
           }
