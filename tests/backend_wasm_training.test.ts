@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { startWasmBackend } from "../src/backend/start_wasm_backend.ts";
+import { startWasmBackend, stopWasmBackend } from "../src/backend/start_wasm_backend.ts";
 import { FusedMomentumOptimizer } from "../src/adapt/momentum_optimizer.ts";
 import { batchNormTraining, momentumUpdate, movingAverage, relu6 } from "../src/backend/training_ops.ts";
 import { registerWasmTrainingKernels } from "../src/backend/wasm_training.ts";
 import { useFusedTrainingOps } from "../src/model/fused_training_layers.ts";
 import { wasmTestThreads } from "./_wasm_threads.ts";
+import type { WasmBackend } from "../src/backend/_wasm_scratch.ts";
+import { startedHelperThread } from "../src/backend/_wasm_simd.ts";
 
 registerWasmTrainingKernels();
 
@@ -38,10 +40,14 @@ function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): 
   return diff / Math.max(scale, 1e-30);
 }
 
-/** Makes wasm the backend, on the build these tests run on (see _wasm_threads.ts). */
+/**
+ * Makes wasm the backend, on the build these tests run on (see _wasm_threads.ts); on the threaded build,
+ * once the SIMD kernels' helper thread is up, so that large enough calls are shared with it.
+ */
 async function useWasm() {
   const build = await startWasmBackend({ threads: wasmTestThreads() });
   assert.equal(build.threads, wasmTestThreads(), build.fallbackReason ?? "");
+  if (build.threads > 1) assert.ok(await startedHelperThread(tf.backend() as unknown as WasmBackend));
 }
 
 /** Runs `f` on `backend` and returns what it returns as plain arrays. */
@@ -371,6 +377,37 @@ Deno.test("fused batch norm and ReLU6 on wasm equal tfjs's ops on cpu: odd chann
   assert.deepEqual([...edges[0]], [0, 0, 3, 6, 6, 6, 0, 2.5, Math.fround(5.99)]);
   // tfjs-layers' ReLU(maxValue 6) is relu then clip: no gradient at 0, a gradient at exactly 6.
   assert.deepEqual([...edges[1]], [0, 0, 1, 1, 0, 0, 0, 1, 1]);
+});
+
+Deno.test("calls large enough to share run half on the kernel helper thread on the threaded build, and equal cpu's", async () => {
+  await useWasm();
+  const helper = await startedHelperThread(tf.backend() as unknown as WasmBackend);
+  assert.equal(helper === undefined, wasmTestThreads() === 1);
+  const before = helper?.calls ?? 0;
+  for (const shape of [[4, 24, 24, 96], [3, 47, 41, 13]]) {
+    const cpu = await on("cpu", fusedOps(shape));
+    const wasm = await on("wasm", fusedOps(shape));
+    cpu.forEach((expected, i) =>
+      assert.ok(relativeError(wasm[i], expected) < 1e-4, `output ${i} for [${shape}]`)
+    );
+  }
+  await assertGradsMatchCpu([
+    { kind: "conv2d", input: [4, 24, 24, 32], kernel: 1, stride: 1, pad: "same", outChannels: 40 },
+    { kind: "conv2d", input: [8, 25, 25, 3], kernel: 3, stride: 2, pad: "valid", outChannels: 36 },
+    { kind: "depthwise", input: [8, 24, 24, 44], kernel: 3, stride: 2, pad: "same" },
+    { kind: "depthwise", input: [5, 24, 24, 44], kernel: 3, stride: 1, pad: "same" },
+  ]);
+  // Per BN shape: two passes forward (twice) and two backward; one filter gradient per conv, and the strided
+  // depthwise input gradient.
+  if (helper) assert.ok(helper.calls - before === 2 * 6 + 5, `the helper ran ${helper.calls - before} calls`);
+});
+
+Deno.test("stopping the wasm backend ends its kernel helper thread", async () => {
+  await useWasm();
+  const helper = await startedHelperThread(tf.backend() as unknown as WasmBackend);
+  stopWasmBackend();
+  assert.equal(helper?.ready ?? false, false);
+  await useWasm();
 });
 
 Deno.test("fused batch-norm statistics on wasm stay exact far from zero (mean 1000, std 2)", async () => {

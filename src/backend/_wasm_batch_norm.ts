@@ -1,6 +1,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { WasmBackend } from "./_wasm_scratch.ts";
-import { address, simdKernels, withScratch } from "./_wasm_simd.ts";
+import type { KernelThread } from "./_wasm_kernel_thread.ts";
+import { address, helperThread, simdKernels, withScratch } from "./_wasm_simd.ts";
 
 // Batch norm in training mode and the clipped ReLU after it, each as one kernel forward and one backward.
 // Composed from tfjs ops they are about twenty kernels and twenty passes over the activations per layer
@@ -32,22 +33,44 @@ export function batchNormTrainingKernel(args: Args<"x" | "gamma" | "beta">): tf.
   const y = backend.makeOutput(x.shape, "float32");
   const mean = backend.makeOutput([c], "float32");
   const variance = backend.makeOutput([c], "float32");
-  const simd = simdKernels(backend);
-  const at = (t: tf.TensorInfo) => address(backend, t);
-  withScratch(backend, simd.bn_scratch_bytes(c), (scratch) => {
-    simd.bn_forward(
+  const at = (t: tf.TensorInfo, first = 0) => address(backend, t) + 4 * first * c;
+  const relu6 = args.attrs.relu6 ? 1 : 0;
+  const thread = rows >= 2 ? helperThread(backend, rows * c) : undefined;
+  withScratch(backend, scratchBytes(c, 2), (scratch) => {
+    const [scale, offset] = floatArrays(scratch, c, 2);
+    // Sums around the first row over each thread's rows, the statistics from both, then both apply them.
+    rowPass(backend, rows, thread, "bn_sums", (first, count, t) => [
+      at(x, first),
+      count,
+      c,
       at(x),
-      at(y),
+      partOf(scratch, c, t),
+      totalsOf(scratch, c, t),
+    ]);
+    simdKernels(backend).bn_statistics(
       rows,
       c,
+      at(x),
+      totalsOf(scratch, c, 0),
+      thread ? totalsOf(scratch, c, 1) : 0,
       at(gamma),
       at(beta),
       args.attrs.epsilon,
       at(mean),
       at(variance),
-      scratch,
-      args.attrs.relu6 ? 1 : 0,
+      scale,
+      offset,
     );
+    rowPass(backend, rows, thread, "bn_apply", (first, count) => [
+      at(x, first),
+      at(y, first),
+      count,
+      c,
+      at(mean),
+      scale,
+      offset,
+      relu6,
+    ]);
   });
   return [y, mean, variance];
 }
@@ -70,26 +93,91 @@ export function batchNormTrainingGradKernel(
   const dgamma = backend.makeOutput([c], "float32");
   const dbeta = backend.makeOutput([c], "float32");
   const simd = simdKernels(backend);
-  const at = (t: tf.TensorInfo) => address(backend, t);
-  withScratch(backend, simd.bn_scratch_bytes(c), (scratch) => {
-    simd.bn_backward(
-      at(dy),
-      at(x),
-      rows,
+  const at = (t: tf.TensorInfo, first = 0) => address(backend, t) + 4 * first * c;
+  const relu6 = args.attrs.relu6 ? 1 : 0;
+  const thread = rows >= 2 ? helperThread(backend, rows * c) : undefined;
+  withScratch(backend, scratchBytes(c, 4), (scratch) => {
+    const [zscale, a, b, offset] = floatArrays(scratch, c, 4);
+    simd.bn_scales(c, at(gamma), at(variance), args.attrs.epsilon, zscale);
+    rowPass(backend, rows, thread, "bn_grad_sums", (first, count, t) => [
+      at(dy, first),
+      at(x, first),
+      count,
       c,
       at(mean),
+      zscale,
+      at(beta),
+      relu6,
+      partOf(scratch, c, t),
+      totalsOf(scratch, c, t),
+    ]);
+    simd.bn_grad_coefficients(
+      rows,
+      c,
+      totalsOf(scratch, c, 0),
+      thread ? totalsOf(scratch, c, 1) : 0,
       at(variance),
       at(gamma),
-      at(beta),
       args.attrs.epsilon,
-      at(dx),
+      a,
+      b,
+      offset,
       at(dgamma),
       at(dbeta),
-      scratch,
-      args.attrs.relu6 ? 1 : 0,
     );
+    rowPass(backend, rows, thread, "bn_grad_apply", (first, count) => [
+      at(dy, first),
+      at(x, first),
+      at(dx, first),
+      count,
+      c,
+      at(mean),
+      zscale,
+      at(beta),
+      a,
+      b,
+      offset,
+      relu6,
+    ]);
   });
   return [dx, dgamma, dbeta];
+}
+
+// ---- Sharing a batch norm's passes by rows with the kernel helper thread ---------------------------------
+
+// Scratch: per thread (two), float32 partial sums [2c] and float64 totals [2c], each on cache lines of its
+// own, then `arrays` float32 arrays of c (the coefficients both threads read).
+const LINE = 64;
+const lines = (bytes: number) => Math.ceil(bytes / LINE) * LINE;
+const threadBytes = (c: number) => lines(8 * c) + lines(16 * c);
+const scratchBytes = (c: number, arrays: number) => LINE + 2 * threadBytes(c) + arrays * lines(4 * c);
+const base = (scratch: number) => Math.ceil(scratch / LINE) * LINE;
+const partOf = (scratch: number, c: number, thread: number) => base(scratch) + thread * threadBytes(c);
+const totalsOf = (scratch: number, c: number, thread: number) => partOf(scratch, c, thread) + lines(8 * c);
+const floatArrays = (scratch: number, c: number, arrays: number) =>
+  Array.from({ length: arrays }, (_, i) => base(scratch) + 2 * threadBytes(c) + i * lines(4 * c));
+
+/**
+ * One pass of `kernel` over `rows` rows, its arguments for a row range from `argsOf(first, count, thread)`:
+ * with a helper `thread`, the helper takes the second half (thread 1) while this thread runs the first
+ * (thread 0); without, this thread runs them all.
+ */
+function rowPass(
+  backend: WasmBackend,
+  rows: number,
+  thread: KernelThread | undefined,
+  kernel: "bn_sums" | "bn_apply" | "bn_grad_sums" | "bn_grad_apply",
+  argsOf: (first: number, count: number, thread: 0 | 1) => number[],
+): void {
+  const run = simdKernels(backend)[kernel] as unknown as (...args: number[]) => void;
+  if (!thread) return run(...argsOf(0, rows, 0));
+  const half = rows >> 1;
+  thread.start(kernel, argsOf(half, rows - half, 1));
+  try {
+    run(...argsOf(0, half, 0));
+  } finally {
+    thread.finish();
+  }
 }
 
 /** `min(max(x, 0), 6)`. */

@@ -1,5 +1,6 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { WasmBackend } from "./_wasm_scratch.ts";
+import { KernelThread } from "./_wasm_kernel_thread.ts";
 import { PLAIN_WASM, SHARED_WASM } from "./simd/training_kernels_wasm.ts";
 
 // The WebAssembly SIMD training kernels of ./simd/training_kernels.c, instantiated on the wasm backend's own
@@ -14,36 +15,70 @@ type Ptr = number;
  */
 type ConvolutionGradient = (a: Ptr, b: Ptr, out: Ptr, ...geometry: number[]) => void;
 
+/**
+ * A kernel computing channels `[c0, c1)` of its output (output channels for conv2d_filter_grad): two inputs
+ * and the output by address, the geometry (input `n, h, w, c`, output `ho, wo`, filter `kh, kw`, strides,
+ * top and left padding; then the output channels for a full convolution), then `c0, c1`.
+ */
+type ChannelRangeGradient = (a: Ptr, b: Ptr, out: Ptr, ...geometryAndRange: number[]) => void;
+
 /** The module's exports; what each computes is documented in ./simd/training_kernels.c. */
 export interface SimdKernels {
-  bn_scratch_bytes(c: number): number;
-  bn_forward(
-    x: Ptr,
-    y: Ptr,
+  bn_sums(x: Ptr, rows: number, c: number, shift: Ptr, part: Ptr, totals: Ptr): void;
+  bn_scales(c: number, gamma: Ptr, variance: Ptr, epsilon: number, scale: Ptr): void;
+  bn_statistics(
     rows: number,
     c: number,
+    shift: Ptr,
+    totalsA: Ptr,
+    totalsB: Ptr,
     gamma: Ptr,
     beta: Ptr,
     epsilon: number,
     mean: Ptr,
     variance: Ptr,
-    scratch: Ptr,
-    relu6: number,
+    scale: Ptr,
+    offset: Ptr,
   ): void;
-  bn_backward(
+  bn_apply(x: Ptr, y: Ptr, rows: number, c: number, mean: Ptr, scale: Ptr, offset: Ptr, relu6: number): void;
+  bn_grad_sums(
     dy: Ptr,
     x: Ptr,
     rows: number,
     c: number,
     mean: Ptr,
+    zscale: Ptr,
+    beta: Ptr,
+    relu6: number,
+    part: Ptr,
+    totals: Ptr,
+  ): void;
+  bn_grad_coefficients(
+    rows: number,
+    c: number,
+    totalsA: Ptr,
+    totalsB: Ptr,
     variance: Ptr,
     gamma: Ptr,
-    beta: Ptr,
     epsilon: number,
-    dx: Ptr,
+    a: Ptr,
+    b: Ptr,
+    offset: Ptr,
     dgamma: Ptr,
     dbeta: Ptr,
-    scratch: Ptr,
+  ): void;
+  bn_grad_apply(
+    dy: Ptr,
+    x: Ptr,
+    dx: Ptr,
+    rows: number,
+    c: number,
+    mean: Ptr,
+    zscale: Ptr,
+    beta: Ptr,
+    a: Ptr,
+    b: Ptr,
+    offset: Ptr,
     relu6: number,
   ): void;
   bn_inference(
@@ -62,14 +97,39 @@ export interface SimdKernels {
   ): void;
   relu6(x: Ptr, y: Ptr, n: number): void;
   relu6_grad(dy: Ptr, x: Ptr, dx: Ptr, n: number): void;
-  conv2d_filter_grad: ConvolutionGradient;
-  depthwise_filter_grad: ConvolutionGradient;
-  depthwise_input_grad: ConvolutionGradient;
+  conv2d_filter_grad: ChannelRangeGradient;
+  depthwise_filter_grad: ChannelRangeGradient;
+  depthwise_input_grad: (dy: Ptr, filter: Ptr, dx: Ptr, ...geometry: number[]) => void;
 }
+
+/** The exports the helper thread may run. */
+const THREAD_KERNELS = [
+  "bn_sums",
+  "bn_apply",
+  "bn_grad_sums",
+  "bn_grad_apply",
+  "conv2d_filter_grad",
+  "depthwise_filter_grad",
+  "depthwise_input_grad",
+] as const satisfies readonly (keyof SimdKernels)[];
+
+/** Below this many elements a call is not worth handing half of to the helper thread. */
+const SPLIT_MIN_ELEMENTS = 32_768;
 
 type EmscriptenModule = { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory };
 
-const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
+interface HeapKernels {
+  kernels: SimdKernels;
+  /** The helper thread, on a shared heap while kernel threading is on. */
+  thread?: KernelThread;
+  bytes: Uint8Array;
+  memory: WebAssembly.Memory;
+}
+
+const instances = new WeakMap<WebAssembly.Memory, HeapKernels>();
+/** Heaps with a helper thread, which holds its heap alive until closed. */
+const threaded = new Set<HeapKernels>();
+let threading = true;
 
 /** The wasm backend's heap as a WebAssembly.Memory, whether the build exports it or imports a shared one. */
 function heapMemory(backend: WasmBackend): WebAssembly.Memory {
@@ -81,21 +141,98 @@ function heapMemory(backend: WasmBackend): WebAssembly.Memory {
   return memory;
 }
 
-/**
- * The SIMD kernels instantiated on `backend`'s heap: compiled once per heap, the shared-memory build for the
- * threaded backend's shared heap. They run on the calling thread.
- */
-export function simdKernels(backend: WasmBackend): SimdKernels {
+function heapKernels(backend: WasmBackend): HeapKernels {
   const memory = heapMemory(backend);
   let found = instances.get(memory);
   if (!found) {
     const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
     const bytes = Uint8Array.from(atob(shared ? SHARED_WASM : PLAIN_WASM), (ch) => ch.charCodeAt(0));
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-    found = instance.exports as unknown as SimdKernels;
+    found = { kernels: instance.exports as unknown as SimdKernels, bytes, memory };
     instances.set(memory, found);
   }
   return found;
+}
+
+/**
+ * The SIMD kernels instantiated on `backend`'s heap: compiled once per heap, the shared-memory build for the
+ * threaded backend's shared heap. They run on the calling thread; {@linkcode helperThread} gives the second
+ * thread that shares calls.
+ */
+export function simdKernels(backend: WasmBackend): SimdKernels {
+  return heapKernels(backend).kernels;
+}
+
+/**
+ * The helper thread for `backend`'s heap when a call of `elements` elements is worth splitting: on a shared
+ * heap (the threaded build), with threading on, once the helper has started (it starts on the first ask;
+ * until it is up, calls run on the calling thread alone).
+ */
+export function helperThread(backend: WasmBackend, elements: number): KernelThread | undefined {
+  if (!threading || elements < SPLIT_MIN_ELEMENTS) return undefined;
+  const heap = heapKernels(backend);
+  if (!(heap.memory.buffer instanceof SharedArrayBuffer)) return undefined;
+  return startThread(heap).ready ? heap.thread : undefined;
+}
+
+function startThread(heap: HeapKernels): KernelThread {
+  if (!heap.thread) {
+    heap.thread = new KernelThread(heap.bytes, heap.memory, THREAD_KERNELS);
+    threaded.add(heap);
+  }
+  return heap.thread;
+}
+
+/**
+ * Stops every kernel helper thread (a helper holds its heap alive): for when the wasm backend stops. A heap
+ * still in use starts a new helper at its next large call.
+ */
+export function closeKernelThreads(): void {
+  for (const heap of threaded) {
+    heap.thread?.close();
+    heap.thread = undefined;
+  }
+  threaded.clear();
+}
+
+/**
+ * The helper thread of `backend`'s heap once it is up, starting it if need be; undefined on a plain heap,
+ * with threading off, or if it failed to start.
+ */
+export async function startedHelperThread(backend: WasmBackend): Promise<KernelThread | undefined> {
+  const heap = heapKernels(backend);
+  if (!threading || !(heap.memory.buffer instanceof SharedArrayBuffer)) return undefined;
+  const thread = startThread(heap);
+  return await thread.whenReady() ? thread : undefined;
+}
+
+/**
+ * Turns the kernel helper thread on or off (default on) for calls from now on. For measuring what the
+ * second thread brings, and for tests.
+ */
+export function setKernelThreading(on: boolean): void {
+  threading = on;
+}
+
+/** Runs a kernel over `[0, channels)` in two halves when a helper is free, else whole on this thread. */
+function runByChannels(
+  backend: WasmBackend,
+  kernel: "conv2d_filter_grad" | "depthwise_filter_grad",
+  args: number[],
+  channels: number,
+  elements: number,
+  align: number,
+): void {
+  const run = simdKernels(backend)[kernel] as (...a: number[]) => void;
+  const half = Math.round(channels / 2 / align) * align;
+  const thread = half > 0 && half < channels ? helperThread(backend, elements) : undefined;
+  if (!thread) return run(...args, 0, channels);
+  thread.start(kernel, [...args, half, channels]);
+  try {
+    run(...args, 0, half);
+  } finally {
+    thread.finish();
+  }
 }
 
 /** Where `t`'s data starts on the heap. */
@@ -144,7 +281,38 @@ export function convolutionGradient(
     info.padInfo.top,
     info.padInfo.left,
   ];
-  if (kernel === "conv2d_filter_grad") geometry.push(info.outChannels);
-  simdKernels(backend)[kernel](address(backend, a), address(backend, b), address(backend, out), ...geometry);
+  const args = [address(backend, a), address(backend, b), address(backend, out), ...geometry];
+  const elements = info.batchSize * info.outHeight * info.outWidth * info.outChannels;
+  if (kernel === "conv2d_filter_grad") {
+    runByChannels(backend, kernel, [...args, info.outChannels], info.outChannels, elements, 8);
+  } else if (kernel === "depthwise_filter_grad") {
+    runByChannels(backend, kernel, args, info.inChannels, elements, 4);
+  } else {
+    depthwiseInputGradient(backend, args, info, elements);
+  }
   return out;
+}
+
+/**
+ * The strided depthwise input gradient, by batch items: the helper takes the second half of the images (dy
+ * and dx at an offset, a smaller batch).
+ */
+function depthwiseInputGradient(
+  backend: WasmBackend,
+  [dy, filter, dx, n, ...rest]: number[],
+  info: tf.backend_util.Conv2DInfo,
+  elements: number,
+): void {
+  const run = simdKernels(backend).depthwise_input_grad;
+  const half = n >> 1;
+  const thread = half > 0 ? helperThread(backend, elements) : undefined;
+  if (!thread) return run(dy, filter, dx, n, ...rest);
+  const dyItem = 4 * info.outHeight * info.outWidth * info.outChannels;
+  const dxItem = 4 * info.inHeight * info.inWidth * info.inChannels;
+  thread.start("depthwise_input_grad", [dy + half * dyItem, filter, dx + half * dxItem, n - half, ...rest]);
+  try {
+    run(dy, filter, dx, half, ...rest);
+  } finally {
+    thread.finish();
+  }
 }

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { getThreadsCount, setThreadsCount } from "@tensorflow/tfjs-backend-wasm";
 import { PTHREAD_POOL_SIZE, withPthreadWorkers } from "./_wasm_pthreads.ts";
+import { closeKernelThreads } from "./_wasm_simd.ts";
 
 /** How many threads the wasm backend computes on: a count, or `auto` for one per logical core. */
 export type WasmThreads = number | "auto";
@@ -126,7 +127,7 @@ export function startWasmBackend(options: StartWasmOptions = {}): Promise<WasmBu
 }
 
 /**
- * Disposes the wasm backend, if it runs, ending its pthread workers; it stays registered, so a later
+ * Disposes the wasm backend, if it runs, ending its pthread workers and the training kernels' helper thread; it stays registered, so a later
  * {@linkcode startWasmBackend} or `tf.setBackend("wasm")` starts it afresh. Its tensors are lost.
  *
  * @example
@@ -141,6 +142,7 @@ export function startWasmBackend(options: StartWasmOptions = {}): Promise<WasmBu
 export function stopWasmBackend(): void {
   const factory = tf.findBackendFactory("wasm");
   if (!factory || !running()) return;
+  closeKernelThreads();
   tf.removeBackend("wasm");
   tf.registerBackend("wasm", factory, WASM_PRIORITY);
   current = undefined;

@@ -1,7 +1,7 @@
 // Training kernels for tfjs-backend-wasm, compiled to WebAssembly SIMD (with relaxed SIMD's multiply-add,
-// which every Deno 2 runs) by ./build.sh and run on the wasm
-// backend's own heap (the module imports its memory): batch norm with batch statistics forward and
-// backward, and ReLU6 forward and backward. Tensors are float32, channels last, `rows` x `c`.
+// which every Deno 2 runs) by ./build.sh and run on the wasm backend's own heap (the module imports its
+// memory): batch norm with batch statistics forward and backward, ReLU6 forward and backward, and
+// convolution gradients. Tensors are float32, channels last.
 //
 // The module has no stack, no data and no allocator of its own: every buffer, scratch included, is
 // allocated by the caller on the tfjs heap and passed by address. Keep it so (build.sh checks that the
@@ -10,6 +10,11 @@
 #include <wasm_simd128.h>
 
 #define EXPORT(name) __attribute__((export_name(#name)))
+
+// Channel ranges: conv2d_filter_grad and depthwise_filter_grad compute only channels [c0, c1) of their
+// output (output channels, for conv2d_filter_grad) and write nothing outside them, so that two threads can
+// share a call on one heap; [0, c) is the whole call. The other kernels share by rows (a range of rows is a
+// smaller tensor at an offset), batch norm in the steps below.
 
 // Rows summed in float32 lanes before the partial sums are added into float64 totals.
 #define FLUSH_ROWS 64
@@ -28,34 +33,6 @@ static void flush(float* part, double* total, int c) {
   for (int k = 0; k < c; k++) {
     total[k] += (double)part[k];
     part[k] = 0.0f;
-  }
-}
-
-// Per channel k, the sums of d = x[r, k] - shift[k] and of d^2 over the rows, shift being the first row: with
-// the shift near the mean, sum(d^2) - sum(d)^2 / rows loses nothing to cancellation, and one pass gives both.
-static void shifted_sums(const float* x, int rows, int c, const float* shift, float* part, float* part_sq,
-                         double* total, double* total_sq) {
-  int c4 = c & ~3;
-  clear(part, c);
-  clear(part_sq, c);
-  for (int k = 0; k < c; k++) total[k] = total_sq[k] = 0.0;
-  for (int r = 0; r < rows; r++) {
-    const float* row = x + (long)r * c;
-    int k = 0;
-    for (; k < c4; k += 4) {
-      v128_t d = wasm_f32x4_sub(load(row + k), load(shift + k));
-      store(part + k, wasm_f32x4_add(load(part + k), d));
-      store(part_sq + k, madd(d, d, load(part_sq + k)));
-    }
-    for (; k < c; k++) {
-      float d = row[k] - shift[k];
-      part[k] += d;
-      part_sq[k] += d * d;
-    }
-    if ((r + 1) % FLUSH_ROWS == 0 || r + 1 == rows) {
-      flush(part, total, c);
-      flush(part_sq, total_sq, c);
-    }
   }
 }
 
@@ -81,70 +58,84 @@ static void centered_affine(const float* x, float* y, int rows, int c, const flo
   }
 }
 
-// Scratch for bn_forward and bn_backward: three float arrays of c, then (8-byte aligned) two double arrays
-// of c.
-EXPORT(bn_scratch_bytes) int bn_scratch_bytes(int c) { return 12 * c + 8 + 16 * c; }
+// ---- Batch norm with batch statistics ---------------------------------------------------------------------
+//
+// Each direction is three steps: sums over rows into float64 totals (bn_sums, bn_grad_sums), per-channel
+// coefficients from the totals (bn_statistics, bn_grad_coefficients), and a pass over the rows that applies
+// them (bn_apply, bn_grad_apply). One thread runs them over all rows; two threads each sum and apply half of
+// the rows, into totals of their own, and one of them computes the coefficients from both halves' totals.
+// Tensors are float32, channels last, `rows` x `c`; `part` is float32 scratch of 2c, `totals` float64 of 2c.
+
+// totals [sum d, sum d^2] per channel over the rows, d = x - shift: with the shift near the mean (the caller
+// passes the whole tensor's first row), sum(d^2) - sum(d)^2 / rows loses nothing to cancellation, and one
+// pass gives both. Sums are additive, so two row ranges' totals with the same shift add up.
+EXPORT(bn_sums)
+void bn_sums(const float* x, int rows, int c, const float* shift, float* part, double* totals) {
+  float* part_sq = part + c;
+  double* total_sq = totals + c;
+  int c4 = c & ~3;
+  clear(part, 2 * c);
+  for (int k = 0; k < 2 * c; k++) totals[k] = 0.0;
+  for (int r = 0; r < rows; r++) {
+    const float* row = x + (long)r * c;
+    int k = 0;
+    for (; k < c4; k += 4) {
+      v128_t d = wasm_f32x4_sub(load(row + k), load(shift + k));
+      store(part + k, wasm_f32x4_add(load(part + k), d));
+      store(part_sq + k, madd(d, d, load(part_sq + k)));
+    }
+    for (; k < c; k++) {
+      float d = row[k] - shift[k];
+      part[k] += d;
+      part_sq[k] += d * d;
+    }
+    if ((r + 1) % FLUSH_ROWS == 0 || r + 1 == rows) {
+      flush(part, totals, c);
+      flush(part_sq, total_sq, c);
+    }
+  }
+}
 
 static float bn_scale(float gamma, float variance, float epsilon) {
   return (float)(gamma / __builtin_sqrt((double)variance + epsilon));
 }
 
-static double* totals(void* scratch, int c) {
-  unsigned long p = (unsigned long)((char*)scratch + 12 * c + 7);
-  return (double*)(p & ~7ul);
+// scale [c] = gamma / sqrt(variance + epsilon), computed from the float32 variance, as both directions use it.
+EXPORT(bn_scales)
+void bn_scales(int c, const float* gamma, const float* variance, float epsilon, float* scale) {
+  for (int k = 0; k < c; k++) scale[k] = bn_scale(gamma[k], variance[k], epsilon);
 }
 
-// The batch's statistics, then y = (x - mean) * scale + beta with scale = gamma / sqrt(variance + epsilon)
-// (computed from the float32 variance, as the backward pass recomputes it), clipped to [0, 6] if relu6.
-EXPORT(bn_forward)
-void bn_forward(const float* x, float* y, int rows, int c, const float* gamma, const float* beta, float epsilon,
-                float* mean, float* variance, void* scratch, int relu6) {
-  float* part = (float*)scratch;
-  float* part_sq = part + c;
-  float* shift = part_sq + c;
-  double* total = totals(scratch, c);
-  double* total_sq = total + c;
-  for (int k = 0; k < c; k++) shift[k] = rows > 0 ? x[k] : 0.0f;
-  shifted_sums(x, rows, c, shift, part, part_sq, total, total_sq);
+// The batch's mean and (biased) variance from bn_sums' totals of one or two row ranges (totals_b may be 0),
+// `rows` rows in all around `shift`, and the affine map bn_apply takes: scale (bn_scales) and offset = beta.
+EXPORT(bn_statistics)
+void bn_statistics(int rows, int c, const float* shift, const double* totals_a, const double* totals_b,
+                   const float* gamma, const float* beta, float epsilon, float* mean, float* variance,
+                   float* scale, float* offset) {
   double inv_rows = rows > 0 ? 1.0 / rows : 0.0;
-  // part and part_sq become the affine map's scale and offset.
-  float* scale = part;
-  float* offset = part_sq;
   for (int k = 0; k < c; k++) {
-    double d = total[k] * inv_rows;
-    double v = total_sq[k] * inv_rows - d * d;
+    double sum = totals_a[k] + (totals_b ? totals_b[k] : 0.0);
+    double sum_sq = totals_a[c + k] + (totals_b ? totals_b[c + k] : 0.0);
+    double d = sum * inv_rows;
+    double v = sum_sq * inv_rows - d * d;
     if (v < 0.0) v = 0.0;
-    double m = shift[k] + d;
-    mean[k] = (float)m;
+    mean[k] = (float)((rows > 0 ? shift[k] : 0.0f) + d);
     variance[k] = (float)v;
     scale[k] = bn_scale(gamma[k], variance[k], epsilon);
     offset[k] = beta[k];
   }
+}
+
+// y = (x - mean) * scale + offset, clipped to [0, 6] if relu6.
+EXPORT(bn_apply)
+void bn_apply(const float* x, float* y, int rows, int c, const float* mean, const float* scale, const float* offset,
+              int relu6) {
   centered_affine(x, y, rows, c, mean, scale, offset, relu6);
 }
 
-// With xhat = (x - mean) * inv_std: dbeta = sum(dy), dgamma = sum(dy * xhat), and
-// dx = gamma * inv_std * (dy - dbeta / rows - xhat * dgamma / rows) = a * dy + b * (x - mean) + offset.
 // If relu6, the forward output was clipped to [0, 6]: dy first passes where 0 < z <= 6 (the gradient of
-// tfjs-layers' relu-then-clip), z the unclipped output recomputed exactly as the forward pass computed it.
-EXPORT(bn_backward)
-void bn_backward(const float* dy, const float* x, int rows, int c, const float* mean, const float* variance,
-                 const float* gamma, const float* beta, float epsilon, float* dx, float* dgamma, float* dbeta,
-                 void* scratch, int relu6) {
-  float* part_dy = (float*)scratch;
-  float* part_dyx = part_dy + c;
-  float* b = part_dyx + c;
-  float* zscale = dgamma;  // until the end, dgamma holds the forward scale (for the relu6 mask)
-  double* sum_dy = totals(scratch, c);
-  double* sum_dyx = sum_dy + c;
-  int c4 = c & ~3;
-  v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
-  clear(part_dy, c);
-  clear(part_dyx, c);
-  for (int k = 0; k < c; k++) {
-    sum_dy[k] = sum_dyx[k] = 0.0;
-    zscale[k] = bn_scale(gamma[k], variance[k], epsilon);
-  }
+// tfjs-layers' relu-then-clip), z the unclipped output recomputed exactly as bn_apply computed it, from
+// zscale (bn_scales) and beta.
 #define MASKED(g, xc, k)                                                                                    \
   (relu6 ? wasm_v128_and(g, ({                                                                              \
     v128_t z_ = madd(xc, load(zscale + k), load(beta + k));                                                 \
@@ -152,6 +143,17 @@ void bn_backward(const float* dy, const float* x, int rows, int c, const float* 
   }))                                                                                                       \
          : g)
 #define MASKED1(g, xc, k) (relu6 && !((xc) * zscale[k] + beta[k] > 0.0f && (xc) * zscale[k] + beta[k] <= 6.0f) ? 0.0f : (g))
+
+// totals [sum dy, sum dy * (x - mean)] per channel over the rows, dy masked if relu6.
+EXPORT(bn_grad_sums)
+void bn_grad_sums(const float* dy, const float* x, int rows, int c, const float* mean, const float* zscale,
+                  const float* beta, int relu6, float* part, double* totals) {
+  float* part_dyx = part + c;
+  double* sum_dyx = totals + c;
+  int c4 = c & ~3;
+  v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  clear(part, 2 * c);
+  for (int k = 0; k < 2 * c; k++) totals[k] = 0.0;
   for (int r = 0; r < rows; r++) {
     const float* g = dy + (long)r * c;
     const float* in = x + (long)r * c;
@@ -159,32 +161,51 @@ void bn_backward(const float* dy, const float* x, int rows, int c, const float* 
     for (; k < c4; k += 4) {
       v128_t xc = wasm_f32x4_sub(load(in + k), load(mean + k));
       v128_t d = MASKED(load(g + k), xc, k);
-      store(part_dy + k, wasm_f32x4_add(load(part_dy + k), d));
+      store(part + k, wasm_f32x4_add(load(part + k), d));
       store(part_dyx + k, madd(d, xc, load(part_dyx + k)));
     }
     for (; k < c; k++) {
       float xc = in[k] - mean[k];
       float d = MASKED1(g[k], xc, k);
-      part_dy[k] += d;
+      part[k] += d;
       part_dyx[k] += d * xc;
     }
     if ((r + 1) % FLUSH_ROWS == 0 || r + 1 == rows) {
-      flush(part_dy, sum_dy, c);
+      flush(part, totals, c);
       flush(part_dyx, sum_dyx, c);
     }
   }
+}
+
+// With xhat = (x - mean) * inv_std and bn_grad_sums' totals of one or two row ranges (totals_b may be 0),
+// `rows` in all: dbeta = sum(dy), dgamma = sum(dy * xhat), and the coefficients of
+// dx = gamma * inv_std * (dy - dbeta / rows - xhat * dgamma / rows) = a * dy + b * (x - mean) + offset.
+EXPORT(bn_grad_coefficients)
+void bn_grad_coefficients(int rows, int c, const double* totals_a, const double* totals_b, const float* variance,
+                          const float* gamma, float epsilon, float* a, float* b, float* offset, float* dgamma,
+                          float* dbeta) {
   double inv_rows = rows > 0 ? 1.0 / rows : 0.0;
-  float* a = part_dy;
-  float* offset = part_dyx;
   for (int k = 0; k < c; k++) {
+    double sum_dy = totals_a[k] + (totals_b ? totals_b[k] : 0.0);
+    double sum_dyx = totals_a[c + k] + (totals_b ? totals_b[c + k] : 0.0);
     double inv_std = 1.0 / __builtin_sqrt((double)variance[k] + epsilon);
-    double dg = sum_dyx[k] * inv_std;
+    double dg = sum_dyx * inv_std;
     double scale = gamma[k] * inv_std;
-    double bx = -scale * dg * inv_std * inv_rows;
     a[k] = (float)scale;
-    b[k] = (float)bx;
-    offset[k] = (float)(-scale * sum_dy[k] * inv_rows);
+    b[k] = (float)(-scale * dg * inv_std * inv_rows);
+    offset[k] = (float)(-scale * sum_dy * inv_rows);
+    dgamma[k] = (float)dg;
+    dbeta[k] = (float)sum_dy;
   }
+}
+
+// dx = a * dy + b * (x - mean) + offset, dy masked if relu6.
+EXPORT(bn_grad_apply)
+void bn_grad_apply(const float* dy, const float* x, float* dx, int rows, int c, const float* mean,
+                   const float* zscale, const float* beta, const float* a, const float* b, const float* offset,
+                   int relu6) {
+  int c4 = c & ~3;
+  v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
   for (int r = 0; r < rows; r++) {
     const float* g = dy + (long)r * c;
     const float* in = x + (long)r * c;
@@ -200,14 +221,9 @@ void bn_backward(const float* dy, const float* x, int rows, int c, const float* 
       out[k] = a[k] * MASKED1(g[k], xc, k) + b[k] * xc + offset[k];
     }
   }
+}
 #undef MASKED
 #undef MASKED1
-  for (int k = 0; k < c; k++) {
-    double inv_std = 1.0 / __builtin_sqrt((double)variance[k] + epsilon);
-    dgamma[k] = (float)(sum_dyx[k] * inv_std);
-    dbeta[k] = (float)sum_dy[k];
-  }
-}
 
 EXPORT(relu6)
 void relu6(const float* x, float* y, int n) {
@@ -251,11 +267,11 @@ static void valid_range(int taps_offset, int stride, int in_size, int out_size, 
 // dw[ci, co] += sum over `count` positions of x[ci] * dy[co], the positions `x_step` and `dy_step` floats
 // apart: a 4 x 8 block of dw in registers per pass over the positions.
 static void outer_products(const float* restrict x, int x_step, const float* restrict dy, int dy_step,
-                           int count, int cin, int cout, float* restrict dw) {
+                           int count, int cin, int cout, int co0, int co1, float* restrict dw) {
   int ci = 0;
   for (; ci + 4 <= cin; ci += 4) {
-    int co = 0;
-    for (; co + 8 <= cout; co += 8) {
+    int co = co0;
+    for (; co + 8 <= co1; co += 8) {
       float* d = dw + ci * cout + co;
       v128_t a0 = load(d), b0 = load(d + 4), a1 = load(d + cout), b1 = load(d + cout + 4);
       v128_t a2 = load(d + 2 * cout), b2 = load(d + 2 * cout + 4);
@@ -281,7 +297,7 @@ static void outer_products(const float* restrict x, int x_step, const float* res
       store(d + 2 * cout, a2), store(d + 2 * cout + 4, b2);
       store(d + 3 * cout, a3), store(d + 3 * cout + 4, b3);
     }
-    for (; co < cout; co++) {
+    for (; co < co1; co++) {
       for (int r = 0; r < 4; r++) {
         float acc = dw[(ci + r) * cout + co];
         for (int k = 0; k < count; k++) acc += x[k * x_step + ci + r] * dy[k * dy_step + co];
@@ -290,8 +306,8 @@ static void outer_products(const float* restrict x, int x_step, const float* res
     }
   }
   for (; ci < cin; ci++) {
-    int co = 0;
-    for (; co + 8 <= cout; co += 8) {
+    int co = co0;
+    for (; co + 8 <= co1; co += 8) {
       float* d = dw + ci * cout + co;
       v128_t a = load(d), b = load(d + 4);
       const float* xp = x + ci;
@@ -303,7 +319,7 @@ static void outer_products(const float* restrict x, int x_step, const float* res
       }
       store(d, a), store(d + 4, b);
     }
-    for (; co < cout; co++) {
+    for (; co < co1; co++) {
       float acc = dw[ci * cout + co];
       for (int k = 0; k < count; k++) acc += x[k * x_step + ci] * dy[k * dy_step + co];
       dw[ci * cout + co] = acc;
@@ -317,13 +333,15 @@ static void outer_products(const float* restrict x, int x_step, const float* res
 // Conv2DBackpropFilter: dw [kh, kw, cin, cout] = sum over positions of the tap's input times dy.
 EXPORT(conv2d_filter_grad)
 void conv2d_filter_grad(const float* x, const float* dy, float* dw, int n, int h, int w, int cin, int ho, int wo,
-                        int kh, int kw, int sh, int sw, int top, int left, int cout) {
-  for (int k = 0; k < kh * kw * cin * cout; k++) dw[k] = 0.0f;
+                        int kh, int kw, int sh, int sw, int top, int left, int cout, int co0, int co1) {
+  for (int t = 0; t < kh * kw * cin; t++) {
+    for (int co = co0; co < co1; co++) dw[(long)t * cout + co] = 0.0f;
+  }
   if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && top == 0 && left == 0 && h == ho && w == wo) {
     long positions = (long)n * ho * wo;
     for (long p = 0; p < positions; p += SEGMENT) {
       int count = positions - p < SEGMENT ? (int)(positions - p) : SEGMENT;
-      outer_products(x + p * cin, cin, dy + p * cout, cout, count, cin, cout, dw);
+      outer_products(x + p * cin, cin, dy + p * cout, cout, count, cin, cout, co0, co1, dw);
     }
     return;
   }
@@ -339,7 +357,7 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int n, int h
         for (int p = p0; p < p1; p++) {
           const float* xs = x + (((long)b * h + sh * p + i - top) * w + sw * q0 + j - left) * cin;
           const float* gs = dy + (((long)b * ho + p) * wo + q0) * cout;
-          outer_products(xs, sw * cin, gs, cout, q1 - q0, cin, cout, tap);
+          outer_products(xs, sw * cin, gs, cout, q1 - q0, cin, cout, co0, co1, tap);
         }
       }
     }
@@ -351,20 +369,20 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int n, int h
 // three taps' sums stay in registers over the row: positions where every tap meets the input first, then
 // each tap's own edge positions.
 static void depthwise_row3(const float* restrict xrow, const float* restrict grow, float* restrict taps, int w,
-                           int c, int wo, int sw, int left) {
+                           int c, int wo, int sw, int left, int c0, int c1) {
   int q0[3], q1[3];
   for (int j = 0; j < 3; j++) valid_range(j - left, sw, w, wo, &q0[j], &q1[j]);
   int lo = q0[0] > q0[1] ? q0[0] : q0[1], hi = q1[0] < q1[1] ? q1[0] : q1[1];
   if (q0[2] > lo) lo = q0[2];
   if (q1[2] < hi) hi = q1[2];
   if (hi < lo) hi = lo;
-  int c4 = c & ~3;
+  int k = c0;
   v128_t zero = wasm_f32x4_splat(0.0f);
 #define X_AT(q, j) (xrow + ((long)sw * (q) + (j) - left) * c + k)
 #define EDGES(j, acc)                                                                                        \
   for (int q = q0[j]; q < q1[j] && q < lo; q++) acc = madd(load(X_AT(q, j)), load(grow + (long)q * c + k), acc); \
   for (int q = q0[j] > hi ? q0[j] : hi; q < q1[j]; q++) acc = madd(load(X_AT(q, j)), load(grow + (long)q * c + k), acc);
-  for (int k = 0; k < c4; k += 4) {
+  for (; k + 4 <= c1; k += 4) {
     v128_t a0 = zero, a1 = zero, a2 = zero;
     const float* xp = X_AT(lo, 0);
     const float* gp = grow + (long)lo * c + k;
@@ -383,7 +401,7 @@ static void depthwise_row3(const float* restrict xrow, const float* restrict gro
   }
 #undef EDGES
 #undef X_AT
-  for (int k = c4; k < c; k++) {
+  for (; k < c1; k++) {
     for (int j = 0; j < 3; j++) {
       float acc = 0.0f;
       for (int q = q0[j]; q < q1[j]; q++) acc += xrow[((long)sw * q + j - left) * c + k] * grow[(long)q * c + k];
@@ -397,9 +415,10 @@ static void depthwise_row3(const float* restrict xrow, const float* restrict gro
 // tap.
 EXPORT(depthwise_filter_grad)
 void depthwise_filter_grad(const float* x, const float* dy, float* dw, int n, int h, int w, int c, int ho, int wo,
-                           int kh, int kw, int sh, int sw, int top, int left) {
-  int c4 = c & ~3;
-  for (int k = 0; k < kh * kw * c; k++) dw[k] = 0.0f;
+                           int kh, int kw, int sh, int sw, int top, int left, int c0, int c1) {
+  for (int t = 0; t < kh * kw; t++) {
+    for (int k = c0; k < c1; k++) dw[t * c + k] = 0.0f;
+  }
   if (kw == 3) {
     // Output row by output row, so that dy's row and the input rows it meets are read from memory once.
     for (int b = 0; b < n; b++) {
@@ -408,7 +427,7 @@ void depthwise_filter_grad(const float* x, const float* dy, float* dw, int n, in
         for (int i = 0; i < kh; i++) {
           int r = sh * p + i - top;
           if (r < 0 || r >= h) continue;
-          depthwise_row3(x + ((long)b * h + r) * w * c, grow, dw + i * 3 * c, w, c, wo, sw, left);
+          depthwise_row3(x + ((long)b * h + r) * w * c, grow, dw + i * 3 * c, w, c, wo, sw, left, c0, c1);
         }
       }
     }
@@ -426,9 +445,9 @@ void depthwise_filter_grad(const float* x, const float* dy, float* dw, int n, in
           for (int q = q0; q < q1; q++) {
             const float* restrict xs = x + (((long)b * h + sh * p + i - top) * w + sw * q + j - left) * c;
             const float* restrict gs = dy + (((long)b * ho + p) * wo + q) * c;
-            int k = 0;
-            for (; k < c4; k += 4) store(tap + k, madd(load(xs + k), load(gs + k), load(tap + k)));
-            for (; k < c; k++) tap[k] += xs[k] * gs[k];
+            int k = c0;
+            for (; k + 4 <= c1; k += 4) store(tap + k, madd(load(xs + k), load(gs + k), load(tap + k)));
+            for (; k < c1; k++) tap[k] += xs[k] * gs[k];
           }
         }
       }
@@ -458,9 +477,7 @@ void depthwise_input_grad(const float* dy, const float* filter, float* dx, int n
             if (sq < 0 || sq % sw != 0 || sq / sw >= wo) continue;
             const float* restrict g = dy + (((long)b * ho + rp / sh) * wo + sq / sw) * c;
             const float* restrict f = filter + (i * kw + j) * c;
-            for (k = 0; k < c4; k += 4) {
-              store(out + k, madd(load(g + k), load(f + k), load(out + k)));
-            }
+            for (k = 0; k < c4; k += 4) store(out + k, madd(load(g + k), load(f + k), load(out + k)));
             for (; k < c; k++) out[k] += g[k] * f[k];
           }
         }
