@@ -306,7 +306,7 @@ function smallBnCnn(): tf.LayersModel {
  */
 function trainOneStep(fused = false): tf.Tensor[] {
   const model = smallBnCnn();
-  if (fused) assert.equal(useFusedTrainingOps(model), 15); // 6 BN, 5 ReLU6, 4 Conv2D
+  if (fused) assert.equal(useFusedTrainingOps(model), 18); // 6 BN, 5 ReLU6, 4 Conv2D, 2 padding, 1 depthwise
   model.setWeights(model.weights.map((w, i) => random(w.shape as number[], 100 + i)));
   const x = random([4, 16, 16, 3], 11);
   const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3], "int32"), 5);
@@ -335,6 +335,17 @@ Deno.test("one training step of a BN CNN gives the same weights on wasm as on cp
   // Without the fused kernels (cpu) the fused layers fall back to tfjs ops: the same step again.
   const cpuFused = await on("cpu", () => trainOneStep(true));
   cpu.forEach((expected, i) => assert.ok(relativeError(cpuFused[i], expected) < 1e-5, `cpu fused ${i - 1}`));
+});
+
+Deno.test("with the fused training ops, a zero padding before a valid convolution runs no pad and no slice", async () => {
+  await useWasm();
+  const kernels = async (fused: boolean) => {
+    const profile = await tf.profile(() => tf.dispose(trainOneStep(fused)));
+    return new Set(profile.kernels.map((k) => k.name));
+  };
+  const stock = await kernels(false), fused = await kernels(true);
+  assert.ok(stock.has("PadV2") && stock.has("Slice"));
+  assert.ok(!fused.has("PadV2") && !fused.has("Slice"), [...fused].join(", "));
 });
 
 /** BN in training mode and ReLU6 after it, with the gradients of a weighted sum, through the fused ops. */

@@ -213,6 +213,8 @@ function smallBnCnn(): tf.LayersModel {
     apply(tf.layers.batchNormalization(), apply(tf.layers.conv2d({ filters: 8, kernelSize: 1 }), y)),
   ]);
   x = bnRelu6(apply(tf.layers.conv2d({ filters: 12, kernelSize: 1, useBias: false }), x));
+  x = apply(tf.layers.zeroPadding2d({ padding: [[0, 1], [0, 1]] }), x);
+  x = bnRelu6(apply(tf.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, useBias: false }), x));
   x = apply(tf.layers.globalAveragePooling2d({}), x);
   return tf.model({ inputs: input, outputs: apply(tf.layers.dense({ units: 5 }), x) });
 }
@@ -220,7 +222,7 @@ function smallBnCnn(): tf.LayersModel {
 /** One momentum-SGD step of the small net with fixed weights: the loss and every weight after it. */
 function trainOneStep(fused: boolean): tf.Tensor[] {
   const model = smallBnCnn();
-  if (fused) assert.equal(useFusedTrainingOps(model), 10); // 4 BN, 3 ReLU6, 3 Conv2D
+  if (fused) assert.equal(useFusedTrainingOps(model), 15); // 5 BN, 4 ReLU6, 3 Conv2D, 2 padding, 1 depthwise
   const initial = model.weights.map((w, i) => random(w.shape as number[], 100 + i));
   model.setWeights(initial);
   tf.dispose(initial);
