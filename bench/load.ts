@@ -192,6 +192,7 @@ async function load(base: string, image: string, concurrency: number, seconds: n
   const cpu1 = machineCpuSeconds();
   latencies.sort((a, b) => a - b);
   return {
+    latencies,
     requests: latencies.length,
     errors,
     p50: quantile(latencies, 0.5),
@@ -226,6 +227,10 @@ if (import.meta.main) {
   );
   const server = await startServer(dataDir, values.backbone, serverFlags);
   const results: PhaseResult[] = [];
+  // Every round's latencies per state and concurrency: one p99 from thousands of requests moves less
+  // between runs than each round's does.
+  const latenciesOf = new Map<string, number[]>();
+  const pooled = (key: string) => latenciesOf.get(key) ?? latenciesOf.set(key, []).get(key)!;
   const jobSeconds: number[] = [];
   const baselineJobSeconds: number[] = [];
   let peakRssMiB: number | undefined;
@@ -244,7 +249,8 @@ if (import.meta.main) {
 
     for (let round = 1; round <= rounds; round++) {
       for (const c of concurrencies) {
-        const phase = await load(base, image, c, phaseSeconds);
+        const { latencies, ...phase } = await load(base, image, c, phaseSeconds);
+        pooled(`idle/${c}`).push(...latencies);
         results.push({ state: "idle", round, concurrency: c, ...phase, rssMiB: memoryOf(server.pid).rss });
       }
       // Long enough to outlast every busy phase; cancelled after them.
@@ -257,7 +263,8 @@ if (import.meta.main) {
       for (const c of concurrencies) {
         const before = await epochsDone(base, job.id);
         const t0 = performance.now();
-        const phase = await load(base, image, c, phaseSeconds);
+        const { latencies, ...phase } = await load(base, image, c, phaseSeconds);
+        pooled(`busy/${c}`).push(...latencies);
         const jobEpochsPerMinute = (await epochsDone(base, job.id) - before) /
           ((performance.now() - t0) / 60_000);
         results.push({
@@ -321,6 +328,15 @@ if (import.meta.main) {
         } | ${fmt(r.rssMiB ?? NaN, 0)} |`,
     );
   }
+  const p99Of = (key: string) => quantile(pooled(key).sort((a, b) => a - b), 0.99);
+  console.log(
+    `\npooled over the rounds: ${
+      concurrencies.map((c) => {
+        const idle = p99Of(`idle/${c}`), busy = p99Of(`busy/${c}`);
+        return `c${c} p99 idle ${fmt(idle)} ms, busy ${fmt(busy)} ms (${fmt(busy / idle, 2)}x)`;
+      }).join("; ")
+    }`,
+  );
   console.log(
     `\nidle-server job of ${values["job-epochs"]} epochs: ${
       jobSeconds.map((s) => `${fmt(s, 2)} s`).join(", ")
@@ -339,7 +355,18 @@ if (import.meta.main) {
   if (values.json) {
     await Deno.writeTextFile(
       values.json,
-      JSON.stringify({ serverFlags, phases: results, jobSeconds, baselineJobSeconds, peakRssMiB }, null, 2),
+      JSON.stringify(
+        {
+          serverFlags,
+          phases: results,
+          pooledP99: Object.fromEntries([...latenciesOf.keys()].map((key) => [key, p99Of(key)])),
+          jobSeconds,
+          baselineJobSeconds,
+          peakRssMiB,
+        },
+        null,
+        2,
+      ),
     );
   }
 }

@@ -18,7 +18,7 @@ export interface YieldPolicy {
 }
 
 /** The job keeps at least a fifth of its speed under any load, and runs at full speed without any. */
-export const DEFAULT_YIELD_POLICY: YieldPolicy = { maxPauseMs: 200, jobShare: 0.2, lingerMs: 10 };
+export const DEFAULT_YIELD_POLICY: YieldPolicy = { maxPauseMs: 25, jobShare: 0.2, lingerMs: 10 };
 
 /**
  * Makes this thread's tfjs engine give way to predictions: before each kernel it runs, it checks the
