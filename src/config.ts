@@ -17,8 +17,13 @@ export interface Config {
   dataDir: string;
   /** tfjs backend policy for predictions and for each adaptation worker. */
   backend: BackendPolicy;
-  /** Threads the wasm backend computes on, in the server and in each adaptation worker. */
+  /** Threads the wasm backend computes on in each adaptation worker. */
   wasmThreads: WasmThreads;
+  /**
+   * Threads the server's own wasm backend computes predictions on: `auto` is half the logical cores (at
+   * least 1), so that a training job and the predictions served meanwhile each keep cores of their own.
+   */
+  servingWasmThreads: WasmThreads;
   /** Bearer token every mutating endpoint requires; unset means localhost only. */
   apiToken?: string;
   /**
@@ -123,8 +128,18 @@ const SETTINGS = {
     schema: z.union([z.literal("auto"), int(1, WASM_MAX_THREADS)], {
       error: `must be auto or a whole number from 1 to ${WASM_MAX_THREADS}`,
     }),
-    doc: `threads for the wasm backend: auto (one per logical core) or 1 to ${WASM_MAX_THREADS}; ` +
+    doc:
+      `threads for the wasm backend in adaptation jobs: auto (one per logical core) or 1 to ${WASM_MAX_THREADS}; ` +
       "1 runs the single-threaded build",
+  },
+  servingWasmThreads: {
+    env: "SERVING_WASM_THREADS",
+    default: "auto",
+    schema: z.union([z.literal("auto"), int(1, WASM_MAX_THREADS)], {
+      error: `must be auto or a whole number from 1 to ${WASM_MAX_THREADS}`,
+    }),
+    doc: `threads the server's wasm backend predicts on: auto (half the logical cores, at least 1, so a ` +
+      `training job does not stall predictions) or 1 to ${WASM_MAX_THREADS}`,
   },
   apiToken: {
     env: "API_TOKEN",

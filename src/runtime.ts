@@ -4,6 +4,7 @@ import { METHODS } from "./adapt/methods.ts";
 import { trainingSpeedTrial } from "./adapt/training_speed_trial.ts";
 import type { MeasuredChoice } from "./backend/backend_choice.ts";
 import { type BackendInfo, initBackend } from "./backend/init_backend.ts";
+import { resolveServingThreads } from "./backend/start_wasm_backend.ts";
 import type { Config } from "./config.ts";
 import { scrubPaths } from "./errors.ts";
 import { AdaptationQueue } from "./jobs/adaptation_queue.ts";
@@ -128,10 +129,15 @@ export async function openRuntime(config: Config): Promise<Runtime> {
   async function bringUp(backend?: BackendInfo) {
     try {
       readiness.backend = backend ?? await initBackend(config.backend, {
-        wasmThreads: config.wasmThreads,
+        // Predictions get their own share of the cores; jobs get config.wasmThreads in their workers.
+        wasmThreads: resolveServingThreads(config.servingWasmThreads),
         // On a hardware adapter, `auto` times the default backbone's training on webgpu and on wasm once per
         // adapter and Deno version (cached in the data dir), and takes the faster.
-        choice: { dataDir: config.dataDir, trial: trainingSpeedTrial({ backbone: config.defaultBackbone }) },
+        choice: {
+          dataDir: config.dataDir,
+          trial: trainingSpeedTrial({ backbone: config.defaultBackbone }),
+          wasmThreads: config.wasmThreads,
+        },
       });
     } catch (err) {
       readiness.backendError = scrubPaths((err as Error).message, config.dataDir);

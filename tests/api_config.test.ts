@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { resolveServingThreads } from "../src/backend/start_wasm_backend.ts";
 import { BACKEND_POLICIES } from "../src/backend/init_backend.ts";
 import { CONFIG_ENV_VARS, CONFIG_SETTINGS, configTable, loadConfig } from "../src/config.ts";
 import { RuntimeError } from "../src/errors.ts";
@@ -86,6 +87,20 @@ Deno.test("--wasm-threads takes auto (the default) or a count from 1 to 8, from 
     assert.match(configError(["--wasm-threads", bad]).message, /wasmThreads/);
   }
   assert.ok(CONFIG_ENV_VARS.includes("WASM_THREADS"));
+});
+
+Deno.test("--serving-wasm-threads takes auto (the default: half the cores) or a count from 1 to 8", () => {
+  assert.equal(configOf([]).servingWasmThreads, "auto");
+  assert.equal(configOf(["--serving-wasm-threads", "3"]).servingWasmThreads, 3);
+  assert.equal(configOf([], envOf({ SERVING_WASM_THREADS: "1" })).servingWasmThreads, 1);
+  for (const bad of ["0", "9", "half"]) {
+    assert.match(configError(["--serving-wasm-threads", bad]).message, /servingWasmThreads/);
+  }
+  assert.equal(
+    resolveServingThreads("auto"),
+    Math.max(1, Math.min(8, Math.floor(navigator.hardwareConcurrency / 2))),
+  );
+  assert.equal(resolveServingThreads(3), 3);
 });
 
 Deno.test("peers are host or host:port, lowercased; anything else names the bad entry", () => {

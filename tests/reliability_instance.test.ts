@@ -158,3 +158,23 @@ Deno.test("a server that cannot bind its port says so in one line, runs no recov
   }
   await Deno.remove(dataDir, { recursive: true });
 });
+
+Deno.test("the server predicts on --serving-wasm-threads, apart from the jobs' --wasm-threads", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "daft-threads-" });
+  const server = serve(dataDir, ["--backend", "wasm", "--serving-wasm-threads", "1", "--wasm-threads", "2"]);
+  try {
+    const { port } = (await server.waitFor(/listening on http:\/\/127\.0\.0\.1:(?<port>\d+)/)).groups!;
+    let info: { backend?: { name: string; wasm?: { threads: number; requestedThreads: number } } } = {};
+    for (let i = 0; i < 300 && !info.backend?.wasm; i++) {
+      const res = await fetch(`http://127.0.0.1:${port}/v1/info`);
+      info = res.ok ? await res.json() : (await res.body?.cancel(), {});
+      if (!info.backend?.wasm) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(info.backend?.name, "wasm");
+    assert.deepEqual(info.backend?.wasm, { threads: 1, requestedThreads: 1 });
+  } finally {
+    server.child.kill("SIGTERM");
+    await server.exit();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

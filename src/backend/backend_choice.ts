@@ -1,3 +1,4 @@
+import type { WasmThreads } from "./start_wasm_backend.ts";
 import type { AdapterReport } from "./probe_adapter.ts";
 
 /** What a {@linkcode BackendTrial} measured on the backend it ran on. */
@@ -45,6 +46,11 @@ export interface BackendChoiceOptions {
   trial?: BackendTrial;
   /** Measure on a software adapter too (llvmpipe and the like), where wasm is otherwise assumed faster. */
   measureSoftware?: boolean;
+  /**
+   * Threads wasm trains on in the trial: the adaptation jobs' count, where the backend being brought up
+   * serves predictions on fewer; default `initBackend`'s `wasmThreads`.
+   */
+  wasmThreads?: WasmThreads;
 }
 
 /** The file, in the data dir, that holds measured choices. */

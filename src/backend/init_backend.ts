@@ -203,7 +203,9 @@ async function timeOn(
 ): Promise<TrialTiming | TrialFailure> {
   const failed = name === "webgpu"
     ? await tryWebgpu(options.webgpuKernels ?? true)
-    : await tryWasm(options.wasmThreads).then((w) => typeof w === "string" ? w : undefined);
+    : await tryWasm(options.choice?.wasmThreads ?? options.wasmThreads).then((w) =>
+      typeof w === "string" ? w : undefined
+    );
   if (failed) return { error: failed };
   try {
     return await trial();

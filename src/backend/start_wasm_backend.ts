@@ -60,6 +60,23 @@ export function resolveWasmThreads(threads: WasmThreads = "auto"): number {
   return Math.min(Math.max(Math.floor(count) || 1, 1), WASM_MAX_THREADS);
 }
 
+/**
+ * The thread count for the server's predictions that `threads` stands for: `auto` is half the logical cores
+ * (at least 1, at most {@linkcode WASM_MAX_THREADS}), leaving the rest to a training job, whose own threads
+ * are {@linkcode resolveWasmThreads}'. On two cores, predictions on both stalled whenever a job's thread
+ * took one (docs/RELIABILITY.md).
+ *
+ * @example
+ * ```ts
+ * import { resolveServingThreads } from "./start_wasm_backend.ts";
+ * console.assert(resolveServingThreads(3) === 3);
+ * console.assert(resolveServingThreads("auto") >= 1);
+ * ```
+ */
+export function resolveServingThreads(threads: WasmThreads = "auto"): number {
+  return resolveWasmThreads(threads === "auto" ? Math.floor(navigator.hardwareConcurrency / 2) : threads);
+}
+
 async function startThreaded(threads: number, timeoutMs: number): Promise<string | undefined> {
   tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", true);
   setThreadsCount(threads);
