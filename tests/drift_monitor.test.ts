@@ -4,6 +4,7 @@ import { adapt } from "../src/adapt/adapt.ts";
 import type { ImageStatistics } from "../src/adapt/adapted_model.ts";
 import { refreshBatchNorm } from "../src/adapt/bn_refresh.ts";
 import { driftReference } from "../src/adapt/drift_reference.ts";
+import { reducedStatistics } from "../src/adapt/image_statistics.ts";
 import { driftScore } from "../src/adapt/drift_score.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
 import { takePerClass } from "../src/data/take_per_class.ts";
@@ -129,6 +130,24 @@ Deno.test("an adapted model carries the drift reference of its adaptation images
   // Measured again on the same images, the reference is its own: score 0 up to float error.
   const again = await driftReference(model, images, 7);
   assert.ok(driftScore(ref, again.layers).score < 1e-6);
+  images.dispose();
+  model.dispose();
+});
+
+Deno.test("watched outputs reduced on the backend give the statistics JavaScript computes from them", async () => {
+  const { model, images } = await tinyModel();
+  const x = images.slice(0, 6);
+  const inJs = (await model.predictObserved(x, 1)).statistics;
+  const onDevice = await reducedStatistics((await model.predictWatched(x, 1)).watched);
+  assert.equal(onDevice.width, inJs.width);
+  assert.deepEqual(onDevice.layers, inJs.layers);
+  inJs.rows.forEach((v, j) =>
+    assert.ok(
+      Math.abs(onDevice.rows[j] - v) < 1e-5 * (1 + Math.abs(v)),
+      `value ${j}: ${onDevice.rows[j]} vs ${v}`,
+    )
+  );
+  x.dispose();
   images.dispose();
   model.dispose();
 });

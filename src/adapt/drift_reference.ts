@@ -1,6 +1,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import { RuntimeError } from "../errors.ts";
 import type { AdaptedModel, ImageStatistics } from "./adapted_model.ts";
+import { reducedStatistics } from "./image_statistics.ts";
 
 /** One watched layer's per-channel statistics over a set of images (over images and space). */
 export interface LayerMoments {
@@ -103,7 +104,8 @@ export function addStatistics(sums: MomentSums, statistics: ImageStatistics): vo
 /**
  * The drift reference of an adapted model: its watched layers' statistics and mean confidence over
  * `images` `[N, H, W, C]` (preprocessed per `model.metadata.input`), in eval mode, through the same
- * {@linkcode AdaptedModel.predictObserved} that serving uses, so reference and traffic are measured alike.
+ * {@linkcode AdaptedModel.predictWatched} that serving uses, so reference and traffic are measured alike
+ * (the reduction runs on the backend here, in JavaScript for served images: equal to float32 rounding).
  *
  * @throws {RuntimeError} `invalid`/`shape_mismatch` for images the model does not take, or none.
  *
@@ -138,7 +140,8 @@ export async function driftReference(
     const size = Math.min(batchSize, images.shape[0] - start);
     const batch = images.slice([start, 0, 0, 0], [size, -1, -1, -1]);
     try {
-      addStatistics(sums, (await model.predictObserved(batch, 1, batchSize)).statistics);
+      // Reduced on the backend: a batch's whole activations would cross to JavaScript otherwise.
+      addStatistics(sums, await reducedStatistics((await model.predictWatched(batch, 1, batchSize)).watched));
     } finally {
       batch.dispose();
     }

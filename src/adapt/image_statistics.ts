@@ -34,6 +34,46 @@ export async function readWatched(watched: WatchedOutputs): Promise<WatchedActiv
   }
 }
 
+/**
+ * A batch's watched outputs reduced on the backend to what {@linkcode imageStatistics} computes in
+ * JavaScript (per image and layer, each channel's mean and mean square over space), then read: only `N` rows
+ * cross to JavaScript instead of every activation. For many images at once (a drift reference over a
+ * training set), where reading whole activations would hold tens of megabytes; one served image is reduced
+ * in JavaScript instead, after the response, to add no kernel to the forward pass. Disposes the tensors.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { reducedStatistics } from "./image_statistics.ts";
+ * const s = await reducedStatistics({ layers: [{ layer: "f", channels: 2 }],
+ *   outputs: [tf.tensor3d([[[1, 2], [3, 2]]])], confidence: new Float32Array([0.9]) });
+ * console.assert(s.width === 4 && s.rows.join() === "2,2,5,4");
+ * ```
+ */
+export async function reducedStatistics(watched: WatchedOutputs): Promise<ImageStatistics> {
+  const { layers, outputs, confidence } = watched;
+  const n = confidence.length;
+  try {
+    const rows = tf.tidy(() =>
+      tf.concat(
+        outputs.map((t, k) => {
+          const flat = t.reshape([n, -1, layers[k].channels]);
+          return tf.concat([tf.mean(flat, 1), tf.mean(tf.square(flat), 1)], 1);
+        }),
+        1,
+      )
+    );
+    try {
+      const values = await rows.data() as Float32Array;
+      return { layers, rows: values, width: rows.shape[1]!, confidence };
+    } finally {
+      rows.dispose();
+    }
+  } finally {
+    tf.dispose(outputs);
+  }
+}
+
 /** A batch's watched layers' outputs, read ({@linkcode readWatched}), before they are reduced. */
 export interface WatchedActivations {
   /** The watched layers (see `driftTapLayers`) and their channel counts. */
