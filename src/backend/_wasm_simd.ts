@@ -9,13 +9,6 @@ import { PLAIN_WASM, SHARED_WASM } from "./simd/training_kernels_wasm.ts";
 type Ptr = number;
 
 /**
- * A convolution-gradient kernel: two inputs and the output by address, then the geometry (input `n, h, w,
- * c`, output `ho, wo`, filter `kh, kw`, strides, top and left padding), then the output channels for a full
- * convolution.
- */
-type ConvolutionGradient = (a: Ptr, b: Ptr, out: Ptr, ...geometry: number[]) => void;
-
-/**
  * A kernel computing channels `[c0, c1)` of its output (output channels for conv2d_filter_grad): two inputs
  * and the output by address, the geometry (input `n, h, w, c`, output `ho, wo`, filter `kh, kw`, strides,
  * top and left padding; then the output channels for a full convolution), then `c0, c1`.
