@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { convertBatchNorm, convertBatchNormParams } from "../src/adapt/bn_conversion.ts";
-import { batchNormInputStatistics } from "../src/adapt/target_statistics.ts";
+import { batchNormInputStatistics, outputAndBatchNormStatistics } from "../src/adapt/target_statistics.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
 import { batchNormLayers } from "../src/model/batch_norm_layers.ts";
 import { mobilenetV2ImageNet } from "../src/model/mobilenetv2_imagenet.ts";
@@ -80,4 +80,41 @@ Deno.test("target statistics are per-batch means and unbiased variances, average
   assert.ok(Math.abs(stats.variance[0] - 10 / 3) < 1e-5, `${stats.variance[0]}`);
   images.dispose();
   model.dispose();
+});
+
+Deno.test("one pass gives model.predict's output and the BN input statistics, both to the bit", async () => {
+  const backbone = await tinyBackbone();
+  const digits = await digitFixtures();
+  const images = imagesToTensor(digits.images.slice(0, 10), backbone.input); // batches of 4, 4 and 2
+  const layers = batchNormLayers(backbone.model);
+  const predicted = backbone.model.predict(images, { batchSize: 4 }) as tf.Tensor;
+  const statistics = await batchNormInputStatistics(backbone.model, layers, images, 4);
+  const both = await outputAndBatchNormStatistics(backbone.model, layers, images, 4);
+  assert.deepEqual(both.output.shape, predicted.shape);
+  assert.deepEqual(both.output.dataSync(), predicted.dataSync());
+  assert.deepEqual(both.statistics, statistics);
+  const alone = await outputAndBatchNormStatistics(backbone.model, [], images, 4);
+  assert.deepEqual(alone.statistics, []);
+  assert.deepEqual(alone.output.dataSync(), predicted.dataSync());
+  tf.dispose([images, predicted, both.output, alone.output]);
+  backbone.model.dispose();
+});
+
+Deno.test("a conversion from a pass measured already converts and reports exactly as one that measures", async () => {
+  const digits = await digitFixtures();
+  const converted = [];
+  for (const shared of [false, true]) {
+    const backbone = await tinyBackbone();
+    const images = imagesToTensor(digits.images.slice(0, 10), backbone.input);
+    const measured = shared
+      ? await outputAndBatchNormStatistics(backbone.model, batchNormLayers(backbone.model), images, 4)
+      : undefined;
+    const report = await convertBatchNorm(backbone.model, images, 4, measured);
+    converted.push({ report, weights: backbone.model.getWeights().map((w) => w.dataSync()) });
+    tf.dispose([images, measured?.output ?? []]);
+    backbone.model.dispose();
+  }
+  assert.equal(converted[0].report.checkedSamples, 4);
+  assert.deepEqual(converted[1].report, converted[0].report);
+  assert.deepEqual(converted[1].weights, converted[0].weights);
 });

@@ -68,3 +68,21 @@ Deno.test("the chosen head is the best strength's on validation, ties going to t
     tf.dispose([train.x, validation.x, head.kernel, head.bias, ...fits.flatMap((f) => [f.kernel, f.bias])]);
   }
 });
+
+Deno.test("a fitted head goes into a Dense layer that then predicts", async () => {
+  const { x, labels } = problem(12, 16, 4);
+  const head = await fitLogisticRegression({ x, labels }, { x, labels }, 3, 5);
+  const dense = tf.layers.dense({ units: 3, inputShape: [16] });
+  const model = tf.sequential({ layers: [dense] });
+  try {
+    dense.setWeights([head.kernel, head.bias]);
+    const logits = model.predict(x) as tf.Tensor;
+    const expected = tf.add(tf.matMul(x, head.kernel), head.bias);
+    assert.deepEqual(logits.shape, [12, 3]);
+    assert.ok(tf.max(tf.abs(tf.sub(logits, expected))).dataSync()[0] < 1e-5);
+    tf.dispose([logits, expected]);
+  } finally {
+    model.dispose();
+    tf.dispose([x, head.kernel, head.bias]);
+  }
+});

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Backbone } from "../model/backbone.ts";
+import { batchNormLayers } from "../model/batch_norm_layers.ts";
 import { enterPhase } from "./_phase.ts";
 import {
   type AdaptOptions,
@@ -14,6 +15,7 @@ import { fitBaseline } from "./fit_baseline.ts";
 import { initHead } from "./init_head.ts";
 import { prepareBatchNorm } from "./prepare_batch_norm.ts";
 import { prepareSplit } from "./prepare_split.ts";
+import { outputAndBatchNormStatistics } from "./target_statistics.ts";
 import { trainEpochs, type TrainingOutcome } from "./train_epochs.ts";
 import type { TrainingSet } from "./training_set.ts";
 import { validateTrainingSet } from "./validate_training_set.ts";
@@ -25,9 +27,10 @@ import { validateTrainingSet } from "./validate_training_set.ts";
  *
  * Every method runs the same steps, its recipe (`METHODS`) deciding what each does: resolve and check the
  * request (`resolveOptions`, `validateTrainingSet`); split the set (`prepareSplit`); fit the linear-probe
- * baseline on the pretrained features (`fitBaseline`); convert BN or not (`prepareBatchNorm`); put the
- * head on, with its rate (`initHead`); train (`trainEpochs`); score (`evaluate`); record what the drift
- * monitor compares with (`driftReference`).
+ * baseline on the pretrained features (`fitBaseline`), from a pass over the training images that also
+ * measures BN's target statistics where the recipe converts (`outputAndBatchNormStatistics`); convert BN
+ * or not (`prepareBatchNorm`); put the head on, with its rate (`initHead`); train (`trainEpochs`); score
+ * (`evaluate`); record what the drift monitor compares with (`driftReference`).
  *
  * @example
  * ```ts
@@ -66,9 +69,15 @@ export async function adapt(
     const pretrained = net.predict(split.valX, { batchSize }) as tf.Tensor2D;
     owned.push(pretrained);
     enterPhase(options, "linear_probe");
-    const baseline = await fitBaseline(net, split, pretrained, data.classNames, batchSize);
+    // The pretrained backbone's training features, the baseline's; where the recipe converts BN, the same
+    // pass measures the conversion's statistics (the features are `net.predict`'s to the bit either way).
+    const layers = recipe.convertBatchNorm ? batchNormLayers(net) : [];
+    const measured = await outputAndBatchNormStatistics(net, layers, split.trainX, batchSize);
+    const trainFeatures = measured.output as tf.Tensor2D;
+    owned.push(trainFeatures);
+    const baseline = await fitBaseline(trainFeatures, split, pretrained, data.classNames);
     owned.push(baseline.probe.kernel, baseline.probe.bias);
-    const bnConversion = await prepareBatchNorm(net, split.trainX, batchSize, recipe, options);
+    const bnConversion = await prepareBatchNorm(net, split.trainX, batchSize, recipe, options, measured);
     const head = await initHead(backbone, classes, split.trainX, baseline.probe, settings);
     classifier = head.probabilities;
     const training = await trainEpochs(net, head, split, classes, settings, options);

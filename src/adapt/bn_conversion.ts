@@ -121,6 +121,11 @@ async function evalOutput(
  * applied. Returns how much the eval-mode output moved on the first batch of images (it should not, beyond
  * float error; one batch keeps the check from costing two more passes over every image).
  *
+ * A caller that has run that pass already, for the model's output too (`outputAndBatchNormStatistics` over
+ * `images` with `batchNormLayers(model)` and the same `batchSize`), passes what it `measured`: the
+ * statistics are then not measured again, and the output before conversion is read from its first rows.
+ * The conversion and its report are the same to the bit.
+ *
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
@@ -136,12 +141,28 @@ export async function convertBatchNorm(
   model: tf.LayersModel,
   images: tf.Tensor4D,
   batchSize: number,
+  measured?: { output: tf.Tensor; statistics: ChannelStatistics[] },
 ): Promise<BnConversionReport> {
   const layers = batchNormLayers(model);
   const checked = images.slice(0, Math.min(batchSize, images.shape[0]));
   try {
-    const before = await evalOutput(model, checked, batchSize);
-    const stats = await batchNormInputStatistics(model, layers, images, batchSize);
+    let before: Float32Array, stats: ChannelStatistics[];
+    if (measured) {
+      const rows = measured.output.slice(0, checked.shape[0]);
+      before = await rows.data() as Float32Array;
+      rows.dispose();
+      stats = measured.statistics;
+    } else {
+      before = await evalOutput(model, checked, batchSize);
+      stats = await batchNormInputStatistics(model, layers, images, batchSize);
+    }
+    if (stats.length !== layers.length) {
+      throw new RuntimeError(
+        "invalid",
+        "shape_mismatch",
+        `BN conversion: statistics for ${stats.length} layers, the model has ${layers.length}`,
+      );
+    }
     const report: BnConversionReport["layers"] = [];
     for (const [i, layer] of layers.entries()) {
       const { params, order } = await layerParams(layer);

@@ -58,14 +58,14 @@ export function fitLogisticRegressions(
     });
   }
   optimizer.dispose();
-  const fits = tf.tidy(() => {
-    const kernels = tf.split(tf.reshape(kernel, [d, g, c]), g, 1);
-    const biases = tf.split(bias, g, 0);
-    return l2s.map((_, i) => ({
-      kernel: tf.reshape(kernels[i], [d, c]) as tf.Tensor2D,
-      bias: tf.reshape(biases[i], [c]) as tf.Tensor1D,
-    }));
-  });
+  // Slices, not reshapes: a reshape shares its input's data, which the wasm backend keeps under the input's
+  // shape, and its fused matmul rejects a bias whose data is not rank 1.
+  const flatBias = tf.reshape(bias, [g * c]);
+  const fits = l2s.map((_, i) => ({
+    kernel: tf.slice(kernel, [0, i * c], [d, c]) as tf.Tensor2D,
+    bias: tf.slice(flatBias, [i * c], [c]) as tf.Tensor1D,
+  }));
+  flatBias.dispose();
   tf.dispose([kernel, bias, y, halfL2]);
   return fits;
 }
