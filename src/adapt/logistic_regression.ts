@@ -43,19 +43,33 @@ export function fitLogisticRegressions(
   steps = 200,
 ): { kernel: tf.Tensor2D; bias: tf.Tensor1D }[] {
   const [n, d, c, g] = [x.shape[0], x.shape[1], classes, l2s.length];
-  const [kernel, bias, y, halfL2] = tf.tidy(() => [
+  const [kernel, bias, y, inverseN, halfL2] = tf.tidy(() => [
     tf.variable(tf.zeros([d, g * c])),
     tf.variable(tf.zeros([g, c])),
     tf.tile(tf.reshape(tf.oneHot(tf.tensor1d(labels, "int32"), c).toFloat(), [n, 1, c]), [1, g, 1]),
+    tf.div(1, tf.scalar(n)),
     tf.tensor1d(l2s.flatMap((l2) => new Array<number>(c).fill(l2 / 2))),
   ]);
   const optimizer = tf.train.adam(0.05);
   for (let s = 0; s < steps; s++) {
-    optimizer.minimize(() => {
+    // The gradient of the mean cross-entropy plus the penalty, in the operations tfjs's own gradients of
+    // `softmaxCrossEntropy`, `matMul`, the bias `add` and `square` take (a tape would cost more kernels
+    // than the step): `(exp(logits - logSumExp) - y) / N` per logit, then the two matmul and sum reductions.
+    const gradients = tf.tidy(() => {
       const logits = tf.add(tf.reshape(tf.matMul(x, kernel), [n, g, c]), bias);
-      const losses = tf.losses.softmaxCrossEntropy(y, logits, undefined, undefined, tf.Reduction.NONE);
-      return tf.add(tf.div(tf.sum(losses), n), tf.sum(tf.mul(halfL2, tf.square(kernel)))) as tf.Scalar;
+      const logResult = tf.sub(logits, tf.logSumExp(logits, -1, true));
+      const dLogits = tf.mul(inverseN, tf.sub(tf.exp(logResult), y));
+      const dPenalty = tf.mul(halfL2, tf.mul(kernel, 2));
+      return [
+        {
+          name: kernel.name,
+          tensor: tf.add(tf.matMul(x, tf.reshape(dLogits, [n, g * c]), true, false), dPenalty),
+        },
+        { name: bias.name, tensor: tf.sum(dLogits, 0) },
+      ];
     });
+    optimizer.applyGradients(gradients);
+    tf.dispose(gradients.map((v) => v.tensor));
   }
   optimizer.dispose();
   // Slices, not reshapes: a reshape shares its input's data, which the wasm backend keeps under the input's
@@ -66,7 +80,7 @@ export function fitLogisticRegressions(
     bias: tf.slice(flatBias, [i * c], [c]) as tf.Tensor1D,
   }));
   flatBias.dispose();
-  tf.dispose([kernel, bias, y, halfL2]);
+  tf.dispose([kernel, bias, y, inverseN, halfL2]);
   return fits;
 }
 
