@@ -1,6 +1,10 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
+import { accuracyOf, predictedClasses } from "../src/adapt/_predicted_classes.ts";
 import { adapt } from "../src/adapt/adapt.ts";
+import { ADAPT_DEFAULTS } from "../src/adapt/adapt_options.ts";
+import { classificationMetrics } from "../src/adapt/classification_metrics.ts";
+import { stratifiedSplit } from "../src/adapt/stratified_split.ts";
 import type { TrainingSet } from "../src/adapt/training_set.ts";
 import { AdaptedModel } from "../src/adapt/adapted_model.ts";
 import { attachHead } from "../src/adapt/classifier_head.ts";
@@ -146,6 +150,27 @@ Deno.test("the same seed on the same backend repeats a run", async () => {
     model.dispose();
   }
   assert.deepEqual(runs[0], runs[1]);
+  data.dispose();
+});
+
+Deno.test("the reported validation scores are the returned classifier's, under either checkpoint rule", async () => {
+  const data = await digits();
+  for (const checkpoint of ["best", "last"] as const) {
+    const model = await adapt(await tinyBackbone(), data, { epochs: 2, minSteps: 0, recipe: { checkpoint } });
+    const { validation } = stratifiedSplit(data.labels, ADAPT_DEFAULTS.valFraction, ADAPT_DEFAULTS.seed);
+    const valX = tf.gather(data.images, validation) as tf.Tensor4D;
+    const predicted = await predictedClasses(model.classifier, valX, 16);
+    const labels = validation.map((i) => data.labels[i]);
+    const { metrics } = model.metadata;
+    assert.deepEqual(metrics.validation, classificationMetrics(labels, predicted, CLASSES), checkpoint);
+    assert.equal(
+      metrics.valAccuracy,
+      accuracyOf(predicted, labels),
+      `${checkpoint}, epoch ${metrics.bestEpoch}`,
+    );
+    valX.dispose();
+    model.dispose();
+  }
   data.dispose();
 });
 

@@ -83,7 +83,6 @@ export async function adapt(
     const training = await trainEpochs(net, head, split, classes, settings, options);
     const scored = {
       net,
-      logits: head.logits,
       split,
       pretrained,
       baseline: baseline.report,

@@ -20,6 +20,8 @@ export interface TrainingOutcome {
   history: EpochRecord[];
   /** Validation accuracy of the kept checkpoint (of the untrained classifier when nothing trains). */
   valAccuracy: number;
+  /** The kept checkpoint's predicted class of each validation image, those `valAccuracy` counts. */
+  valPredictions: Int32Array;
   /** The kept checkpoint's epoch (0 when nothing trains). */
   bestEpoch: number;
   /** Epochs actually trained (see {@linkcode epochsToTrain}). */
@@ -135,12 +137,13 @@ export async function trainEpochs(
   const random = seededRandom(settings.seed);
   const history: EpochRecord[] = [];
   // The kept checkpoint; no `weights` means the classifier as it stands (the last epoch, or no training).
-  let kept: { accuracy: number; epoch: number; weights?: tf.Tensor[] } = { accuracy: -1, epoch: -1 };
+  let kept: { accuracy: number; epoch: number; predictions?: Int32Array; weights?: tf.Tensor[] } = {
+    accuracy: -1,
+    epoch: -1,
+  };
   try {
     try {
-      if (epochs === 0) {
-        kept = { accuracy: await validationAccuracy(head.logits, split, batchSize), epoch: 0 };
-      }
+      if (epochs === 0) kept = { ...await validation(head.logits, split, batchSize), epoch: 0 };
       for (let epoch = 0; epoch < epochs; epoch++) {
         const started = performance.now();
         const rates = {
@@ -150,7 +153,7 @@ export async function trainEpochs(
         state.headOptimizer.setLearningRate(rates.lrHead);
         state.backboneOptimizer.setLearningRate(rates.lrBackbone);
         const fit = await trainEpoch(state, split, classes, epoch, epochs, random, settings, options);
-        const valAccuracy = await validationAccuracy(head.logits, split, batchSize);
+        const { accuracy: valAccuracy, predictions } = await validation(head.logits, split, batchSize);
         const record: EpochRecord = {
           epoch,
           ...fit,
@@ -163,7 +166,8 @@ export async function trainEpochs(
         const last = epoch === epochs - 1;
         if (keepsEpoch(recipe.checkpoint, valAccuracy, kept.accuracy, last)) {
           tf.dispose(kept.weights ?? []);
-          kept = { accuracy: valAccuracy, epoch, weights: last ? undefined : snapshot(head.probabilities) };
+          const weights = last ? undefined : snapshot(head.probabilities);
+          kept = { accuracy: valAccuracy, epoch, predictions, weights };
         }
         options.onProgress?.({ phase: "training", epoch, epochs, record });
       }
@@ -181,6 +185,8 @@ export async function trainEpochs(
     return {
       history,
       valAccuracy: kept.accuracy,
+      // The kept weights' predictions: restored, they are the weights these were computed with.
+      valPredictions: kept.predictions!,
       bestEpoch: kept.epoch,
       trainedEpochs: epochs,
       steps: epochs * stepsPerEpoch,
@@ -245,12 +251,13 @@ async function trainEpoch(
   return { trainLoss: lossSum / seen, trainAccuracy: correct / seen };
 }
 
-function validationAccuracy(
+async function validation(
   logits: tf.LayersModel,
   split: PreparedSplit,
   batchSize: number,
-): Promise<number> {
-  return predictedClasses(logits, split.valX, batchSize).then((p) => accuracyOf(p, split.valLabels));
+): Promise<{ accuracy: number; predictions: Int32Array }> {
+  const predictions = await predictedClasses(logits, split.valX, batchSize);
+  return { accuracy: accuracyOf(predictions, split.valLabels), predictions };
 }
 
 function snapshot(model: tf.LayersModel): tf.Tensor[] {
