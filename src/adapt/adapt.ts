@@ -78,7 +78,9 @@ export async function adapt(
     const baseline = await fitBaseline(trainFeatures, split, pretrained, data.classNames);
     owned.push(baseline.probe.kernel, baseline.probe.bias);
     const bnConversion = await prepareBatchNorm(net, split.trainX, batchSize, recipe, options, measured);
-    const head = await initHead(backbone, classes, split.trainX, baseline.probe, settings);
+    // Unconverted, the backbone still gives the features the baseline was fitted on: the head's rate reads them.
+    const unchanged = recipe.convertBatchNorm ? undefined : trainFeatures;
+    const head = await initHead(backbone, classes, split.trainX, baseline.probe, settings, unchanged);
     classifier = head.probabilities;
     const training = await trainEpochs(net, head, split, classes, settings, options);
     const scored = {

@@ -35,10 +35,33 @@ export async function featureMoments(
   images: tf.Tensor4D,
   batchSize: number,
 ): Promise<FeatureMoments> {
+  const features = model.predict(images, { batchSize }) as tf.Tensor2D;
+  try {
+    return await featureMomentsOf(features);
+  } finally {
+    features.dispose();
+  }
+}
+
+/**
+ * {@linkcode featureMoments} of features measured already, `[N, D]`: for a caller that has the model's
+ * features of the images (from `model.predict` with the same batch size, they give the same moments to the
+ * bit). The features stay the caller's.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { featureMomentsOf } from "./feature_moments.ts";
+ * const f = tf.tensor2d([[1, 0], [3, 0]]);
+ * const moments = await featureMomentsOf(f);
+ * console.assert(moments.mean[0] === 2 && moments.meanSquaredNorm === 5);
+ * f.dispose();
+ * ```
+ */
+export async function featureMomentsOf(features: tf.Tensor2D): Promise<FeatureMoments> {
   const [moments, norm] = tf.tidy(() => {
-    const f = model.predict(images, { batchSize }) as tf.Tensor2D;
-    const { mean, variance } = tf.moments(f, 0);
-    return [tf.stack([mean, variance]), tf.mean(tf.sum(tf.square(f), 1))];
+    const { mean, variance } = tf.moments(features, 0);
+    return [tf.stack([mean, variance]), tf.mean(tf.sum(tf.square(features), 1))];
   });
   const [m, n] = await Promise.all([moments.data() as Promise<Float32Array>, norm.data()]);
   tf.dispose([moments, norm]);

@@ -2,7 +2,7 @@ import type * as tf from "@tensorflow/tfjs";
 import type { Backbone } from "../model/backbone.ts";
 import type { AdaptSettings } from "./adapt_options.ts";
 import { attachHead, type HeadedClassifier } from "./classifier_head.ts";
-import { type FeatureMoments, featureMoments } from "./feature_moments.ts";
+import { type FeatureMoments, featureMoments, featureMomentsOf } from "./feature_moments.ts";
 import type { LinearHead } from "./logistic_regression.ts";
 import { FusedMomentumOptimizer } from "./momentum_optimizer.ts";
 import { type HeadOptimizer, StandardizedHeadOptimizer } from "./standardized_head_optimizer.ts";
@@ -29,7 +29,9 @@ export interface InitializedHead extends HeadedClassifier {
  *   (`StandardizedHeadOptimizer`) and the norm is theirs; with `"raw"`, the raw features'.
  *
  * Every other head is stepped by plain SGD with momentum (`FusedMomentumOptimizer`). If measuring the
- * features fails, the new classifier is disposed (with the backbone's weights, as `adapt` would).
+ * features fails, the new classifier is disposed (with the backbone's weights, as `adapt` would). A caller
+ * that has the backbone's features of `trainX` as the backbone now stands (`predict` with `batchSize`)
+ * passes them as `trainFeatures`, and they are not measured again.
  *
  * @example
  * ```ts
@@ -53,6 +55,7 @@ export async function initHead(
   trainX: tf.Tensor4D,
   probe: LinearHead,
   settings: AdaptSettings,
+  trainFeatures?: tf.Tensor2D,
 ): Promise<InitializedHead> {
   const { recipe, lrHead, momentum, batchSize, seed } = settings;
   const headed = attachHead(backbone, classes, recipe.headInit === "glorot" ? "glorot" : "zeros", seed);
@@ -63,7 +66,9 @@ export async function initHead(
   }
   let moments: FeatureMoments;
   try {
-    moments = await featureMoments(backbone.model, trainX, batchSize);
+    moments = trainFeatures
+      ? await featureMomentsOf(trainFeatures)
+      : await featureMoments(backbone.model, trainX, batchSize);
   } catch (err) {
     headed.probabilities.dispose();
     throw err;
