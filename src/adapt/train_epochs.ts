@@ -83,7 +83,8 @@ export function keepsEpoch(
  * and backbone each at its own rate (`head.rate`, `settings.lrBackbone`; the backbone only where
  * `recipe.trainBackbone`), both on the per-epoch cosine schedule, BN in the recipe's mode. After each
  * epoch the classifier is scored on the validation images and {@linkcode keepsEpoch} decides whether it
- * becomes the kept checkpoint; at the end the classifier holds the kept weights. One random stream from
+ * becomes the kept checkpoint; at the end the classifier holds the kept weights, and the outcome their
+ * validation predictions (what scoring them again would give). One random stream from
  * `settings.seed` draws batch order, then augmentation, step by step.
  *
  * Disposes `head.optimizer`. Throws `conflict`/`cancelled` between steps once `options.signal` is
