@@ -1,12 +1,14 @@
 /**
- * Where the speed benchmark's adaptation job spends its time outside the training steps: `adapt()` with
- * DAFT defaults on the benchmark's synthetic set (`classes x shots`, `epochs`, no step floor, as
- * `deno task bench` times it), its phases told apart by the progress events `adapt()` sends:
+ * Where the speed benchmark's adaptation job spends its time outside the training steps: `adapt()` (DAFT
+ * unless `--method` names another) on the benchmark's synthetic set (`classes x shots`, `epochs`, no step
+ * floor, as `deno task bench` times it), its phases told apart by the progress events `adapt()` sends:
  *
  * - `pretrained`: the start to `linear_probe` (options, split, the pretrained validation features);
- * - `baseline`: `linear_probe` to `bn_conversion` (the pretrained training features, the logistic fit);
- * - `conversion + head + step 1`: `bn_conversion` to the first step's event (BN statistics, head, feature
- *   moments, then the first step, which no event starts);
+ * - `baseline`: `linear_probe` to `bn_conversion` (the pass over the training images, which also measures
+ *   the BN statistics, and the logistic fit); a recipe that converts nothing sends no `bn_conversion`, and
+ *   its baseline counts in the next phase;
+ * - `conversion + head + step 1`: `bn_conversion` to the first step's event (the conversion and its output
+ *   check, the head and its feature-norm pass, then the first step, which no event starts);
  * - `steps`: each later step's event from the one before (batch, augmentation, step, loss read), an epoch's
  *   first from the previous epoch's record;
  * - `validation`: each epoch's last step to its record (a validation pass, checkpoint);
@@ -17,7 +19,7 @@
  * as the benchmark's job does, after its warm-up. Each job also prints a digest of the adapted weights and
  * of the metrics without their timings, so that two builds can be checked to train the same model.
  *
- *   deno run -A --v8-flags=--no-liftoff bench/adapt_phases.ts [--jobs 3] [--backend wasm]
+ *   deno run -A --v8-flags=--no-liftoff bench/adapt_phases.ts [--jobs 3] [--backend wasm] [--method daft]
  *                                                           [--classes 10] [--shots 10] [--epochs 10]
  *
  * @module
@@ -32,7 +34,7 @@ import { type BackendPolicy, initBackend } from "../src/backend/init_backend.ts"
 import { speedBackbone, syntheticJob } from "./_speed_models.ts";
 
 /** One job's seconds by phase, and what it trained. */
-export interface PhaseTimes {
+interface PhaseTimes {
   total: number;
   pretrained: number;
   baseline: number;
@@ -50,7 +52,7 @@ async function digest(bytes: Uint8Array): Promise<string> {
 }
 
 /** Runs one timed job on a fresh backbone. */
-export async function timePhases(
+async function timePhases(
   classes: number,
   shots: number,
   epochs: number,
