@@ -97,6 +97,7 @@ Deno.test("every task answers --help with its usage, and an unknown option with 
     "bench:load",
     "bench:methods",
     "bench:release",
+    "bench:step",
     "bench:webgpu",
     "bench:yield",
     "doctor",
