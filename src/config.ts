@@ -95,6 +95,11 @@ const int = (min: number, max: number) => {
   return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error });
 };
 
+/** A thread count: `auto` or 1 to the wasm backend's most. */
+const threadsSchema = z.union([z.literal("auto"), int(1, WASM_MAX_THREADS)], {
+  error: `must be auto or a whole number from 1 to ${WASM_MAX_THREADS}`,
+});
+
 // The source of truth for every setting: its flag, environment variable, default and rule.
 const SETTINGS = {
   port: {
@@ -125,9 +130,7 @@ const SETTINGS = {
   wasmThreads: {
     env: "WASM_THREADS",
     default: "auto",
-    schema: z.union([z.literal("auto"), int(1, WASM_MAX_THREADS)], {
-      error: `must be auto or a whole number from 1 to ${WASM_MAX_THREADS}`,
-    }),
+    schema: threadsSchema,
     doc:
       `threads for the wasm backend in adaptation jobs: auto (one per logical core) or 1 to ${WASM_MAX_THREADS}; ` +
       "1 runs the single-threaded build",
@@ -135,9 +138,7 @@ const SETTINGS = {
   servingWasmThreads: {
     env: "SERVING_WASM_THREADS",
     default: "auto",
-    schema: z.union([z.literal("auto"), int(1, WASM_MAX_THREADS)], {
-      error: `must be auto or a whole number from 1 to ${WASM_MAX_THREADS}`,
-    }),
+    schema: threadsSchema,
     doc: `threads the server's wasm backend predicts on: auto (half the logical cores, at least 1, so a ` +
       `training job does not stall predictions) or 1 to ${WASM_MAX_THREADS}`,
   },

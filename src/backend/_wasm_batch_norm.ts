@@ -1,7 +1,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { WasmBackend } from "./_wasm_scratch.ts";
 import type { KernelThread } from "./_wasm_kernel_thread.ts";
-import { address, helperThread, simdKernels, withScratch } from "./_wasm_simd.ts";
+import { address, helperThread, runHalves, simdKernels, withScratch } from "./_wasm_simd.ts";
 
 // Batch norm in training mode and the clipped ReLU after it, each as one kernel forward and one backward.
 // Composed from tfjs ops they are about twenty kernels and twenty passes over the activations per layer
@@ -169,15 +169,9 @@ function rowPass(
   kernel: "bn_sums" | "bn_apply" | "bn_grad_sums" | "bn_grad_apply",
   argsOf: (first: number, count: number, thread: 0 | 1) => number[],
 ): void {
-  const run = simdKernels(backend)[kernel] as unknown as (...args: number[]) => void;
-  if (!thread) return run(...argsOf(0, rows, 0));
+  if (!thread) return runHalves(backend, kernel, argsOf(0, rows, 0));
   const half = rows >> 1;
-  thread.start(kernel, argsOf(half, rows - half, 1));
-  try {
-    run(...argsOf(0, half, 0));
-  } finally {
-    thread.finish();
-  }
+  runHalves(backend, kernel, argsOf(0, half, 0), thread, argsOf(half, rows - half, 1));
 }
 
 /** `min(max(x, 0), 6)`. */

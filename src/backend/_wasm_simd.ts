@@ -162,13 +162,15 @@ export function simdKernels(backend: WasmBackend): SimdKernels {
  * until it is up, calls run on the calling thread alone).
  */
 export function helperThread(backend: WasmBackend, elements: number): KernelThread | undefined {
-  if (!threading || elements < SPLIT_MIN_ELEMENTS) return undefined;
-  const heap = heapKernels(backend);
-  if (!(heap.memory.buffer instanceof SharedArrayBuffer)) return undefined;
-  return startThread(heap).ready ? heap.thread : undefined;
+  if (elements < SPLIT_MIN_ELEMENTS) return undefined;
+  const thread = threadOf(backend);
+  return thread?.ready ? thread : undefined;
 }
 
-function startThread(heap: HeapKernels): KernelThread {
+/** The helper of `backend`'s heap, started if need be: with threading on, on a shared heap only. */
+function threadOf(backend: WasmBackend): KernelThread | undefined {
+  const heap = heapKernels(backend);
+  if (!threading || !(heap.memory.buffer instanceof SharedArrayBuffer)) return undefined;
   if (!heap.thread) {
     heap.thread = new KernelThread(heap.bytes, heap.memory, THREAD_KERNELS);
     threaded.add(heap);
@@ -193,10 +195,8 @@ export function closeKernelThreads(): void {
  * with threading off, or if it failed to start.
  */
 export async function startedHelperThread(backend: WasmBackend): Promise<KernelThread | undefined> {
-  const heap = heapKernels(backend);
-  if (!threading || !(heap.memory.buffer instanceof SharedArrayBuffer)) return undefined;
-  const thread = startThread(heap);
-  return await thread.whenReady() ? thread : undefined;
+  const thread = threadOf(backend);
+  return thread && await thread.whenReady() ? thread : undefined;
 }
 
 /**
@@ -205,6 +205,30 @@ export async function startedHelperThread(backend: WasmBackend): Promise<KernelT
  */
 export function setKernelThreading(on: boolean): void {
   threading = on;
+}
+
+/** An export the helper thread may run. */
+export type ThreadKernel = (typeof THREAD_KERNELS)[number];
+
+/**
+ * Runs `kernel` with the arguments `ours` on this thread; with a helper `thread`, that runs it with `theirs`
+ * meanwhile (the other half of the call), and this returns once both halves are done.
+ */
+export function runHalves(
+  backend: WasmBackend,
+  kernel: ThreadKernel,
+  ours: number[],
+  thread?: KernelThread,
+  theirs?: number[],
+): void {
+  const run = simdKernels(backend)[kernel] as unknown as (...args: number[]) => void;
+  if (!thread || !theirs) return run(...ours);
+  thread.start(kernel, theirs);
+  try {
+    run(...ours);
+  } finally {
+    thread.finish();
+  }
 }
 
 /** Runs a kernel over `[0, channels)` in two halves when a helper is free, else whole on this thread. */
@@ -216,16 +240,10 @@ function runByChannels(
   elements: number,
   align: number,
 ): void {
-  const run = simdKernels(backend)[kernel] as (...a: number[]) => void;
   const half = Math.round(channels / 2 / align) * align;
   const thread = half > 0 && half < channels ? helperThread(backend, elements) : undefined;
-  if (!thread) return run(...args, 0, channels);
-  thread.start(kernel, [...args, half, channels]);
-  try {
-    run(...args, 0, half);
-  } finally {
-    thread.finish();
-  }
+  if (!thread) return runHalves(backend, kernel, [...args, 0, channels]);
+  runHalves(backend, kernel, [...args, 0, half], thread, [...args, half, channels]);
 }
 
 /** Where `t`'s data starts on the heap. */
@@ -296,16 +314,16 @@ function depthwiseInputGradient(
   info: tf.backend_util.Conv2DInfo,
   elements: number,
 ): void {
-  const run = simdKernels(backend).depthwise_input_grad;
   const half = n >> 1;
   const thread = half > 0 ? helperThread(backend, elements) : undefined;
-  if (!thread) return run(dy, filter, dx, n, ...rest);
+  if (!thread) return runHalves(backend, "depthwise_input_grad", [dy, filter, dx, n, ...rest]);
   const dyItem = 4 * info.outHeight * info.outWidth * info.outChannels;
   const dxItem = 4 * info.inHeight * info.inWidth * info.inChannels;
-  thread.start("depthwise_input_grad", [dy + half * dyItem, filter, dx + half * dxItem, n - half, ...rest]);
-  try {
-    run(dy, filter, dx, half, ...rest);
-  } finally {
-    thread.finish();
-  }
+  runHalves(backend, "depthwise_input_grad", [dy, filter, dx, half, ...rest], thread, [
+    dy + half * dyItem,
+    filter,
+    dx + half * dxItem,
+    n - half,
+    ...rest,
+  ]);
 }
