@@ -8,7 +8,7 @@ import { registerWasmTrainingKernels } from "../src/backend/wasm_training.ts";
 import { useFusedTrainingOps } from "../src/model/fused_training_layers.ts";
 import { wasmTestThreads } from "./_wasm_threads.ts";
 import type { WasmBackend } from "../src/backend/_wasm_scratch.ts";
-import { startedHelperThread } from "../src/backend/_wasm_simd.ts";
+import { setKernelThreading, simdKernels, startedHelperThread } from "../src/backend/_wasm_simd.ts";
 
 registerWasmTrainingKernels();
 
@@ -390,7 +390,7 @@ Deno.test("fused batch norm and ReLU6 on wasm equal tfjs's ops on cpu: odd chann
   assert.deepEqual([...edges[1]], [0, 0, 1, 1, 0, 0, 0, 1, 1]);
 });
 
-Deno.test("calls large enough to share run half on the kernel helper thread on the threaded build, and equal cpu's", async () => {
+Deno.test("calls large enough to share are shared with the kernel helper thread on the threaded build, and equal cpu's", async () => {
   await useWasm();
   const helper = await startedHelperThread(tf.backend() as unknown as WasmBackend);
   assert.equal(helper === undefined, wasmTestThreads() === 1);
@@ -411,6 +411,58 @@ Deno.test("calls large enough to share run half on the kernel helper thread on t
   // Per BN shape: two passes forward (twice) and two backward; one filter gradient per conv, and the strided
   // depthwise input gradient.
   if (helper) assert.ok(helper.calls - before === 2 * 6 + 5, `the helper ran ${helper.calls - before} calls`);
+});
+
+Deno.test("results do not depend on which thread runs which chunk: shared and unshared calls agree bit for bit", async () => {
+  const values = async (outs: tf.Tensor[]) => {
+    const read = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
+    tf.dispose(outs);
+    return read;
+  };
+  const convGrads = () => {
+    const x = random([8, 24, 24, 48], 61), w = random([1, 1, 48, 64], 62), dw = random([3, 3, 48, 1], 63);
+    const pointwise = tf.grads((a, b) =>
+      tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, "same").square().sum()
+    );
+    const depthwise = tf.grads((a, b) =>
+      tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, "same").square().sum()
+    );
+    const grads = [...pointwise([x, w]), ...depthwise([x, dw])];
+    tf.dispose([x, w, dw]);
+    return grads;
+  };
+  // Each thread takes chunks as it comes free, so every run divides them differently; batch-norm totals are
+  // per chunk and added in chunk order, and every other output element is one chunk's alone.
+  const runs: Float32Array[][] = [];
+  for (const threading of [false, true, true, true]) {
+    await useWasm();
+    setKernelThreading(threading);
+    try {
+      const bn = await values(fusedOps([8, 24, 24, 96])());
+      const conv = await values(convGrads());
+      runs.push([...bn, ...conv]);
+    } finally {
+      setKernelThreading(true);
+    }
+  }
+  for (const run of runs.slice(1)) {
+    run.forEach((values, i) => assert.deepEqual(values, runs[0][i], `output ${i}`));
+  }
+});
+
+Deno.test("the kernel helper thread refuses a call whose arguments are not affine in the chunk", async () => {
+  await useWasm();
+  const backend = tf.backend() as unknown as WasmBackend;
+  const helper = await startedHelperThread(backend);
+  if (!helper) return; // the single-threaded build has no helper
+  const run = simdKernels(backend).bn_apply as unknown as (...args: number[]) => void;
+  const rows = (first: number, end: number) => [0, 0, (end - first) * (end - first), 4, 0, 0, 0, 0];
+  assert.throws(() => helper.share("bn_apply", run, rows, 8, 2), /not affine/);
+  assert.throws(
+    () => helper.share("bn_apply", run, () => [0, 0, 0, 4, 0, 0, 0, 0], 4096 * 4, 1),
+    /cannot share/,
+  );
+  assert.throws(() => helper.share("relu6", run, () => [0, 0, 0], 8, 2), /cannot share/);
 });
 
 Deno.test("stopping the wasm backend ends its kernel helper thread", async () => {

@@ -1,7 +1,6 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { WasmBackend } from "./_wasm_scratch.ts";
-import type { KernelThread } from "./_wasm_kernel_thread.ts";
-import { address, helperThread, runHalves, simdKernels, withScratch } from "./_wasm_simd.ts";
+import { address, chunkSize, runChunked, simdKernels, withScratch } from "./_wasm_simd.ts";
 
 // Batch norm in training mode and the clipped ReLU after it, each as one kernel forward and one backward.
 // Composed from tfjs ops they are about twenty kernels and twenty passes over the activations per layer
@@ -35,24 +34,25 @@ export function batchNormTrainingKernel(args: Args<"x" | "gamma" | "beta">): tf.
   const variance = backend.makeOutput([c], "float32");
   const at = (t: tf.TensorInfo, first = 0) => address(backend, t) + 4 * first * c;
   const relu6 = args.attrs.relu6 ? 1 : 0;
-  const thread = rows >= 2 ? helperThread(backend, rows * c) : undefined;
-  withScratch(backend, scratchBytes(c, 2), (scratch) => {
-    const [scale, offset] = floatArrays(scratch, c, 2);
-    // Sums around the first row over each thread's rows, the statistics from both, then both apply them.
-    rowPass(backend, rows, thread, "bn_sums", (first, count, t) => [
+  const pass = rowChunks(rows, c);
+  withScratch(backend, scratchBytes(c, 2, pass.chunks), (scratch) => {
+    const [scale, offset] = floatArrays(scratch, c, 2, pass.chunks);
+    // Sums around the first row, chunk by chunk, the statistics from all chunks, then the chunks apply them.
+    rowPass(backend, pass, c, "bn_sums", (first, end, chunk) => [
       at(x, first),
-      count,
+      end - first,
       c,
       at(x),
-      partOf(scratch, c, t),
-      totalsOf(scratch, c, t),
+      partOf(scratch, c, chunk),
+      totalsOf(scratch, c, chunk),
     ]);
     simdKernels(backend).bn_statistics(
       rows,
       c,
       at(x),
       totalsOf(scratch, c, 0),
-      thread ? totalsOf(scratch, c, 1) : 0,
+      pass.chunks,
+      chunkBytes(c) / 8,
       at(gamma),
       at(beta),
       args.attrs.epsilon,
@@ -61,10 +61,10 @@ export function batchNormTrainingKernel(args: Args<"x" | "gamma" | "beta">): tf.
       scale,
       offset,
     );
-    rowPass(backend, rows, thread, "bn_apply", (first, count) => [
+    rowPass(backend, pass, c, "bn_apply", (first, end) => [
       at(x, first),
       at(y, first),
-      count,
+      end - first,
       c,
       at(mean),
       scale,
@@ -95,27 +95,28 @@ export function batchNormTrainingGradKernel(
   const simd = simdKernels(backend);
   const at = (t: tf.TensorInfo, first = 0) => address(backend, t) + 4 * first * c;
   const relu6 = args.attrs.relu6 ? 1 : 0;
-  const thread = rows >= 2 ? helperThread(backend, rows * c) : undefined;
-  withScratch(backend, scratchBytes(c, 4), (scratch) => {
-    const [zscale, a, b, offset] = floatArrays(scratch, c, 4);
+  const pass = rowChunks(rows, c);
+  withScratch(backend, scratchBytes(c, 4, pass.chunks), (scratch) => {
+    const [zscale, a, b, offset] = floatArrays(scratch, c, 4, pass.chunks);
     simd.bn_scales(c, at(gamma), at(variance), args.attrs.epsilon, zscale);
-    rowPass(backend, rows, thread, "bn_grad_sums", (first, count, t) => [
+    rowPass(backend, pass, c, "bn_grad_sums", (first, end, chunk) => [
       at(dy, first),
       at(x, first),
-      count,
+      end - first,
       c,
       at(mean),
       zscale,
       at(beta),
       relu6,
-      partOf(scratch, c, t),
-      totalsOf(scratch, c, t),
+      partOf(scratch, c, chunk),
+      totalsOf(scratch, c, chunk),
     ]);
     simd.bn_grad_coefficients(
       rows,
       c,
       totalsOf(scratch, c, 0),
-      thread ? totalsOf(scratch, c, 1) : 0,
+      pass.chunks,
+      chunkBytes(c) / 8,
       at(variance),
       at(gamma),
       args.attrs.epsilon,
@@ -125,11 +126,11 @@ export function batchNormTrainingGradKernel(
       at(dgamma),
       at(dbeta),
     );
-    rowPass(backend, rows, thread, "bn_grad_apply", (first, count) => [
+    rowPass(backend, pass, c, "bn_grad_apply", (first, end) => [
       at(dy, first),
       at(x, first),
       at(dx, first),
-      count,
+      end - first,
       c,
       at(mean),
       zscale,
@@ -143,35 +144,39 @@ export function batchNormTrainingGradKernel(
   return [dx, dgamma, dbeta];
 }
 
-// ---- Sharing a batch norm's passes by rows with the kernel helper thread ---------------------------------
+// ---- A batch norm's passes in chunks of rows, shared with the kernel helper thread -----------------------
 
-// Scratch: per thread (two), float32 partial sums [2c] and float64 totals [2c], each on cache lines of its
-// own, then `arrays` float32 arrays of c (the coefficients both threads read).
+// Scratch: per chunk, float32 partial sums [2c] and float64 totals [2c], each on cache lines of its own, then
+// `arrays` float32 arrays of c (the coefficients every chunk reads).
 const LINE = 64;
 const lines = (bytes: number) => Math.ceil(bytes / LINE) * LINE;
-const threadBytes = (c: number) => lines(8 * c) + lines(16 * c);
-const scratchBytes = (c: number, arrays: number) => LINE + 2 * threadBytes(c) + arrays * lines(4 * c);
+const chunkBytes = (c: number) => lines(8 * c) + lines(16 * c);
+const scratchBytes = (c: number, arrays: number, chunks: number) =>
+  LINE + chunks * chunkBytes(c) + arrays * lines(4 * c);
 const base = (scratch: number) => Math.ceil(scratch / LINE) * LINE;
-const partOf = (scratch: number, c: number, thread: number) => base(scratch) + thread * threadBytes(c);
-const totalsOf = (scratch: number, c: number, thread: number) => partOf(scratch, c, thread) + lines(8 * c);
-const floatArrays = (scratch: number, c: number, arrays: number) =>
-  Array.from({ length: arrays }, (_, i) => base(scratch) + 2 * threadBytes(c) + i * lines(4 * c));
+const partOf = (scratch: number, c: number, chunk: number) => base(scratch) + chunk * chunkBytes(c);
+const totalsOf = (scratch: number, c: number, chunk: number) => partOf(scratch, c, chunk) + lines(8 * c);
+const floatArrays = (scratch: number, c: number, arrays: number, chunks: number) =>
+  Array.from({ length: arrays }, (_, i) => base(scratch) + chunks * chunkBytes(c) + i * lines(4 * c));
+
+/** How a batch norm's `rows` rows of `c` channels are cut into chunks: the same for every pass of a call. */
+function rowChunks(rows: number, c: number): { rows: number; size: number; chunks: number } {
+  const size = chunkSize(rows, 1, c);
+  return { rows, size, chunks: Math.ceil(rows / size) };
+}
 
 /**
- * One pass of `kernel` over `rows` rows, its arguments for a row range from `argsOf(first, count, thread)`:
- * with a helper `thread`, the helper takes the second half (thread 1) while this thread runs the first
- * (thread 0); without, this thread runs them all.
+ * One pass of `kernel` over the rows, chunk by chunk (`argsOf(first, end, chunk)` gives a chunk's
+ * arguments), shared with the helper thread when large enough.
  */
 function rowPass(
   backend: WasmBackend,
-  rows: number,
-  thread: KernelThread | undefined,
+  pass: { rows: number; size: number },
+  c: number,
   kernel: "bn_sums" | "bn_apply" | "bn_grad_sums" | "bn_grad_apply",
-  argsOf: (first: number, count: number, thread: 0 | 1) => number[],
+  argsOf: (first: number, end: number, chunk: number) => number[],
 ): void {
-  if (!thread) return runHalves(backend, kernel, argsOf(0, rows, 0));
-  const half = rows >> 1;
-  runHalves(backend, kernel, argsOf(0, half, 0), thread, argsOf(half, rows - half, 1));
+  runChunked(backend, kernel, argsOf, pass.rows, pass.size, pass.rows * c);
 }
 
 /** `min(max(x, 0), 6)`. */

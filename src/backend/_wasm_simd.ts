@@ -1,6 +1,6 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { WasmBackend } from "./_wasm_scratch.ts";
-import { KernelThread } from "./_wasm_kernel_thread.ts";
+import { type ChunkArgs, KernelThread, MAX_CHUNKS } from "./_wasm_kernel_thread.ts";
 import { PLAIN_WASM, SHARED_WASM } from "./simd/training_kernels_wasm.ts";
 
 // The WebAssembly SIMD training kernels of ./simd/training_kernels.c, instantiated on the wasm backend's own
@@ -23,8 +23,9 @@ export interface SimdKernels {
     rows: number,
     c: number,
     shift: Ptr,
-    totalsA: Ptr,
-    totalsB: Ptr,
+    totals: Ptr,
+    chunks: number,
+    stride: number,
     gamma: Ptr,
     beta: Ptr,
     epsilon: number,
@@ -49,8 +50,9 @@ export interface SimdKernels {
   bn_grad_coefficients(
     rows: number,
     c: number,
-    totalsA: Ptr,
-    totalsB: Ptr,
+    totals: Ptr,
+    chunks: number,
+    stride: number,
     variance: Ptr,
     gamma: Ptr,
     epsilon: number,
@@ -106,8 +108,12 @@ const THREAD_KERNELS = [
   "depthwise_input_grad",
 ] as const satisfies readonly (keyof SimdKernels)[];
 
-/** Below this many elements a call is not worth handing half of to the helper thread. */
+/** Below this many elements a call is not worth sharing with the helper thread. */
 const SPLIT_MIN_ELEMENTS = 32_768;
+/** A call is cut into at most this many chunks, ... */
+const TARGET_CHUNKS = 16;
+/** ... of at least about this many elements each (a chunk costs a claim and a call into the module). */
+const CHUNK_MIN_ELEMENTS = 16_384;
 
 type EmscriptenModule = { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory };
 
@@ -211,27 +217,57 @@ export function setKernelThreading(on: boolean): void {
 export type ThreadKernel = (typeof THREAD_KERNELS)[number];
 
 /**
- * Runs `kernel` with the arguments `ours` on this thread; with a helper `thread`, that runs it with `theirs`
- * meanwhile (the other half of the call), and this returns once both halves are done.
+ * The chunk size, a multiple of `align` units, for a call over `total` units of `unitElements` elements each:
+ * up to `maxChunks` (default {@linkcode TARGET_CHUNKS}) chunks of at least {@linkcode CHUNK_MIN_ELEMENTS}
+ * elements. It depends on the shape alone, so a call is cut the same way whether or not the helper thread
+ * shares it.
+ *
+ * @example
+ * ```ts
+ * import { chunkSize } from "./_wasm_simd.ts";
+ * console.assert(chunkSize(36_864, 1, 96) === 2_304); // 16 chunks of rows
+ * console.assert(chunkSize(100, 1, 10) === 100); // one chunk
+ * console.assert(chunkSize(96, 16, 5_000, 4) === 32); // 3 chunks of 32 channels
+ * ```
  */
-export function runHalves(
+export function chunkSize(
+  total: number,
+  align: number,
+  unitElements: number,
+  maxChunks = TARGET_CHUNKS,
+): number {
+  const chunks = Math.max(1, Math.min(maxChunks, Math.floor((total * unitElements) / CHUNK_MIN_ELEMENTS)));
+  return Math.max(align, Math.ceil(total / chunks / align) * align);
+}
+
+/**
+ * Runs `kernel` over `[0, total)` in chunks of `size` (`argsOf` gives a chunk's arguments): shared with the
+ * helper thread, each thread taking the next chunk as it comes free, when the call has more than one chunk
+ * and is `elements` large enough to share; else chunk after chunk on this thread. The chunks are the same
+ * either way.
+ */
+export function runChunked(
   backend: WasmBackend,
   kernel: ThreadKernel,
-  ours: number[],
-  thread?: KernelThread,
-  theirs?: number[],
+  argsOf: ChunkArgs,
+  total: number,
+  size: number,
+  elements: number,
 ): void {
   const run = simdKernels(backend)[kernel] as unknown as (...args: number[]) => void;
-  if (!thread || !theirs) return run(...ours);
-  thread.start(kernel, theirs);
-  try {
-    run(...ours);
-  } finally {
-    thread.finish();
+  const chunks = Math.ceil(total / size);
+  const thread = chunks > 1 && chunks <= MAX_CHUNKS ? helperThread(backend, elements) : undefined;
+  if (thread) return thread.share(kernel, run, argsOf, total, size);
+  for (let chunk = 0, first = 0; first < total; chunk++, first += size) {
+    run(...argsOf(first, Math.min(total, first + size), chunk));
   }
 }
 
-/** Runs a kernel over `[0, channels)` in two halves when a helper is free, else whole on this thread. */
+/**
+ * Runs a kernel over its `channels` output channels in chunks of whole cache lines of channels (16) where
+ * they divide into two or more (a chunk reads its columns of each row: a part line is read for nothing),
+ * else of `align`; at most `maxChunks` (each chunk reads the whole of one input).
+ */
 function runByChannels(
   backend: WasmBackend,
   kernel: "conv2d_filter_grad" | "depthwise_filter_grad",
@@ -239,11 +275,11 @@ function runByChannels(
   channels: number,
   elements: number,
   align: number,
+  maxChunks: number,
 ): void {
-  const half = Math.round(channels / 2 / align) * align;
-  const thread = half > 0 && half < channels ? helperThread(backend, elements) : undefined;
-  if (!thread) return runHalves(backend, kernel, [...args, 0, channels]);
-  runHalves(backend, kernel, [...args, 0, half], thread, [...args, half, channels]);
+  const line = channels >= 32 && channels % 16 === 0 ? 16 : align;
+  const size = chunkSize(channels, line, elements / Math.max(channels, 1), maxChunks);
+  runChunked(backend, kernel, (first, end) => [...args, first, end], channels, size, elements);
 }
 
 /** Where `t`'s data starts on the heap. */
@@ -294,36 +330,34 @@ export function convolutionGradient(
   ];
   const args = [address(backend, a), address(backend, b), address(backend, out), ...geometry];
   const elements = info.batchSize * info.outHeight * info.outWidth * info.outChannels;
+  // At most two chunks of a full convolution's output channels, as each chunk reads the whole input; up to
+  // eight of a depthwise one's, which reads only its own channels. Measured with `deno task bench:step`:
+  // 2/8 took 0.5-1 ms a step less than 4/16.
   if (kernel === "conv2d_filter_grad") {
-    runByChannels(backend, kernel, [...args, info.outChannels], info.outChannels, elements, 8);
+    runByChannels(backend, kernel, [...args, info.outChannels], info.outChannels, elements, 8, 2);
   } else if (kernel === "depthwise_filter_grad") {
-    runByChannels(backend, kernel, args, info.inChannels, elements, 4);
+    runByChannels(backend, kernel, args, info.inChannels, elements, 4, 8);
   } else {
     depthwiseInputGradient(backend, args, info, elements);
   }
   return out;
 }
 
-/**
- * The strided depthwise input gradient, by batch items: the helper takes the second half of the images (dy
- * and dx at an offset, a smaller batch).
- */
+/** The strided depthwise input gradient, in chunks of images (dy and dx at an offset, a smaller batch). */
 function depthwiseInputGradient(
   backend: WasmBackend,
   [dy, filter, dx, n, ...rest]: number[],
   info: tf.backend_util.Conv2DInfo,
   elements: number,
 ): void {
-  const half = n >> 1;
-  const thread = half > 0 ? helperThread(backend, elements) : undefined;
-  if (!thread) return runHalves(backend, "depthwise_input_grad", [dy, filter, dx, n, ...rest]);
   const dyItem = 4 * info.outHeight * info.outWidth * info.outChannels;
   const dxItem = 4 * info.inHeight * info.inWidth * info.inChannels;
-  runHalves(backend, "depthwise_input_grad", [dy, filter, dx, half, ...rest], thread, [
-    dy + half * dyItem,
-    filter,
-    dx + half * dxItem,
-    n - half,
-    ...rest,
-  ]);
+  runChunked(
+    backend,
+    "depthwise_input_grad",
+    (first, end) => [dy + first * dyItem, filter, dx + first * dxItem, end - first, ...rest],
+    n,
+    chunkSize(n, 1, elements / Math.max(n, 1)),
+    elements,
+  );
 }

@@ -62,13 +62,14 @@ static void centered_affine(const float* x, float* y, int rows, int c, const flo
 //
 // Each direction is three steps: sums over rows into float64 totals (bn_sums, bn_grad_sums), per-channel
 // coefficients from the totals (bn_statistics, bn_grad_coefficients), and a pass over the rows that applies
-// them (bn_apply, bn_grad_apply). One thread runs them over all rows; two threads each sum and apply half of
-// the rows, into totals of their own, and one of them computes the coefficients from both halves' totals.
-// Tensors are float32, channels last, `rows` x `c`; `part` is float32 scratch of 2c, `totals` float64 of 2c.
+// them (bn_apply, bn_grad_apply). The row passes run in chunks of rows, each on whichever thread is free, and
+// each chunk sums into totals of its own; the coefficients add the chunks' totals in chunk order, so results
+// do not depend on which thread ran which chunk. Tensors are float32, channels last, `rows` x `c`; `part` is
+// float32 scratch of 2c, `totals` float64 of 2c.
 
 // totals [sum d, sum d^2] per channel over the rows, d = x - shift: with the shift near the mean (the caller
 // passes the whole tensor's first row), sum(d^2) - sum(d)^2 / rows loses nothing to cancellation, and one
-// pass gives both. Sums are additive, so two row ranges' totals with the same shift add up.
+// pass gives both. Sums are additive, so row ranges' totals with the same shift add up.
 EXPORT(bn_sums)
 void bn_sums(const float* x, int rows, int c, const float* shift, float* part, double* totals) {
   float* part_sq = part + c;
@@ -106,16 +107,20 @@ void bn_scales(int c, const float* gamma, const float* variance, float epsilon, 
   for (int k = 0; k < c; k++) scale[k] = bn_scale(gamma[k], variance[k], epsilon);
 }
 
-// The batch's mean and (biased) variance from bn_sums' totals of one or two row ranges (totals_b may be 0),
-// `rows` rows in all around `shift`, and the affine map bn_apply takes: scale (bn_scales) and offset = beta.
+// The batch's mean and (biased) variance from bn_sums' totals of `chunks` row ranges (their totals `stride`
+// doubles apart, added in chunk order), `rows` rows in all around `shift`, and the affine map bn_apply takes:
+// scale (bn_scales) and offset = beta.
 EXPORT(bn_statistics)
-void bn_statistics(int rows, int c, const float* shift, const double* totals_a, const double* totals_b,
+void bn_statistics(int rows, int c, const float* shift, const double* totals, int chunks, int stride,
                    const float* gamma, const float* beta, float epsilon, float* mean, float* variance,
                    float* scale, float* offset) {
   double inv_rows = rows > 0 ? 1.0 / rows : 0.0;
   for (int k = 0; k < c; k++) {
-    double sum = totals_a[k] + (totals_b ? totals_b[k] : 0.0);
-    double sum_sq = totals_a[c + k] + (totals_b ? totals_b[c + k] : 0.0);
+    double sum = 0.0, sum_sq = 0.0;
+    for (int j = 0; j < chunks; j++) {
+      sum += totals[(long)j * stride + k];
+      sum_sq += totals[(long)j * stride + c + k];
+    }
     double d = sum * inv_rows;
     double v = sum_sq * inv_rows - d * d;
     if (v < 0.0) v = 0.0;
@@ -177,17 +182,20 @@ void bn_grad_sums(const float* dy, const float* x, int rows, int c, const float*
   }
 }
 
-// With xhat = (x - mean) * inv_std and bn_grad_sums' totals of one or two row ranges (totals_b may be 0),
-// `rows` in all: dbeta = sum(dy), dgamma = sum(dy * xhat), and the coefficients of
+// With xhat = (x - mean) * inv_std and bn_grad_sums' totals of `chunks` row ranges (`stride` doubles apart,
+// added in chunk order), `rows` in all: dbeta = sum(dy), dgamma = sum(dy * xhat), and the coefficients of
 // dx = gamma * inv_std * (dy - dbeta / rows - xhat * dgamma / rows) = a * dy + b * (x - mean) + offset.
 EXPORT(bn_grad_coefficients)
-void bn_grad_coefficients(int rows, int c, const double* totals_a, const double* totals_b, const float* variance,
+void bn_grad_coefficients(int rows, int c, const double* totals, int chunks, int stride, const float* variance,
                           const float* gamma, float epsilon, float* a, float* b, float* offset, float* dgamma,
                           float* dbeta) {
   double inv_rows = rows > 0 ? 1.0 / rows : 0.0;
   for (int k = 0; k < c; k++) {
-    double sum_dy = totals_a[k] + (totals_b ? totals_b[k] : 0.0);
-    double sum_dyx = totals_a[c + k] + (totals_b ? totals_b[c + k] : 0.0);
+    double sum_dy = 0.0, sum_dyx = 0.0;
+    for (int j = 0; j < chunks; j++) {
+      sum_dy += totals[(long)j * stride + k];
+      sum_dyx += totals[(long)j * stride + c + k];
+    }
     double inv_std = 1.0 / __builtin_sqrt((double)variance[k] + epsilon);
     double dg = sum_dyx * inv_std;
     double scale = gamma[k] * inv_std;
