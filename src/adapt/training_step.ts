@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import type { HeadOptimizer } from "./standardized_head_optimizer.ts";
+import { leanVariableGrads } from "./lean_gradients.ts";
 
 /** The variables and optimisers of one training run: head and backbone step with their own rates. */
 export interface StepState {
@@ -25,12 +26,12 @@ export interface StepResult {
 
 /**
  * One SGD step on a batch: softmax cross-entropy on `images` `[B, H, W, C]` and one-hot `targets`
- * `[B, classes]`, gradients for head and backbone in one backward pass, each applied by its own optimiser.
+ * `[B, classes]`, gradients for head and backbone in one backward pass (`leanVariableGrads`: each
+ * activation's gradient freed once used), each applied by its own optimiser.
  *
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
-import type { HeadOptimizer } from "./standardized_head_optimizer.ts";
  * import { trainingStep } from "./training_step.ts";
  * import { initBackend } from "../backend/init_backend.ts";
  * await initBackend("auto");
@@ -52,7 +53,7 @@ import type { HeadOptimizer } from "./standardized_head_optimizer.ts";
 export function trainingStep(state: StepState, images: tf.Tensor4D, targets: tf.Tensor): StepResult {
   return tf.tidy(() => {
     let hits: tf.Scalar | undefined;
-    const { value, grads } = tf.variableGrads(() => {
+    const { value, grads } = leanVariableGrads(() => {
       const out = state.logits.apply(images, { training: state.training }) as tf.Tensor;
       hits = tf.keep(tf.sum(tf.equal(tf.argMax(out, 1), tf.argMax(targets, 1))));
       return tf.losses.softmaxCrossEntropy(targets, out) as tf.Scalar;
