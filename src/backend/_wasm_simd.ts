@@ -11,7 +11,8 @@ type Ptr = number;
 /**
  * A kernel computing channels `[c0, c1)` of its output (output channels for conv2d_filter_grad): two inputs
  * and the output by address, the geometry (input `n, h, w, c`, output `ho, wo`, filter `kh, kw`, strides,
- * top and left padding; then the output channels for a full convolution), then `c0, c1`.
+ * top and left padding; then, for a full convolution, the output channels and scratch for one output row's
+ * input patches, 0 for a 1x1 stride-1 unpadded filter), then `c0, c1`.
  */
 type ChannelRangeGradient = (a: Ptr, b: Ptr, out: Ptr, ...geometryAndRange: number[]) => void;
 
@@ -271,15 +272,18 @@ export function runChunked(
 function runByChannels(
   backend: WasmBackend,
   kernel: "conv2d_filter_grad" | "depthwise_filter_grad",
-  args: number[],
+  argsOf: ChunkArgs,
   channels: number,
   elements: number,
   align: number,
   maxChunks: number,
 ): void {
+  runChunked(backend, kernel, argsOf, channels, channelChunk(channels, elements, align, maxChunks), elements);
+}
+
+function channelChunk(channels: number, elements: number, align: number, maxChunks: number): number {
   const line = channels >= 32 && channels % 16 === 0 ? 16 : align;
-  const size = chunkSize(channels, line, elements / Math.max(channels, 1), maxChunks);
-  runChunked(backend, kernel, (first, end) => [...args, first, end], channels, size, elements);
+  return chunkSize(channels, line, elements / Math.max(channels, 1), maxChunks);
 }
 
 /** Where `t`'s data starts on the heap. */
@@ -334,9 +338,29 @@ export function convolutionGradient(
   // eight of a depthwise one's, which reads only its own channels. Measured with `deno task bench:step`:
   // 2/8 took 0.5-1 ms a step less than 4/16.
   if (kernel === "conv2d_filter_grad") {
-    runByChannels(backend, kernel, [...args, info.outChannels], info.outChannels, elements, 8, 2);
+    const cout = info.outChannels;
+    // Past a 1x1 stride-1 unpadded filter, each chunk gathers the input patches of an output row into
+    // scratch of its own (`wo` positions x `kh * kw * cin` taps).
+    const contiguous = info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 &&
+      info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0;
+    const patchBytes = contiguous
+      ? 0
+      : 4 * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels;
+    const chunks = Math.ceil(cout / channelChunk(cout, elements, 8, 2));
+    withScratch(backend, Math.max(4, chunks * patchBytes), (scratch) => {
+      const patches = (chunk: number) => contiguous ? 0 : scratch + chunk * patchBytes;
+      runByChannels(
+        backend,
+        kernel,
+        (first, end, chunk) => [...args, cout, patches(chunk), first, end],
+        cout,
+        elements,
+        8,
+        2,
+      );
+    });
   } else if (kernel === "depthwise_filter_grad") {
-    runByChannels(backend, kernel, args, info.inChannels, elements, 4, 8);
+    runByChannels(backend, kernel, (first, end) => [...args, first, end], info.inChannels, elements, 4, 8);
   } else {
     depthwiseInputGradient(backend, args, info, elements);
   }
