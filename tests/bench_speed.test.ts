@@ -171,7 +171,9 @@ Deno.test("goals are judged against PyTorch's best CPU configuration for each fi
     info: { config: { ...DEFAULT_CONFIG } },
     rows: [fakeRow("ours", undefined, 20, 10), fakeRow("pytorch", 1, 40, 8), fakeRow("pytorch", 2, 30, 5)],
   } as unknown as SpeedRun;
-  const [train16, , latency, infer] = goals(run);
+  const [train16, train32, latency, infer, adapt, rss] = goals(run);
+  assert.equal(train32.ratio, 0.5);
+  assert.equal(train32.met, false); // batch 32 aims at 1x
   assert.equal(train16.peer, 40); // the one-thread row trains faster
   assert.equal(train16.ratio, 0.5);
   assert.equal(train16.met, true);
@@ -180,4 +182,7 @@ Deno.test("goals are judged against PyTorch's best CPU configuration for each fi
   assert.equal(latency.met, false);
   assert.equal(infer.ratio, 1);
   assert.equal(infer.met, true);
+  // Neither side of these fake rows ran an adapt job or sampled memory: no judgement.
+  assert.equal(adapt.met, undefined);
+  assert.equal(rss.met, undefined);
 });
