@@ -216,7 +216,7 @@ Deno.test("the conv gradients reject what they do not support, naming the kernel
 });
 
 /** The replaced stock kernels against cpu, on the shapes batch-norm and ReLU6 gradients use, and others. */
-Deno.test("Sum, Mean, Tile, Slice, Identity, Cast, comparisons, logicalAnd and where on wasm equal cpu's", async () => {
+Deno.test("Sum, Mean, Tile, Slice, Gather, Identity, Cast, comparisons, logicalAnd and where on wasm equal cpu's", async () => {
   const run = () => {
     const x = random([3, 5, 4, 6], 7);
     const y = random([3, 5, 4, 6], 12).mul(2);
@@ -246,6 +246,11 @@ Deno.test("Sum, Mean, Tile, Slice, Identity, Cast, comparisons, logicalAnd and w
       )
         .cast("float32"),
       tf.where(le, x, y),
+      tf.gather(x, [2, 0, 2]),
+      tf.gather(x, tf.tensor2d([[4, 1], [0, 0]], undefined, "int32"), 1),
+      tf.gather(x, [5, 0], -1),
+      tf.gather(x, [], 2),
+      tf.gather(tf.cast(x.mul(10), "int32"), [1, 1], 0).cast("float32"),
     ];
     tf.dispose([x, y, ge, le]);
     return outs;
@@ -253,6 +258,14 @@ Deno.test("Sum, Mean, Tile, Slice, Identity, Cast, comparisons, logicalAnd and w
   const cpu = await on("cpu", run);
   const wasm = await on("wasm", run);
   cpu.forEach((expected, i) => assert.ok(relativeError(wasm[i], expected) < 1e-6, `output ${i}`));
+});
+
+Deno.test("a gather index out of range is refused on wasm, as on cpu", async () => {
+  await useWasm();
+  const x = tf.zeros([3, 2]);
+  assert.throws(() => tf.gather(x, [0, 3]), /GatherV2: the index value 3 is not in \[0, 2\]/);
+  assert.throws(() => tf.gather(x, [-1]), /GatherV2: the index value -1 is not in \[0, 2\]/);
+  x.dispose();
 });
 
 Deno.test("a cast to the dtype a tensor has shares its data on wasm, and outlives the tensor", async () => {

@@ -13,7 +13,7 @@ import { depthwiseBackpropFilter, depthwiseBackpropInput } from "./_wasm_depthwi
 import { sharedCast, sharedIdentity } from "./_wasm_identity.ts";
 import { fastComparison, fastLogicalAnd, fastSelect } from "./_wasm_masks.ts";
 import { leadingAxesReduction } from "./_wasm_reductions.ts";
-import { blockSlice } from "./_wasm_slice.ts";
+import { blockGather, blockSlice } from "./_wasm_slice.ts";
 import { blockTile } from "./_wasm_tile.ts";
 import { momentumUpdateKernel, movingAverageKernel } from "./_wasm_updates.ts";
 import {
@@ -65,14 +65,15 @@ function trainingKernels(): Provided[] {
     { name: MOVING_AVERAGE, kernelFunc: kernel(movingAverageKernel) },
     // The rest replace stock kernels that are scalar loops or whole-input copies, slow enough to dominate a
     // training step: the conv input gradient, the reductions and tiling in every batch-norm gradient, the
-    // slice that is the gradient of zero padding, the copy behind every tensor saved for a gradient, and
-    // the masks of the ReLU6 gradient.
+    // slice that is the gradient of zero padding, the gather that makes each training batch, the copy behind
+    // every tensor saved for a gradient, and the masks of the ReLU6 gradient.
     { name: tf.Conv2DBackpropInput, kernelFunc: kernel(conv2dBackpropInput) },
     replacing(tf.FusedBatchNorm, fusedBatchNormInference),
     replacing(tf.Sum, (sum) => leadingAxesReduction("Sum", sum, stockSum)),
     replacing(tf.Mean, (mean) => leadingAxesReduction("Mean", mean, stockSum)),
     replacing(tf.Tile, blockTile),
     replacing(tf.Slice, blockSlice),
+    replacing(tf.GatherV2, blockGather),
     replacing(tf.Identity, sharedIdentity),
     replacing(tf.Cast, sharedCast),
     replacing(tf.GreaterEqual, (stock) => fastComparison("GreaterEqual", stock)),
@@ -88,7 +89,7 @@ function trainingKernels(): Provided[] {
  * DepthwiseConv2dNativeBackpropInput, DepthwiseConv2dNativeBackpropFilter), so `tf.grad`,
  * `tf.variableGrads` and `optimizer.minimize` work through conv2d and depthwiseConv2d layers on wasm,
  * matching the `cpu` backend to float32 rounding. It also replaces stock wasm kernels that are correct but
- * too slow for training (Conv2DBackpropInput, FusedBatchNorm, Sum, Mean, Tile, Slice, Identity, Cast, GreaterEqual, LessEqual,
+ * too slow for training (Conv2DBackpropInput, FusedBatchNorm, Sum, Mean, Tile, Slice, GatherV2, Identity, Cast, GreaterEqual, LessEqual,
  * LogicalAnd, Select) with faster equivalents, which hand cases they do not cover back to the stock kernel.
  *
  * It also registers the fused training kernels of `./training_ops.ts` (batch norm with batch statistics and
