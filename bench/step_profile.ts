@@ -1,10 +1,11 @@
 /**
  * One training step of the default backbone on the wasm backend, taken apart: the step's median and fastest
  * wall time, with the SIMD kernels' helper thread on and off in alternating steps of one process (so both
- * see the same machine), and the time per kernel, each call's fastest of five profiled steps, summed by
+ * see the same machine), the size of the wasm heap after them (its high-water mark: the heap never shrinks;
+ * `--stock-gradients` takes them with tf.variableGrads instead of leanVariableGrads), and the time per kernel, each call's fastest of five profiled steps, summed by
  * kernel name. What docs/BENCHMARKS.md's per-change figures come from; `deno task bench` gives the headline.
  *
- *   deno task bench:step [--batch 16] [--steps 10] [--threads 2] [--top 12]
+ *   deno task bench:step [--batch 16] [--steps 10] [--threads 2] [--top 12] [--stock-gradients]
  *
  * A step is the runtime's `trainingStep` (forward in training mode, backward, momentum SGD on every weight,
  * loss read back) on random images, MobileNetV2 to block_10 at 96x96 with a 10-class head.
@@ -17,14 +18,15 @@ import { disposeSpeedState, speedTrainingState } from "../src/adapt/training_spe
 import { trainingStep } from "../src/adapt/training_step.ts";
 import { initBackend } from "../src/backend/init_backend.ts";
 import type { WasmBackend } from "../src/backend/_wasm_scratch.ts";
-import { setKernelThreading, startedHelperThread } from "../src/backend/_wasm_simd.ts";
+import { heapMemory, setKernelThreading, startedHelperThread } from "../src/backend/_wasm_simd.ts";
 import { loadBackbone } from "../src/model/registry.ts";
 
 const USAGE = `usage: deno task bench:step [options]
 
 A MobileNetV2 training step on wasm: wall time with the kernel helper thread on and off, and time per kernel.
 
-  --batch N --steps N (per mode) --threads N (wasm threads) --top N (kernels listed)`;
+  --batch N --steps N (per mode) --threads N (wasm threads) --top N (kernels listed)
+  --stock-gradients (tf.variableGrads, to compare the wasm heap it needs with leanVariableGrads')`;
 
 const median = (sorted: number[]) => sorted[sorted.length >> 1];
 
@@ -34,11 +36,13 @@ if (import.meta.main) {
     steps: { type: "string", default: "10" },
     threads: { type: "string", default: "2" },
     top: { type: "string", default: "12" },
+    "stock-gradients": { type: "boolean", default: false },
   });
   const batch = Number(values.batch), steps = Number(values.steps), top = Number(values.top);
   const info = await initBackend("wasm", { wasmThreads: Number(values.threads) });
   const helper = await startedHelperThread(tf.backend() as unknown as WasmBackend);
   const { state, batchOf } = speedTrainingState(await loadBackbone({ name: "mobilenetv2-imagenet" }));
+  state.stockGradients = values["stock-gradients"];
   const { x, y } = batchOf(batch);
   const step = async () => {
     const { loss, hits } = trainingStep(state, x, y);
@@ -70,6 +74,13 @@ if (import.meta.main) {
         `${(batch / median(sorted) * 1000).toFixed(1)} samples/s`,
     );
   }
+
+  const heapMiB = heapMemory(tf.backend() as unknown as WasmBackend).buffer.byteLength / 2 ** 20;
+  console.log(
+    `wasm heap after the steps: ${heapMiB.toFixed(0)} MiB (gradients: ${
+      state.stockGradients ? "tf.variableGrads" : "leanVariableGrads"
+    })`,
+  );
 
   setKernelThreading(true);
   const profiles: { name: string; ms: number }[][] = [];

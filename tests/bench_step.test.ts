@@ -13,6 +13,7 @@ Deno.test("bench:step times a training step with the kernel helper thread off an
   assert.match(text, /helper thread off: step median [\d.]+ ms/);
   assert.match(text, /helper thread on: step median [\d.]+ ms/);
   assert.match(text, /kernel time per step .*: [\d.]+ ms/);
+  assert.match(text, /wasm heap after the steps: \d+ MiB \(gradients: leanVariableGrads\)/);
   // The table's header, separator and three kernels.
   assert.equal(text.split("\n").filter((line) => line.startsWith("| ")).length, 5);
 });

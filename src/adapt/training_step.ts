@@ -13,6 +13,8 @@ export interface StepState {
   training: boolean;
   /** Also compute the backbone gradient's norm (a reduction per variable); default false. */
   measureGradNorm?: boolean;
+  /** Take the gradients with `tf.variableGrads`, not `leanVariableGrads`: to measure what that saves. */
+  stockGradients?: boolean;
 }
 
 /** What one step measured; the tensors are the caller's to read and dispose. */
@@ -53,7 +55,8 @@ export interface StepResult {
 export function trainingStep(state: StepState, images: tf.Tensor4D, targets: tf.Tensor): StepResult {
   return tf.tidy(() => {
     let hits: tf.Scalar | undefined;
-    const { value, grads } = leanVariableGrads(() => {
+    const gradientsOf = state.stockGradients ? tf.variableGrads : leanVariableGrads;
+    const { value, grads } = gradientsOf(() => {
       const out = state.logits.apply(images, { training: state.training }) as tf.Tensor;
       hits = tf.keep(tf.sum(tf.equal(tf.argMax(out, 1), tf.argMax(targets, 1))));
       return tf.losses.softmaxCrossEntropy(targets, out) as tf.Scalar;

@@ -132,7 +132,7 @@ const threaded = new Set<HeapKernels>();
 let threading = true;
 
 /** The wasm backend's heap as a WebAssembly.Memory, whether the build exports it or imports a shared one. */
-function heapMemory(backend: WasmBackend): WebAssembly.Memory {
+export function heapMemory(backend: WasmBackend): WebAssembly.Memory {
   const module = backend.wasm as unknown as EmscriptenModule;
   const memory = module.asm?.memory ?? module.wasmMemory;
   if (!(memory instanceof WebAssembly.Memory)) {
