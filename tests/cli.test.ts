@@ -91,6 +91,7 @@ Deno.test("every task answers --help with its usage, and an unknown option with 
   assert.deepEqual(tasks.sort(), [
     "adapt",
     "bench",
+    "bench:cpu",
     "bench:diagnostics",
     "bench:drift",
     "bench:images",
