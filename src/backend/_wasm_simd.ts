@@ -335,8 +335,8 @@ export function convolutionGradient(
   const args = [address(backend, a), address(backend, b), address(backend, out), ...geometry];
   const elements = info.batchSize * info.outHeight * info.outWidth * info.outChannels;
   // At most two chunks of a full convolution's output channels, as each chunk reads the whole input; up to
-  // eight of a depthwise one's, which reads only its own channels. Measured with `deno task bench:step`:
-  // 2/8 took 0.5-1 ms a step less than 4/16.
+  // eight of a depthwise one's, which reads only its own channels: 2/8 took 0.5-1 ms a batch-16 step less
+  // than 4/16 (timed around these calls in a loop of steps, a temporary change).
   if (kernel === "conv2d_filter_grad") {
     const cout = info.outChannels;
     // Past a 1x1 stride-1 unpadded filter, each chunk gathers the input patches of an output row into
