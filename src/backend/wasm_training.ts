@@ -13,7 +13,8 @@ import { depthwiseBackpropFilter, depthwiseBackpropInput } from "./_wasm_depthwi
 import { sharedCast, sharedIdentity } from "./_wasm_identity.ts";
 import { fastComparison, fastLogicalAnd, fastSelect } from "./_wasm_masks.ts";
 import { leadingAxesReduction } from "./_wasm_reductions.ts";
-import { blockGather, blockSlice } from "./_wasm_slice.ts";
+import { blockGather } from "./_wasm_gather.ts";
+import { blockSlice } from "./_wasm_slice.ts";
 import { blockTile } from "./_wasm_tile.ts";
 import { momentumUpdateKernel, movingAverageKernel } from "./_wasm_updates.ts";
 import {
