@@ -9,6 +9,8 @@ import { AdaptedModel } from "../src/adapt/adapted_model.ts";
 import { trainingStep } from "../src/adapt/training_step.ts";
 import { speedTrainingState } from "../src/adapt/training_speed_trial.ts";
 import { type BackendInfo, type BackendPolicy, initBackend } from "../src/backend/init_backend.ts";
+import type { WasmBackend } from "../src/backend/_wasm_scratch.ts";
+import { heapMemory } from "../src/backend/_wasm_simd.ts";
 import type { Backbone } from "../src/model/backbone.ts";
 import { type SpeedBackbone, speedBackbone, syntheticJob, trainableParameters } from "./_speed_models.ts";
 import { processCpuSeconds } from "./_speed_machine.ts";
@@ -384,13 +386,10 @@ export async function runSoak(spec: SoakSpec, emit: Emit): Promise<void> {
   emit(infoRecord(info, "tiny", probe, trainableParameters(probe.model)));
   probe.model.dispose();
   const gc = (globalThis as { gc?: () => void }).gc;
-  // The memory's own buffer: on the threaded build HEAPU8 is refreshed only on the thread that grew it.
-  const wasmHeap = () => {
-    const wasm = (tf.backend() as unknown as {
-      wasm?: { wasmMemory?: WebAssembly.Memory; HEAPU8?: Uint8Array };
-    }).wasm;
-    return (wasm?.wasmMemory?.buffer ?? wasm?.HEAPU8?.buffer)?.byteLength;
-  };
+  const wasmHeap = () =>
+    tf.getBackend() === "wasm"
+      ? heapMemory(tf.backend() as unknown as WasmBackend).buffer.byteLength
+      : undefined;
   const sample = (job: number): SoakSample => {
     gc?.();
     const usage = Deno.memoryUsage();

@@ -2,8 +2,8 @@
  * One training step of the default backbone on the wasm backend, taken apart: the step's median and fastest
  * wall time, with the SIMD kernels' helper thread on and off in alternating steps of one process (so both
  * see the same machine), the size of the wasm heap after them (its high-water mark: the heap never shrinks;
- * `--stock-gradients` takes them with tf.variableGrads instead of leanVariableGrads), and the time per kernel, each call's fastest of five profiled steps, summed by
- * kernel name. What docs/BENCHMARKS.md's per-change figures come from; `deno task bench` gives the headline.
+ * `--stock-gradients` takes the gradients with tf.variableGrads instead of leanVariableGrads), and the time
+ * per kernel, each call's fastest of five profiled steps, summed by kernel name. What docs/BENCHMARKS.md's per-change figures come from; `deno task bench` gives the headline.
  *
  *   deno task bench:step [--batch 16] [--steps 10] [--threads 2] [--top 12] [--stock-gradients]
  *

@@ -114,7 +114,6 @@ export function leanVariableGrads(
       holders.delete(g);
       g.dispose();
     };
-    const keep = new Set(vars.map((v) => v.id));
     hold(y.id, tf.onesLike(y));
     for (let i = nodes.length - 1; i >= 0; i--) {
       const node = nodes[i];
@@ -142,7 +141,7 @@ export function leanVariableGrads(
         }
       }
       // Nothing before this node in the tape reads its outputs' gradients or what it saved.
-      for (const output of node.outputs) if (!keep.has(output.id)) release(output.id);
+      for (const output of node.outputs) release(output.id);
       for (const saved of node.saved ?? []) if (!holders.has(saved)) saved.dispose();
     }
     const grads: Record<string, tf.Tensor> = {};

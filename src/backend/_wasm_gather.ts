@@ -5,8 +5,8 @@ import type { WasmBackend } from "./_wasm_scratch.ts";
 /**
  * GatherV2 on wasm (no batch dimensions) as block copies: each index's slice along the axis is one contiguous
  * run per outer position, copied with one `set`. The stock kernel computes every element's source index in
- * C++: 16 ms to gather a batch of 16 images of 96x96x3. Indices out of range throw as the stock kernel does;
- * batch dimensions and other dtypes go to `fallback`.
+ * C++, one element at a time, and every adaptation step gathers its batch of images. Indices out of range
+ * throw as the stock kernel does; batch dimensions and other dtypes go to `fallback`.
  */
 export function blockGather(fallback: tf.KernelFunc): tf.KernelFunc {
   return ((

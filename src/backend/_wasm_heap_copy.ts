@@ -1,10 +1,9 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { WasmBackend } from "./_wasm_scratch.ts";
+import { heapMemory } from "./_wasm_simd.ts";
 
 // Data movement the wasm backend does slowly (its StridedSlice and 2-D Transpose compute an index per
 // element in C++), done here as plain copies between heap views.
-
-type HeapModule = { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory };
 
 /**
  * A typed-array view of `t`'s data on the wasm heap. Take it after allocating: on the single-threaded build
@@ -13,8 +12,7 @@ type HeapModule = { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory };
  * but as short as they were, and the module refreshes `HEAPU8` only when this thread grew it.
  */
 export function heap(backend: WasmBackend, t: tf.TensorInfo): tf.TypedArray {
-  const wasm = backend.wasm as unknown as HeapModule;
-  const buffer = wasm.wasmMemory?.buffer ?? wasm.HEAPU8.buffer;
+  const buffer = heapMemory(backend).buffer;
   const offset = backend.dataIdMap.get(t.dataId)!.memoryOffset;
   const size = t.shape.reduce((a, b) => a * b, 1);
   switch (t.dtype) {

@@ -20,7 +20,6 @@ const FINISHED = 5; // chunks of this call finished, on either thread
 const CHUNKS = 6; // chunks in this call
 const TOTAL = 7; // the call's range is [0, TOTAL)
 const SIZE = 8; // of a chunk (the last may be smaller)
-const HELPER_CHUNKS = 9; // chunks the helper has run, over its life
 const SLOTS = 16;
 const MAX_ARGS = 24;
 /** Float64 coefficients from here: per argument, `base + first * F + end * E + chunk * C`. */
@@ -55,10 +54,9 @@ const RUN_CHUNKS = `(state, coefficients, generation, run, onError) => {
   const perEnd = coefficients.slice(${2 * MAX_ARGS}, ${2 * MAX_ARGS} + argc);
   const perChunk = coefficients.slice(${3 * MAX_ARGS}, ${3 * MAX_ARGS} + argc);
   const args = new Array(argc);
-  let ran = 0;
   for (;;) {
     const chunk = claim(state, generation, chunks);
-    if (chunk < 0) return ran;
+    if (chunk < 0) return;
     const first = chunk * size, end = Math.min(total, first + size);
     for (let i = 0; i < argc; i++) args[i] = base[i] + first * perFirst[i] + end * perEnd[i] + chunk * perChunk[i];
     try {
@@ -66,7 +64,6 @@ const RUN_CHUNKS = `(state, coefficients, generation, run, onError) => {
     } catch (error) {
       onError(error);
     } finally {
-      ran++;
       Atomics.add(state, ${FINISHED}, 1);
     }
   }
@@ -96,8 +93,7 @@ for (;;) {
   seen = ticket >>> ${CHUNK_BITS};
   const kernel = state[${KERNEL}];
   if (kernel < 0) break;
-  const ran = runChunks(state, coefficients, seen, kernels[kernel], () => state[${FAILED}] = 1);
-  Atomics.add(state, ${HELPER_CHUNKS}, ran);
+  runChunks(state, coefficients, seen, kernels[kernel], () => state[${FAILED}] = 1);
 }
 `;
 const HELPER_URL = new URL(`data:text/javascript,${encodeURIComponent(HELPER)}`);
@@ -109,7 +105,7 @@ type RunChunks = (
   generation: number,
   run: (...args: number[]) => void,
   onError: (error: unknown) => void,
-) => number;
+) => void;
 // The calling thread runs the very code the helper runs.
 const claim: Claim = new Function(`return ${CLAIM}`)();
 const runChunks: RunChunks = new Function("claim", `return ${RUN_CHUNKS}`)(claim);
@@ -148,11 +144,6 @@ export class KernelThread {
   /** Whether the helper is up and has not failed: only then does {@linkcode share} accept a call. */
   get ready(): boolean {
     return !this.#broken && Atomics.load(this.#state, READY) === 1;
-  }
-
-  /** Chunks the helper has run. */
-  get helperChunks(): number {
-    return Atomics.load(this.#state, HELPER_CHUNKS);
   }
 
   /**

@@ -265,22 +265,10 @@ export function runChunked(
 }
 
 /**
- * Runs a kernel over its `channels` output channels in chunks of whole cache lines of channels (16) where
- * they divide into two or more (a chunk reads its columns of each row: a part line is read for nothing),
- * else of `align`; at most `maxChunks` (each chunk reads the whole of one input).
+ * The chunk of output channels for a filter gradient over `channels` of them: whole cache lines of channels
+ * (16) where they divide into two or more (a chunk reads its columns of each row: a part line is read for
+ * nothing), else `align`; at most `maxChunks` chunks.
  */
-function runByChannels(
-  backend: WasmBackend,
-  kernel: "conv2d_filter_grad" | "depthwise_filter_grad",
-  argsOf: ChunkArgs,
-  channels: number,
-  elements: number,
-  align: number,
-  maxChunks: number,
-): void {
-  runChunked(backend, kernel, argsOf, channels, channelChunk(channels, elements, align, maxChunks), elements);
-}
-
 function channelChunk(channels: number, elements: number, align: number, maxChunks: number): number {
   const line = channels >= 32 && channels % 16 === 0 ? 16 : align;
   return chunkSize(channels, line, elements / Math.max(channels, 1), maxChunks);
@@ -339,28 +327,28 @@ export function convolutionGradient(
   // than 4/16 (timed around these calls in a loop of steps, a temporary change).
   if (kernel === "conv2d_filter_grad") {
     const cout = info.outChannels;
-    // Past a 1x1 stride-1 unpadded filter, each chunk gathers the input patches of an output row into
-    // scratch of its own (`wo` positions x `kh * kw * cin` taps).
+    const size = channelChunk(cout, elements, 8, 2);
     const contiguous = info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 &&
-      info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0;
-    const patchBytes = contiguous
-      ? 0
-      : 4 * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels;
-    const chunks = Math.ceil(cout / channelChunk(cout, elements, 8, 2));
-    withScratch(backend, Math.max(4, chunks * patchBytes), (scratch) => {
-      const patches = (chunk: number) => contiguous ? 0 : scratch + chunk * patchBytes;
-      runByChannels(
-        backend,
-        kernel,
-        (first, end, chunk) => [...args, cout, patches(chunk), first, end],
-        cout,
-        elements,
-        8,
-        2,
-      );
+      info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0 &&
+      info.inHeight === info.outHeight && info.inWidth === info.outWidth;
+    if (contiguous) {
+      runChunked(backend, kernel, (first, end) => [...args, cout, 0, first, end], cout, size, elements);
+      return out;
+    }
+    // Each chunk gathers the input patches of an output row into scratch of its own (`wo` positions x
+    // `kh * kw * cin` taps).
+    const patchBytes = 4 * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels;
+    withScratch(backend, Math.ceil(cout / size) * patchBytes, (scratch) => {
+      const argsOf: ChunkArgs = (
+        first,
+        end,
+        chunk,
+      ) => [...args, cout, scratch + chunk * patchBytes, first, end];
+      runChunked(backend, kernel, argsOf, cout, size, elements);
     });
   } else if (kernel === "depthwise_filter_grad") {
-    runByChannels(backend, kernel, (first, end) => [...args, first, end], info.inChannels, elements, 4, 8);
+    const size = channelChunk(info.inChannels, elements, 4, 8);
+    runChunked(backend, kernel, (first, end) => [...args, first, end], info.inChannels, size, elements);
   } else {
     depthwiseInputGradient(backend, args, info, elements);
   }

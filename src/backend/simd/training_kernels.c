@@ -357,10 +357,11 @@ static void row_patches(const float* x, float* patches, int b, int p, int h, int
   }
 }
 
-// Conv2DBackpropFilter: dw [kh, kw, cin, cout] = sum over positions of the tap's input times dy. Past a 1x1
-// stride-1 unpadded filter, with `patches` (scratch of wo * kh * kw * cin floats), row by row: the row's
-// input patches gathered, then one pass of outer products over all taps at once (a stem's 3 input channels
-// would leave most of a 4 x 8 block empty tap by tap); without, tap by tap.
+// Conv2DBackpropFilter: dw [kh, kw, cin, cout] = sum over positions of the tap's input times dy. A 1x1
+// stride-1 unpadded filter reads x as it lies; any other goes row by row through `patches` (scratch of
+// wo * kh * kw * cin floats, unused by the 1x1 case): the row's input patches gathered, then one pass of outer
+// products over all taps at once (a stem's 3 input channels would leave most of a 4 x 8 block empty tap by
+// tap).
 EXPORT(conv2d_filter_grad)
 void conv2d_filter_grad(const float* x, const float* dy, float* dw, int n, int h, int w, int cin, int ho, int wo,
                         int kh, int kw, int sh, int sw, int top, int left, int cout, float* patches, int co0,
@@ -376,31 +377,11 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int n, int h
     }
     return;
   }
-  if (patches) {
-    int taps = kh * kw * cin;
-    for (int b = 0; b < n; b++) {
-      for (int p = 0; p < ho; p++) {
-        row_patches(x, patches, b, p, h, w, cin, wo, kh, kw, sh, sw, top, left);
-        outer_products(patches, taps, dy + ((long)b * ho + p) * wo * cout, cout, wo, taps, cout, co0, co1, dw);
-      }
-    }
-    return;
-  }
-  for (int i = 0; i < kh; i++) {
-    int p0, p1;
-    valid_range(i - top, sh, h, ho, &p0, &p1);
-    for (int j = 0; j < kw; j++) {
-      int q0, q1;
-      valid_range(j - left, sw, w, wo, &q0, &q1);
-      if (q1 <= q0) continue;
-      float* tap = dw + (i * kw + j) * cin * cout;
-      for (int b = 0; b < n; b++) {
-        for (int p = p0; p < p1; p++) {
-          const float* xs = x + (((long)b * h + sh * p + i - top) * w + sw * q0 + j - left) * cin;
-          const float* gs = dy + (((long)b * ho + p) * wo + q0) * cout;
-          outer_products(xs, sw * cin, gs, cout, q1 - q0, cin, cout, co0, co1, tap);
-        }
-      }
+  int taps = kh * kw * cin;
+  for (int b = 0; b < n; b++) {
+    for (int p = 0; p < ho; p++) {
+      row_patches(x, patches, b, p, h, w, cin, wo, kh, kw, sh, sw, top, left);
+      outer_products(patches, taps, dy + ((long)b * ho + p) * wo * cout, cout, wo, taps, cout, co0, co1, dw);
     }
   }
 }
