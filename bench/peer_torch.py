@@ -186,7 +186,9 @@ def synthetic_job(shape, classes, per_class, seed=0):
 
 def convert_batch_norm(model, images, batch):
     """DAFT's BN conversion: per-channel input statistics of every BN layer over the images, then each layer
-    re-expressed around them with the same eval-mode output (src/adapt/bn_conversion.ts)."""
+    re-expressed around them with the same eval-mode output (src/adapt/bn_conversion.ts). Returns the
+    model's output on the images before the conversion, which the statistics pass computes on the way (as
+    adapt()'s `outputAndBatchNormStatistics`)."""
     layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     sums = {id(m): [0.0, 0.0, 0] for m in layers}
 
@@ -200,8 +202,7 @@ def convert_batch_norm(model, images, batch):
     handles = [m.register_forward_hook(hook) for m in layers]
     model.eval()
     with torch.inference_mode():
-        for i in range(0, len(images), batch):
-            model(images[i : i + batch])
+        output = torch.cat([model(images[i : i + batch]) for i in range(0, len(images), batch)])
     for h in handles:
         h.remove()
     with torch.no_grad():
@@ -215,13 +216,37 @@ def convert_batch_norm(model, images, batch):
             m.weight *= tgt_std / src_std
             m.running_mean.copy_(mean)
             m.running_var.copy_(var)
+    return output
+
+
+def linear_probe(train_f, train_y, val_f, val_y, classes, l2s=(1e-1, 1e-2, 1e-3, 1e-4), steps=200):
+    """adapt()'s linear-probe baseline (src/adapt/logistic_regression.ts): softmax regressions for every L2
+    strength at once, 200 full-batch Adam steps (rate 0.05), the one best on validation kept."""
+    n, d, g = train_f.shape[0], train_f.shape[1], len(l2s)
+    kernel = torch.zeros(d, g * classes, requires_grad=True, device=train_f.device)
+    bias = torch.zeros(g, classes, requires_grad=True, device=train_f.device)
+    half_l2 = torch.tensor([l2 / 2 for l2 in l2s for _ in range(classes)], device=train_f.device)
+    target = F.one_hot(train_y, classes).float().unsqueeze(1).expand(n, g, classes)
+    opt = torch.optim.Adam([kernel, bias], lr=0.05)
+    for _ in range(steps):
+        with torch.no_grad():
+            logits = (train_f @ kernel).view(n, g, classes) + bias
+            d_logits = (torch.softmax(logits, -1) - target) / n
+            kernel.grad = train_f.t() @ d_logits.reshape(n, g * classes) + 2 * half_l2 * kernel
+            bias.grad = d_logits.sum(0)
+        opt.step()
+    with torch.no_grad():
+        hits = ((val_f @ kernel).view(len(val_f), g, classes) + bias).argmax(-1) == val_y.unsqueeze(1)
+        return int(hits.float().mean(0).argmax())
 
 
 def adapt_job(name, device, classes, shots, epochs, batch, lr_head, lr_backbone, val_fraction, seed=0):
     """The compute of `adapt()` with DAFT defaults, written directly: split, pretrained validation features,
-    BN conversion (eval before, statistics pass, eval after), zero head with the rate scaled by mean |f|^2,
+    BN conversion (its statistics pass gives the training features; an output check on one batch after
+    it), the linear-probe baseline on those features, zero head with the rate scaled by mean |f|^2,
     `epochs` of momentum SGD with a cosine schedule and a validation pass per epoch, best-epoch restore,
-    final evaluation and adapted features."""
+    final evaluation and adapted features, and the drift monitor's reference pass (the adapted classifier on
+    every image of the job)."""
     torch.manual_seed(seed)
     clf = Classifier(name, device, head_init="zeros")
     images, labels = synthetic_job(clf.shape, classes, shots, seed)
@@ -236,11 +261,13 @@ def adapt_job(name, device, classes, shots, epochs, batch, lr_head, lr_backbone,
     train_x, train_y = images[train_idx].to(device), labels[train_idx].to(device)
     val_x, val_y = images[val_idx].to(device), labels[val_idx].to(device)
     pretrained_val = clf.features(val_x, batch)
-    before = clf.features(train_x, batch)
-    convert_batch_norm(clf.backbone, train_x, batch)
-    after = clf.features(train_x, batch)
-    assert before.shape == after.shape
-    head_rate = lr_head / max(float((clf.features(train_x, batch) ** 2).sum(1).mean()), 1e-6)
+    before = convert_batch_norm(clf.backbone, train_x, batch)
+    # The conversion's output check, on the first batch; the head's rate reads the features measured before
+    # it (the conversion keeps the eval output), as adapt() does.
+    after = clf.features(train_x[:batch], batch)
+    assert (before[:batch] - after).abs().max() < 1e-2 * (1 + before[:batch].abs().max())
+    linear_probe(before, train_y, pretrained_val, val_y, classes)
+    head_rate = lr_head / max(float((before**2).sum(1).mean()), 1e-6)
     initial = [p.detach().clone() for p in clf.backbone.parameters()]
     best_acc, best_state = -1.0, None
     steps, training_seconds, diverged = 0, 0.0, False
@@ -271,6 +298,7 @@ def adapt_job(name, device, classes, shots, epochs, batch, lr_head, lr_backbone,
     F.cosine_similarity(pretrained_val, adapted_val).mean().item()
     for p, p0 in zip(clf.backbone.parameters(), initial):
         ((p.detach() - p0) ** 2).sum().item()
+    clf.predict(images.to(device), batch).cpu()
     sync(device)
     return {
         "kind": "adapt",

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { convertBatchNorm, convertBatchNormParams } from "../src/adapt/bn_conversion.ts";
+import { featureMomentsOf } from "../src/adapt/feature_moments.ts";
 import { batchNormInputStatistics, outputAndBatchNormStatistics } from "../src/adapt/target_statistics.ts";
 import { imagesToTensor } from "../src/data/input_spec.ts";
 import { batchNormLayers } from "../src/model/batch_norm_layers.ts";
@@ -45,6 +46,21 @@ Deno.test("BN conversion keeps the default backbone's eval-mode output within 1e
   assert.equal(report.calibrationSamples, images.shape[0]);
   // The photos are not ImageNet's average: the statistics really moved.
   assert.ok(report.layers.some((l) => l.meanShift > 1e-2), JSON.stringify(report.layers.slice(0, 3)));
+  // adapt() sets the zero head's rate and standardisation from the features measured before the
+  // conversion: they must be what the converted backbone gives, to float error.
+  const [m0, m1] = [
+    await featureMomentsOf(before as tf.Tensor2D),
+    await featureMomentsOf(after as tf.Tensor2D),
+  ];
+  const relative = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b), 1e-6);
+  assert.ok(relative(m0.standardizedSquaredNorm, m1.standardizedSquaredNorm) < 1e-4);
+  assert.ok(relative(m0.meanSquaredNorm, m1.meanSquaredNorm) < 1e-5);
+  for (let d = 0; d < m0.mean.length; d++) {
+    assert.ok(
+      Math.abs(m0.mean[d] - m1.mean[d]) < 1e-4 && relative(m0.scale[d], m1.scale[d]) < 1e-3,
+      `feature ${d}`,
+    );
+  }
   tf.dispose([images, before, after]);
   backbone.model.dispose();
 });

@@ -78,9 +78,10 @@ export async function adapt(
     const baseline = await fitBaseline(trainFeatures, split, pretrained, data.classNames);
     owned.push(baseline.probe.kernel, baseline.probe.bias);
     const bnConversion = await prepareBatchNorm(net, split.trainX, batchSize, recipe, options, measured);
-    // Unconverted, the backbone still gives the features the baseline was fitted on: the head's rate reads them.
-    const unchanged = recipe.convertBatchNorm ? undefined : trainFeatures;
-    const head = await initHead(backbone, classes, split.trainX, baseline.probe, settings, unchanged);
+    // Converted or not, the backbone's eval-mode features are still those the baseline was fitted on (the
+    // conversion keeps the eval output to float error; `bnConversion.maxAbsOutputDiff` reports by how much): the
+    // head's rate and standardisation read them, with no second pass over the training images.
+    const head = await initHead(backbone, classes, split.trainX, baseline.probe, settings, trainFeatures);
     classifier = head.probabilities;
     const training = await trainEpochs(net, head, split, classes, settings, options);
     const scored = {
