@@ -153,6 +153,11 @@ export interface RowResult {
   requested: string;
   /** PyTorch's CPU threads (`torch.set_num_threads`), for its CPU rows. */
   threads?: number;
+  /**
+   * The widest instruction set PyTorch's convolutions (oneDNN) were allowed (`ONEDNN_MAX_CPU_ISA`), for the
+   * row that holds them to WebAssembly SIMD's 128-bit vectors; absent: whatever the CPU has.
+   */
+  isa?: string;
   backbone: string;
   /** `row` for the figures, `soak` for the memory soak. */
   task: "row" | "soak";

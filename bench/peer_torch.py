@@ -368,6 +368,7 @@ def main():
     detail = (
         f"CUDA {torch.cuda.get_device_name(0)}" if device.type == "cuda"
         else f"{torch.get_num_threads()} threads, oneDNN {torch.backends.mkldnn.is_available()}"
+        + (f", ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']}" if os.environ.get("ONEDNN_MAX_CPU_ISA") else "")
     )
     emit({
         "kind": "info",

@@ -6,7 +6,8 @@
  * whether memory stays flat.
  *
  *   deno task bench [--quick] [--backends auto,cpu,webgpu] [--backbones mobilenetv2,tiny] [--skip-peer]
- *                   [--peer-devices cpu] [--peer-threads 1,2] [--python /usr/bin/python3]
+ *                   [--peer-devices cpu] [--peer-threads 1,2] [--narrow-peer-isa SSE41|none]
+ *                   [--python /usr/bin/python3]
  *                   [--budget 180] [--headline-budget 480] [--soak-jobs 50] [--quiet-wait 90] [--retries 1]
  *                   [--out docs/BENCHMARKS.md] [--json results.json] [--verbose]
  *
@@ -68,6 +69,12 @@ export interface SpeedConfig {
   /** PyTorch CPU rows, one per thread count (one thread is tfjs wasm's like for like; all cores is the
    *  usual best on a quiet machine). */
   peerThreads: number[];
+  /**
+   * One more PyTorch CPU row, at the largest of `peerThreads`, with oneDNN's convolutions held to this
+   * instruction set (`ONEDNN_MAX_CPU_ISA`): `SSE41` gives them the 128-bit vectors WebAssembly SIMD has,
+   * to tell what the vector width costs from what the code does. `null`: no such row.
+   */
+  narrowPeerIsa: string | null;
   trainBatches: number[];
   inferBatch: number;
   effort: Effort;
@@ -93,6 +100,7 @@ export const DEFAULT_CONFIG: SpeedConfig = {
   backends: ["auto", "cpu", "webgpu"],
   peerDevices: ["cpu"],
   peerThreads: [...new Set([1, navigator.hardwareConcurrency])],
+  narrowPeerIsa: "SSE41",
   python: "/usr/bin/python3",
   peerScript: fileURLToPath(new URL("./peer_torch.py", import.meta.url)),
   trainBatches: [16, 32],
@@ -134,11 +142,12 @@ async function runProcess(
   budgetS: number,
   graceS: number,
   verbose: boolean,
+  env?: Record<string, string>,
 ): Promise<{ records: RowRecord[]; stopped?: string }> {
   const records: RowRecord[] = [];
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(command, { args, stdout: "piped", stderr: "piped", stdin: "null" }).spawn();
+    child = new Deno.Command(command, { args, env, stdout: "piped", stderr: "piped", stdin: "null" }).spawn();
   } catch (err) {
     return { records, stopped: `could not start ${command}: ${(err as Error).message}` };
   }
@@ -214,8 +223,8 @@ export async function runSpeedBenchmark(
     budgetS: number,
     start: (deadline: number) => [string, string[]],
   ) => {
-    const name = `${row.backbone} ${row.side} ${row.requested}${
-      row.threads ? `:${row.threads}` : ""
+    const name = `${row.backbone} ${row.side} ${row.requested}${row.threads ? `:${row.threads}` : ""}${
+      row.isa ? ` (${row.isa})` : ""
     } ${row.task}`;
     let best: RowResult | undefined;
     const attempts = 1 + (config.quiet?.retries ?? 0);
@@ -228,7 +237,8 @@ export async function runSpeedBenchmark(
       const cpu0 = machineCpuSeconds();
       const [command, args] = start(Date.now() + budgetS * 1000);
       log(`[speed] ${name} (budget ${budgetS} s${attempt > 1 ? `, attempt ${attempt}` : ""}) ...`);
-      const result = await runProcess(command, args, budgetS, config.graceS, config.verbose);
+      const env = row.isa ? { ONEDNN_MAX_CPU_ISA: row.isa } : undefined;
+      const result = await runProcess(command, args, budgetS, config.graceS, config.verbose, env);
       const seconds = (performance.now() - t) / 1000;
       const cpu1 = machineCpuSeconds();
       const own = result.records.findLast((r) => r.kind === "cpu");
@@ -276,9 +286,9 @@ export async function runSpeedBenchmark(
         },
       );
     };
-    const peer = (device: string, threads?: number) =>
+    const peer = (device: string, threads?: number, isa?: string) =>
       run(
-        { side: "pytorch", requested: device, threads, backbone, task: "row" },
+        { side: "pytorch", requested: device, threads, isa, backbone, task: "row" },
         config.headlineBudgetS,
         (deadline) => [config.python, [
           config.peerScript,
@@ -313,7 +323,12 @@ export async function runSpeedBenchmark(
     if (first) await ours(first, true);
     for (const device of config.peerDevices) {
       if (device !== "cpu") await peer(device);
-      else for (const threads of config.peerThreads) await peer(device, threads);
+      else {
+        for (const threads of config.peerThreads) await peer(device, threads);
+        if (config.narrowPeerIsa && config.peerThreads.length) {
+          await peer(device, Math.max(...config.peerThreads), config.narrowPeerIsa);
+        }
+      }
     }
     for (const backend of others) await ours(backend, false);
   }
@@ -358,6 +373,9 @@ print the report and write only where --out or --json say.
   --skip-peer                  no PyTorch rows
   --peer-devices LIST          PyTorch devices (cpu, cuda)
   --peer-threads LIST          PyTorch CPU thread counts, e.g. 1,2
+  --narrow-peer-isa ISA        one more PyTorch CPU row (most threads) with its convolutions held to ISA
+                               (ONEDNN_MAX_CPU_ISA; default SSE41, 128-bit like WebAssembly SIMD; none: no
+                               such row; --quick: none unless given)
   --python PATH                a python3 with PyTorch (default /usr/bin/python3)
   --budget S --headline-budget S   seconds per row (the first backend and PyTorch get the headline budget)
   --soak-jobs N                jobs in the memory soak (default 50)
@@ -365,6 +383,14 @@ print the report and write only where --out or --json say.
   --retries N                  rerun a row this often when other work ran beside it
   --out FILE --json FILE       where to write the report and the raw results
   --verbose                    each row's own output`;
+
+/** `--narrow-peer-isa`: an ISA name oneDNN knows (letters, digits, underscores), or `none`. */
+function narrowIsa(flag: string | undefined, fallback: string | null): string | null {
+  if (flag === undefined) return fallback;
+  if (flag.toLowerCase() === "none") return null;
+  if (!/^[A-Za-z0-9_]+$/.test(flag)) throw new Error(`--narrow-peer-isa: '${flag}' is not an ISA name`);
+  return flag.toUpperCase();
+}
 
 async function main() {
   const { values: flags } = commandLine(USAGE, {
@@ -374,6 +400,7 @@ async function main() {
     "skip-peer": { type: "boolean", default: false },
     "peer-devices": { type: "string" },
     "peer-threads": { type: "string" },
+    "narrow-peer-isa": { type: "string" },
     python: { type: "string" },
     "peer-script": { type: "string" },
     budget: { type: "string" },
@@ -414,6 +441,7 @@ async function main() {
     backbones: backbones ?? base.backbones,
     peerDevices: flags["skip-peer"] ? [] : list(flags["peer-devices"]) ?? base.peerDevices,
     peerThreads: list(flags["peer-threads"])?.map((t) => number(t, 1)) ?? base.peerThreads,
+    narrowPeerIsa: narrowIsa(flags["narrow-peer-isa"], quick ? null : base.narrowPeerIsa),
     python: flags.python ?? base.python,
     peerScript: flags["peer-script"] ?? base.peerScript,
     effort: quick ? QUICK_EFFORT : FULL_EFFORT,

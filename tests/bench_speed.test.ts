@@ -2,7 +2,7 @@
 // (when this machine has it) and the memory soak, and a report. Timings are never asserted: the full run is
 // `deno task bench`, a benchmark, not a test.
 import assert from "node:assert/strict";
-import { goals, renderSpeedReport, rowFigures } from "../bench/_speed_report.ts";
+import { goals, goalTable, renderSpeedReport, rowFigures } from "../bench/_speed_report.ts";
 import type { RowRecord, RowResult } from "../bench/_speed_records.ts";
 import { DEFAULT_CONFIG, type Effort, runSpeedBenchmark, type SpeedRun } from "../bench/speed.ts";
 import { attachHead } from "../src/adapt/classifier_head.ts";
@@ -70,6 +70,7 @@ Deno.test("a toy run yields well-formed rows for tfjs, PyTorch and the soak, and
     backbones: ["tiny"],
     backends: ["auto"],
     peerThreads: [1],
+    narrowPeerIsa: "SSE41",
     trainBatches: [4, 8],
     inferBatch: 8,
     effort: TOY_EFFORT,
@@ -80,11 +81,13 @@ Deno.test("a toy run yields well-formed rows for tfjs, PyTorch and the soak, and
     quiet: null,
   }, { command: "test", log: () => {} });
 
-  assert.deepEqual(run.rows.map((r) => [r.side, r.task]), [["ours", "row"], ["pytorch", "row"], [
-    "ours",
-    "soak",
-  ]]);
-  const [ours, peer, soak] = run.rows;
+  assert.deepEqual(run.rows.map((r) => [r.side, r.isa, r.task]), [
+    ["ours", undefined, "row"],
+    ["pytorch", undefined, "row"],
+    ["pytorch", "SSE41", "row"],
+    ["ours", undefined, "soak"],
+  ]);
+  const [ours, peer, narrow, soak] = run.rows;
   assert.equal(ours.stopped, undefined, ours.stopped ?? "");
   assertFigureRow(ours, [4, 8]);
   const profile = ours.records.find((r) => r.kind === "profile");
@@ -96,6 +99,14 @@ Deno.test("a toy run yields well-formed rows for tfjs, PyTorch and the soak, and
     const [a, b] = [ours, peer].map((r) => r.records.find((x) => x.kind === "info"));
     assert.ok(a?.kind === "info" && b?.kind === "info");
     assert.equal(a.parameters, b.parameters, "the two tiny nets differ");
+    // The narrow row ran with oneDNN held to SSE4.1, and says so.
+    assert.equal(narrow.stopped, undefined, narrow.stopped ?? "");
+    assertFigureRow(narrow, [4, 8]);
+    const info = narrow.records.find((x) => x.kind === "info");
+    assert.ok(
+      info?.kind === "info" && info.detail.includes("ONEDNN_MAX_CPU_ISA=SSE41"),
+      JSON.stringify(info),
+    );
   } else {
     assert.ok(peer.stopped, "a missing PyTorch must be reported, not silently dropped");
   }
@@ -185,4 +196,28 @@ Deno.test("goals are judged against PyTorch's best CPU configuration for each fi
   // Neither side of these fake rows ran an adapt job or sampled memory: no judgement.
   assert.equal(adapt.met, undefined);
   assert.equal(rss.met, undefined);
+  assert.equal(train32.narrow, undefined); // no narrow row in this run
+});
+
+Deno.test("the row with narrow convolutions is shown beside each goal, never judged against", () => {
+  const narrow = { ...fakeRow("pytorch", 2, 10, 1), isa: "SSE41" };
+  const run = {
+    info: { config: { ...DEFAULT_CONFIG } },
+    rows: [fakeRow("ours", undefined, 20, 10), fakeRow("pytorch", 2, 40, 5), narrow],
+  } as unknown as SpeedRun;
+  const [train16, , latency] = goals(run);
+  // Faster on both figures than the narrow row's 10 samples/s and 1 ms: judged against the native row only.
+  assert.equal(train16.peer, 40);
+  assert.equal(latency.peer, 5);
+  assert.deepEqual(train16.narrow, {
+    value: 10,
+    row: "PyTorch CPU, 2 threads, convolutions held to SSE41",
+    ratio: 2,
+  });
+  assert.equal(latency.narrow?.ratio, 10);
+  const table = goalTable(run).join("\n");
+  assert.match(
+    table,
+    /\| training b16: [^|]+\| 20\.0 \| 40\.0 \(CPU, 2 threads\) \| 0\.50x \| \*\*yes\*\* \| 10\.0 \| 2\.00x \|/,
+  );
 });
