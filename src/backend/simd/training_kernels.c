@@ -432,6 +432,68 @@ static void depthwise_row3(const float* restrict xrow, const float* restrict gro
   }
 }
 
+// One output row of a 3x3 depthwise filter's gradient where all three input rows it meets lie inside x:
+// taps [3, 3, c] += the sums over the output row `grow` ([wo, c]) of dy times input rows `x0`, `x1`, `x2`
+// ([w, c] each) at each tap's offset. Four channels at a time, the nine taps' sums in registers over the row
+// (`depthwise_row3`, one input row at a time, loads dy three times and flushes its sums three times).
+static void depthwise_row3x3(const float* restrict x0, const float* restrict x1, const float* restrict x2,
+                             const float* restrict grow, float* restrict taps, int w, int c, int wo, int sw,
+                             int left, int c0, int c1) {
+  int q0[3], q1[3];
+  for (int j = 0; j < 3; j++) valid_range(j - left, sw, w, wo, &q0[j], &q1[j]);
+  int lo = q0[0] > q0[1] ? q0[0] : q0[1], hi = q1[0] < q1[1] ? q1[0] : q1[1];
+  if (q0[2] > lo) lo = q0[2];
+  if (q1[2] < hi) hi = q1[2];
+  if (hi < lo) hi = lo;
+  const float* rows[3] = {x0, x1, x2};
+  long step = (long)sw * c;
+  int k = c0;
+  v128_t zero = wasm_f32x4_splat(0.0f);
+#define X_AT(i, q, j) (rows[i] + ((long)sw * (q) + (j) - left) * c + k)
+#define EDGES(i, j, acc)                                                                                    \
+  for (int q = q0[j]; q < q1[j] && q < lo; q++) acc = madd(load(X_AT(i, q, j)), load(grow + (long)q * c + k), acc); \
+  for (int q = q0[j] > hi ? q0[j] : hi; q < q1[j]; q++) acc = madd(load(X_AT(i, q, j)), load(grow + (long)q * c + k), acc);
+#define FLUSH(i, j, acc) store(taps + ((i) * 3 + (j)) * c + k, wasm_f32x4_add(load(taps + ((i) * 3 + (j)) * c + k), acc));
+  for (; k + 4 <= c1; k += 4) {
+    v128_t a00 = zero, a01 = zero, a02 = zero, a10 = zero, a11 = zero, a12 = zero, a20 = zero, a21 = zero,
+           a22 = zero;
+    const float* p0 = X_AT(0, lo, 0);
+    const float* p1 = X_AT(1, lo, 0);
+    const float* p2 = X_AT(2, lo, 0);
+    const float* gp = grow + (long)lo * c + k;
+    for (int q = lo; q < hi; q++, p0 += step, p1 += step, p2 += step, gp += c) {
+      v128_t g = load(gp);
+      a00 = madd(load(p0), g, a00);
+      a01 = madd(load(p0 + c), g, a01);
+      a02 = madd(load(p0 + 2 * c), g, a02);
+      a10 = madd(load(p1), g, a10);
+      a11 = madd(load(p1 + c), g, a11);
+      a12 = madd(load(p1 + 2 * c), g, a12);
+      a20 = madd(load(p2), g, a20);
+      a21 = madd(load(p2 + c), g, a21);
+      a22 = madd(load(p2 + 2 * c), g, a22);
+    }
+    EDGES(0, 0, a00) EDGES(0, 1, a01) EDGES(0, 2, a02)
+    EDGES(1, 0, a10) EDGES(1, 1, a11) EDGES(1, 2, a12)
+    EDGES(2, 0, a20) EDGES(2, 1, a21) EDGES(2, 2, a22)
+    FLUSH(0, 0, a00) FLUSH(0, 1, a01) FLUSH(0, 2, a02)
+    FLUSH(1, 0, a10) FLUSH(1, 1, a11) FLUSH(1, 2, a12)
+    FLUSH(2, 0, a20) FLUSH(2, 1, a21) FLUSH(2, 2, a22)
+  }
+#undef FLUSH
+#undef EDGES
+#undef X_AT
+  for (; k < c1; k++) {
+    for (int i = 0; i < 3; i++) {
+      for (int j = 0; j < 3; j++) {
+        float acc = 0.0f;
+        for (int q = q0[j]; q < q1[j]; q++) acc += rows[i][((long)sw * q + j - left) * c + k] * grow[(long)q * c + k];
+        taps[(i * 3 + j) * c + k] += acc;
+      }
+    }
+  }
+}
+
 // DepthwiseConv2dNativeBackpropFilter (channel multiplier 1): dw [kh, kw, c] = sum over positions of the
 // tap's input times dy, channel by channel. 3-wide filters go row by row (`depthwise_row3`), others tap by
 // tap.
@@ -446,6 +508,12 @@ void depthwise_filter_grad(const float* x, const float* dy, float* dw, int n, in
     for (int b = 0; b < n; b++) {
       for (int p = 0; p < ho; p++) {
         const float* grow = dy + ((long)b * ho + p) * wo * c;
+        int r0 = sh * p - top;
+        if (kh == 3 && r0 >= 0 && r0 + 2 < h) {
+          const float* x0 = x + ((long)b * h + r0) * w * c;
+          depthwise_row3x3(x0, x0 + (long)w * c, x0 + 2L * w * c, grow, dw, w, c, wo, sw, left, c0, c1);
+          continue;
+        }
         for (int i = 0; i < kh; i++) {
           int r = sh * p + i - top;
           if (r < 0 || r >= h) continue;
