@@ -14,9 +14,11 @@ build() { # name, extra clang flags, extra linker flags
   clang-16 --target=wasm32 -O3 -msimd128 -mrelaxed-simd $2 -nostdlib -ffreestanding -Wall -Wextra -Werror \
     -c "$here/training_kernels.c" -o "$tmp/$1.o"
   wasm-ld-16 --no-entry --import-memory $3 --strip-all "$tmp/$1.o" -o "$tmp/$1.wasm"
-  # The memory is tfjs's: the module must not place data in it or use a stack there.
-  if wasm-objdump -h "$tmp/$1.wasm" | grep -q " Data "; then echo "$1: has a data segment" >&2; exit 1; fi
-  if wasm-objdump -d "$tmp/$1.wasm" | grep -q "global\."; then echo "$1: uses a global (stack)" >&2; exit 1; fi
+  # The memory is tfjs's: the module must not place data in it or use a stack there. (grep reads all of its
+  # input: `grep -q` would stop at the first match, and under pipefail the listing's SIGPIPE would then make
+  # the test false.)
+  if wasm-objdump -h "$tmp/$1.wasm" | grep " Data " >/dev/null; then echo "$1: has a data segment" >&2; exit 1; fi
+  if wasm-objdump -d "$tmp/$1.wasm" | grep "global\." >/dev/null; then echo "$1: uses a global (stack)" >&2; exit 1; fi
 }
 build plain "" ""
 build shared "-matomics -mbulk-memory" "--shared-memory --max-memory=4294967296"
