@@ -70,30 +70,65 @@ static void centered_affine(const float* x, float* y, int rows, int c, const flo
 // totals [sum d, sum d^2] per channel over the rows, d = x - shift: with the shift near the mean (the caller
 // passes the whole tensor's first row), sum(d^2) - sum(d)^2 / rows loses nothing to cancellation, and one
 // pass gives both. Sums are additive, so row ranges' totals with the same shift add up.
+//
+// Each channel sums its rows in float32, in row order, over blocks of FLUSH_ROWS rows, each block's sum then
+// added into the float64 total. Up to four groups of four channels keep their block sums in registers while
+// the block's rows go by (a sum kept in memory would make every row wait for the previous row's store).
 EXPORT(bn_sums)
 void bn_sums(const float* x, int rows, int c, const float* shift, float* part, double* totals) {
   float* part_sq = part + c;
   double* total_sq = totals + c;
   int c4 = c & ~3;
-  clear(part, 2 * c);
+  v128_t zero = wasm_f32x4_splat(0.0f);
   for (int k = 0; k < 2 * c; k++) totals[k] = 0.0;
-  for (int r = 0; r < rows; r++) {
-    const float* row = x + (long)r * c;
-    int k = 0;
-    for (; k < c4; k += 4) {
-      v128_t d = wasm_f32x4_sub(load(row + k), load(shift + k));
-      store(part + k, wasm_f32x4_add(load(part + k), d));
-      store(part_sq + k, madd(d, d, load(part_sq + k)));
+  for (int r0 = 0; r0 < rows; r0 += FLUSH_ROWS) {
+    int r1 = r0 + FLUSH_ROWS < rows ? r0 + FLUSH_ROWS : rows;
+    for (int k = 0; k < c4; k += 16) {
+      int groups = (c4 - k) / 4 < 4 ? (c4 - k) / 4 : 4;
+      v128_t s0 = zero, s1 = zero, s2 = zero, s3 = zero, q0 = zero, q1 = zero, q2 = zero, q3 = zero;
+      const float* row = x + (long)r0 * c + k;
+      const float* sh = shift + k;
+#define SUM(j, sj, qj)                                                                                       \
+  {                                                                                                         \
+    v128_t d = wasm_f32x4_sub(load(row + 4 * (j)), load(sh + 4 * (j)));                                    \
+    sj = wasm_f32x4_add(sj, d);                                                                             \
+    qj = madd(d, d, qj);                                                                                    \
+  }
+      if (groups == 4) {
+        for (int r = r0; r < r1; r++, row += c) {
+          SUM(0, s0, q0) SUM(1, s1, q1) SUM(2, s2, q2) SUM(3, s3, q3)
+        }
+      } else if (groups == 3) {
+        for (int r = r0; r < r1; r++, row += c) {
+          SUM(0, s0, q0) SUM(1, s1, q1) SUM(2, s2, q2)
+        }
+      } else if (groups == 2) {
+        for (int r = r0; r < r1; r++, row += c) {
+          SUM(0, s0, q0) SUM(1, s1, q1)
+        }
+      } else {
+        for (int r = r0; r < r1; r++, row += c) SUM(0, s0, q0)
+      }
+#undef SUM
+      // One store per group, no array: an array of vectors would need a stack, which the module must not have.
+      store(part + k, s0);
+      store(part_sq + k, q0);
+      if (groups > 1) store(part + k + 4, s1), store(part_sq + k + 4, q1);
+      if (groups > 2) store(part + k + 8, s2), store(part_sq + k + 8, q2);
+      if (groups > 3) store(part + k + 12, s3), store(part_sq + k + 12, q3);
     }
-    for (; k < c; k++) {
-      float d = row[k] - shift[k];
-      part[k] += d;
-      part_sq[k] += d * d;
+    for (int k = c4; k < c; k++) {
+      float sum = 0.0f, sum_sq = 0.0f;
+      for (int r = r0; r < r1; r++) {
+        float d = x[(long)r * c + k] - shift[k];
+        sum += d;
+        sum_sq += d * d;
+      }
+      part[k] = sum;
+      part_sq[k] = sum_sq;
     }
-    if ((r + 1) % FLUSH_ROWS == 0 || r + 1 == rows) {
-      flush(part, totals, c);
-      flush(part_sq, total_sq, c);
-    }
+    flush(part, totals, c);
+    flush(part_sq, total_sq, c);
   }
 }
 
