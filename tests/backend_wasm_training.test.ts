@@ -3,7 +3,13 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { startWasmBackend, stopWasmBackend } from "../src/backend/start_wasm_backend.ts";
 import { FusedMomentumOptimizer } from "../src/adapt/momentum_optimizer.ts";
-import { batchNormTraining, momentumUpdate, movingAverage, relu6 } from "../src/backend/training_ops.ts";
+import {
+  batchNormTraining,
+  channelMoments,
+  momentumUpdate,
+  movingAverage,
+  relu6,
+} from "../src/backend/training_ops.ts";
 import { registerWasmTrainingKernels } from "../src/backend/wasm_training.ts";
 import { useFusedTrainingOps } from "../src/model/fused_training_layers.ts";
 import { wasmTestThreads } from "./_wasm_threads.ts";
@@ -401,6 +407,34 @@ Deno.test("fused batch norm and ReLU6 on wasm equal tfjs's ops on cpu: odd chann
   assert.deepEqual([...edges[0]], [0, 0, 3, 6, 6, 6, 0, 2.5, Math.fround(5.99)]);
   // tfjs-layers' ReLU(maxValue 6) is relu then clip: no gradient at 0, a gradient at exactly 6.
   assert.deepEqual([...edges[1]], [0, 0, 1, 1, 0, 0, 0, 1, 1]);
+});
+
+Deno.test("channel moments on wasm are the batch-norm kernel's statistics to the bit, and tfjs's moments on cpu", async () => {
+  // Odd channel and row counts, a remainder past the vector lanes, and a call large enough to be shared.
+  for (const shape of [[4, 5, 7, 3], [3, 33], [2, 9, 9, 21], [16, 24, 24, 40]]) {
+    const c = shape[shape.length - 1];
+    const input = () => tf.tidy(() => random(shape, 41).mul(3).add(random([c], 42).mul(10)));
+    const moments = () => {
+      const x = input();
+      const { mean, variance } = channelMoments(x);
+      x.dispose();
+      return [mean, variance];
+    };
+    const fused = () => {
+      const x = input();
+      const [gamma, beta] = [tf.ones([c]), tf.zeros([c])];
+      const [y, mean, variance] = batchNormTraining(x, gamma, beta, 1e-3);
+      tf.dispose([x, y, gamma, beta]);
+      return [mean, variance];
+    };
+    const wasm = await on("wasm", moments);
+    assert.deepEqual(wasm, await on("wasm", fused), `[${shape}]`);
+    const cpu = await on("cpu", moments);
+    cpu.forEach((expected, i) => {
+      const error = relativeError(wasm[i], expected);
+      assert.ok(error < 1e-5, `${["mean", "variance"][i]} differs for [${shape}]: ${error}`);
+    });
+  }
 });
 
 Deno.test("calls large enough to share are shared with the kernel helper thread on the threaded build, and equal cpu's", async () => {

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { channelMoments } from "../backend/training_ops.ts";
 import { RuntimeError } from "../errors.ts";
 
 /** Per-channel statistics of one BN layer's input. */
@@ -119,7 +120,7 @@ async function statisticsPass(
           all.slice(heads.length).flatMap((x) => {
             const axes = x.shape.slice(0, -1).map((_, i) => i);
             const count = x.size / x.shape[x.rank - 1];
-            const { mean, variance } = tf.moments(x, axes);
+            const { mean, variance } = channelMoments(x);
             return [mean, tf.mul(variance, count / Math.max(count - 1, 1))];
           }),
         );

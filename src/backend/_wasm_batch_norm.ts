@@ -76,6 +76,52 @@ export function batchNormTrainingKernel(args: Args<"x" | "gamma" | "beta">): tf.
 }
 
 /**
+ * The per-channel mean and biased variance of `x` `[..., C]` over every other axis, summed as
+ * {@linkcode batchNormTrainingKernel} sums (so the same values to the bit), without its output pass.
+ */
+export function channelMomentsKernel(
+  args: { inputs: { x: tf.TensorInfo }; backend: WasmBackend },
+): tf.TensorInfo[] {
+  const { x } = args.inputs;
+  const { backend } = args;
+  const c = channelsOf(x);
+  const rows = c === 0 ? 0 : sizeOf(x) / c;
+  const mean = backend.makeOutput([c], "float32");
+  const variance = backend.makeOutput([c], "float32");
+  const at = (t: tf.TensorInfo, first = 0) => address(backend, t) + 4 * first * c;
+  const pass = rowChunks(rows, c);
+  withScratch(backend, scratchBytes(c, 2, pass.chunks), (scratch) => {
+    const [scale, offset] = floatArrays(scratch, c, 2, pass.chunks);
+    rowPass(backend, pass, c, "bn_sums", (first, end, chunk) => [
+      at(x, first),
+      end - first,
+      c,
+      at(x),
+      partOf(scratch, c, chunk),
+      totalsOf(scratch, c, chunk),
+    ]);
+    // bn_statistics also derives batch norm's scale and offset from gamma and beta, unused here: it reads
+    // them from the mean and variance it has just written for the channel.
+    simdKernels(backend).bn_statistics(
+      rows,
+      c,
+      at(x),
+      totalsOf(scratch, c, 0),
+      pass.chunks,
+      chunkBytes(c) / 8,
+      at(mean),
+      at(variance),
+      1e-3,
+      at(mean),
+      at(variance),
+      scale,
+      offset,
+    );
+  });
+  return [mean, variance];
+}
+
+/**
  * The gradient of {@linkcode batchNormTrainingKernel}: from `dy`, the saved `x`, `mean`, `variance`,
  * `gamma` and `beta` to `dx`, `dgamma` and `dbeta` (with `attrs.relu6`, `dy` first masked where the
  * unclipped output, recomputed, is outside (0, 6]). With `xhat = (x - mean) * invStd` and `m` rows,

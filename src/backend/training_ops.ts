@@ -32,6 +32,7 @@ export const RELU6 = "DaftRelu6";
 export const RELU6_GRAD = "DaftRelu6Grad";
 export const MOMENTUM_UPDATE = "DaftMomentumUpdate";
 export const MOVING_AVERAGE = "DaftMovingAverage";
+export const CHANNEL_MOMENTS = "DaftChannelMoments";
 
 const hasKernel = (name: string) => tf.getKernel(name, tf.getBackend()) !== undefined;
 
@@ -103,6 +104,27 @@ export function batchNormTraining(
     const y = tf.batchNorm(x, mean, variance, beta, gamma, epsilon);
     return [relu6Fused ? relu6(y) : y, mean as tf.Tensor1D, variance as tf.Tensor1D];
   });
+}
+
+/**
+ * Per-channel mean and biased variance of `x` over every axis but the last (what batch norm measures), in
+ * one pass over `x` where the backend registers {@linkcode CHANNEL_MOMENTS} (wasm), tfjs's `moments`
+ * elsewhere. Not differentiable: for statistics passes, not for training.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { channelMoments } from "./training_ops.ts";
+ * const { mean, variance } = channelMoments(tf.tensor2d([[1, 2], [3, 6]]));
+ * console.log(mean.arraySync(), variance.arraySync()); // [2, 4] [1, 4]
+ * ```
+ */
+export function channelMoments(x: tf.Tensor): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  if (x.dtype === "float32" && hasKernel(CHANNEL_MOMENTS)) {
+    const [mean, variance] = tf.engine().runKernel(CHANNEL_MOMENTS, { x }, {}) as tf.Tensor1D[];
+    return { mean, variance };
+  }
+  return tf.moments(x, [...Array(x.rank - 1).keys()]) as { mean: tf.Tensor1D; variance: tf.Tensor1D };
 }
 
 /**

@@ -4,6 +4,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import {
   batchNormTrainingGradKernel,
   batchNormTrainingKernel,
+  channelMomentsKernel,
   fusedBatchNormInference,
   relu6GradKernel,
   relu6Kernel,
@@ -20,6 +21,7 @@ import { momentumUpdateKernel, movingAverageKernel } from "./_wasm_updates.ts";
 import {
   BATCH_NORM_TRAINING,
   BATCH_NORM_TRAINING_GRAD,
+  CHANNEL_MOMENTS,
   installKernels,
   MOMENTUM_UPDATE,
   MOVING_AVERAGE,
@@ -64,6 +66,7 @@ function trainingKernels(): Provided[] {
     { name: RELU6_GRAD, kernelFunc: kernel(relu6GradKernel) },
     { name: MOMENTUM_UPDATE, kernelFunc: kernel(momentumUpdateKernel) },
     { name: MOVING_AVERAGE, kernelFunc: kernel(movingAverageKernel) },
+    { name: CHANNEL_MOMENTS, kernelFunc: kernel(channelMomentsKernel) },
     // The rest replace stock kernels that are scalar loops or whole-input copies, slow enough to dominate a
     // training step: the conv input gradient, the reductions and tiling in every batch-norm gradient, the
     // slice that is the gradient of zero padding, the gather that makes each training batch, the copy behind
