@@ -179,9 +179,9 @@ export function goalTable(run: SpeedRun): string[] {
     `Default backbone, ${rowName(pair.ours)} against the best PyTorch CPU configuration for each figure.`,
     ...(narrow
       ? [
-        `The last two columns, for context and not judged: ${narrow}, its convolutions (oneDNN) held to`,
-        "that instruction set by `ONEDNN_MAX_CPU_ISA` (SSE41: 128-bit vectors, the width WebAssembly SIMD",
-        "has; its other kernels as usual).",
+        `The last two columns, for context and not judged: ${narrow} (\`ONEDNN_MAX_CPU_ISA\`; SSE41`,
+        "gives PyTorch's convolutions the 128-bit vectors WebAssembly SIMD has, and its other kernels run as",
+        "usual).",
       ]
       : []),
     "",
