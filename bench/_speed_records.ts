@@ -158,6 +158,10 @@ export interface RowResult {
    * row that holds them to WebAssembly SIMD's 128-bit vectors; absent: whatever the CPU has.
    */
   isa?: string;
+  /** Which round of the headline rows this is (0-based), where a run repeats them (`SpeedConfig.rounds`). */
+  round?: number;
+  /** A row merged from several rounds (`mergeRounds`): the rounds it came from, in order. */
+  rounds?: RowResult[];
   backbone: string;
   /** `row` for the figures, `soak` for the memory soak. */
   task: "row" | "soak";
@@ -195,4 +199,77 @@ export function lastRecordOf<K extends RowRecord["kind"]>(
   kind: K,
 ): Extract<RowRecord, { kind: K }> | undefined {
   return row.records.findLast((r) => r.kind === kind) as Extract<RowRecord, { kind: K }> | undefined;
+}
+
+/** The item whose `value` is the median of those that have one (the lower middle for an even count). */
+function medianBy<T>(items: T[], value: (t: T) => number | undefined): T | undefined {
+  const valued = items.filter((t) => Number.isFinite(value(t)));
+  valued.sort((a, b) => value(a)! - value(b)!);
+  return valued[(valued.length - 1) >> 1];
+}
+
+/**
+ * The rows of a run with each row run in several rounds (`RowResult.round`) merged into one: its records
+ * are the first round's, each figure's record (a training batch's, latency, batch throughput, the adapt job,
+ * the last memory record) replaced by that of the round whose figure is the median of the rounds'. The
+ * merged row keeps the rounds in `rounds`. Rows run once pass through; the order is each row's first.
+ */
+export function mergeRounds(rows: RowResult[]): RowResult[] {
+  const key = (r: RowResult) =>
+    [r.side, r.requested, r.threads ?? "", r.isa ?? "", r.backbone, r.task].join("|");
+  const groups = new Map<string, RowResult[]>();
+  for (const r of rows) groups.set(key(r), [...groups.get(key(r)) ?? [], r]);
+  return [...groups.values()].map((group) => {
+    if (group.length === 1) return group[0];
+    const [first] = group;
+    const figureOf = (rec: RowRecord): ((row: RowResult) => RowRecord | undefined) | undefined => {
+      switch (rec.kind) {
+        case "train":
+          return (row) => recordOf(row, "train", (t) => t.batch === rec.batch);
+        case "latency":
+          return (row) => recordOf(row, "latency");
+        case "throughput":
+          return (row) => recordOf(row, "throughput");
+        case "adapt":
+          return (row) => recordOf(row, "adapt");
+        default:
+          return undefined;
+      }
+    };
+    const value = (rec: RowRecord | undefined): number | undefined => {
+      if (!rec) return undefined;
+      if (rec.kind === "train" || rec.kind === "throughput") return rec.samplesPerSec;
+      if (rec.kind === "latency") return rec.p50Ms;
+      if (rec.kind === "adapt") return rec.seconds;
+      if (rec.kind === "memory") return rec.hwmMiB ?? rec.peakRssMiB;
+      return undefined;
+    };
+    const lastMemory = first.records.findLastIndex((r) => r.kind === "memory");
+    const records = first.records.map((rec, i) => {
+      const of = figureOf(rec) ??
+        (i === lastMemory ? (row: RowResult) => lastRecordOf(row, "memory") : undefined);
+      if (!of) return rec;
+      const chosen = medianBy(group, (row) => value(of(row)));
+      return (chosen && of(chosen)) ?? rec;
+    });
+    // A figure the first round missed (stopped early) but a later round has.
+    for (const row of group.slice(1)) {
+      for (const rec of row.records) {
+        const of = figureOf(rec);
+        if (of && !of(first)) {
+          const chosen = medianBy(group, (r) => value(of(r)));
+          if (chosen && !records.includes(of(chosen)!)) records.push(of(chosen)!);
+        }
+      }
+    }
+    const stopped = group.map((r) => r.stopped).find((s) => s);
+    return {
+      ...first,
+      round: undefined,
+      rounds: group,
+      records,
+      stopped,
+      seconds: group.reduce((sum, r) => sum + r.seconds, 0),
+    };
+  });
 }

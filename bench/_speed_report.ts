@@ -6,6 +6,7 @@ import {
   type InfoRecord,
   lastRecordOf,
   median,
+  mergeRounds,
   type ProfileRecord,
   recordOf,
   type RowResult,
@@ -127,7 +128,9 @@ export interface GoalResult {
  * batch throughput at least), the adapt job no slower and peak RSS no higher.
  */
 export function goals(run: SpeedRun): GoalResult[] {
-  const cpuPairs = comparisons(run.rows, "mobilenetv2").filter((p) => p.peer.requested === "cpu");
+  const cpuPairs = comparisons(mergeRounds(run.rows), "mobilenetv2").filter((p) =>
+    p.peer.requested === "cpu"
+  );
   const pairs = cpuPairs.filter((p) => !p.peer.isa);
   if (!pairs.length) return [];
   const narrowRow = cpuPairs.find((p) => p.peer.isa)?.peer;
@@ -167,11 +170,45 @@ export function goals(run: SpeedRun): GoalResult[] {
   ];
 }
 
+/**
+ * Where the headline rows ran in rounds: each goal's ratio in every round (that round's rows judged alone,
+ * as {@linkcode goals} judges the medians), with the narrow row's beside it. Empty for a run of one round.
+ */
+export function roundSpread(run: SpeedRun): string[] {
+  const rounds = [...new Set(run.rows.filter((r) => r.round !== undefined).map((r) => r.round!))].sort((
+    a,
+    b,
+  ) => a - b);
+  if (rounds.length < 2) return [];
+  const perRound = rounds.map((k) => goals({ ...run, rows: run.rows.filter((r) => r.round === k) }));
+  const [first] = perRound;
+  if (!first.length) return [];
+  const times = (r?: number) => r === undefined ? "—" : `${r.toFixed(2)}x`;
+  const range = (values: (number | undefined)[]) => {
+    const v = values.filter((x): x is number => x !== undefined);
+    return v.length ? `${times(Math.min(...v))} to ${times(Math.max(...v))}` : "—";
+  };
+  const narrow = perRound.some((g) => g.some((x) => x.narrow));
+  return [
+    `### Each round (${rounds.length} rounds of the headline rows, run in turn)`,
+    "",
+    `| goal | ${rounds.map((k) => `round ${k + 1}`).join(" | ")} | range |${
+      narrow ? " against the narrow row |" : ""
+    }`,
+    `| --- | ${rounds.map(() => "---:").join(" | ")} | --- |${narrow ? " --- |" : ""}`,
+    ...first.map((g, i) =>
+      `| ${g.goal} | ${perRound.map((r) => times(r[i]?.ratio)).join(" | ")} | ${
+        range(perRound.map((r) => r[i]?.ratio))
+      } |${narrow ? ` ${range(perRound.map((r) => r[i]?.narrow?.ratio))} |` : ""}`
+    ),
+  ];
+}
+
 /** The goals section's body: a sentence, the table, and the narrow row's context where the run has one. */
 export function goalTable(run: SpeedRun): string[] {
   const goalRows = goals(run);
   if (!goalRows.length) return ["_Not judged: this run has no default-backbone comparison with PyTorch._"];
-  const [pair] = comparisons(run.rows, "mobilenetv2");
+  const [pair] = comparisons(mergeRounds(run.rows), "mobilenetv2");
   const narrow = goalRows.find((g) => g.narrow)?.narrow?.row;
   const cell = (value?: number) => value === undefined ? "—" : format(value);
   const times = (r?: number) => r === undefined ? "—" : `${r.toFixed(2)}x`;
@@ -253,7 +290,9 @@ function profileTable(profile: ProfileRecord, top = 10): string[] {
 
 /** The whole report as Markdown; `analysis` is kept from an earlier report. */
 export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
-  const { info, rows } = run;
+  const { info } = run;
+  // Every section but the run log reads a row run in several rounds as one, its figures the rounds' medians.
+  const rows = mergeRounds(run.rows);
   const m = info.machine;
   const out: string[] = [];
   const push = (...lines: string[]) => out.push(...lines);
@@ -286,6 +325,8 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
   );
 
   push("## Goals", "", ...goalTable(run), "");
+  const spread = roundSpread(run);
+  if (spread.length) push(...spread, "");
 
   const notes: string[] = [];
   const note = (text: string) => {
@@ -438,6 +479,14 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
       ` steps per batch; up to ${info.config.effort.latencyRuns} single-image runs;`,
     `  up to ${info.config.effort.inferRuns} batch runs. Budgets: ${info.config.headlineBudgetS} s for the first backend,` +
       ` PyTorch and the soak; ${info.config.budgetS} s for the other rows.`,
+    ...((info.config.rounds ?? 1) > 1
+      ? [
+        `- Rounds: the headline rows (the first backend and PyTorch's) ran ${info.config.rounds} times, one after the`,
+        "  other in each round; a figure in the tables is the median over the rounds (the round whose figure it",
+        "  is gives the row's other figures of that kind: a latency's p99 is that round's), and each round's",
+        "  goal ratios are listed under the goals. Other rows ran once.",
+      ]
+      : []),
     "",
   );
 
@@ -474,12 +523,12 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
     "",
     "| row | task | seconds | attempt | waited for quiet (s) | other work beside it (cores) | load (1 min) at start / end | ended |",
     "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
-    ...rows.map((r) =>
-      `| ${r.backbone}: ${rowName(r)} | ${r.task} | ${r.seconds.toFixed(0)} | ${r.attempts ?? 1} | ${
-        r.waitedS?.toFixed(0) ?? "—"
-      } | ${r.otherCores?.toFixed(2) ?? "—"} | ${r.load[0].toFixed(2)} / ${r.load[1].toFixed(2)} | ${
-        r.stopped ?? "complete"
-      } |`
+    ...run.rows.map((r) =>
+      `| ${r.backbone}: ${rowName(r)}${r.round !== undefined ? `, round ${r.round + 1}` : ""} | ${r.task} | ${
+        r.seconds.toFixed(0)
+      } | ${r.attempts ?? 1} | ${r.waitedS?.toFixed(0) ?? "—"} | ${r.otherCores?.toFixed(2) ?? "—"} | ${
+        r.load[0].toFixed(2)
+      } / ${r.load[1].toFixed(2)} | ${r.stopped ?? "complete"} |`
     ),
     "",
     "Other work: the machine's busy CPU time during the row (/proc/stat) less the row's own, over the row's",
@@ -487,7 +536,7 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
     "",
   );
 
-  const steps = rows.flatMap((r) => r.records).filter((r) => r.kind === "train");
+  const steps = run.rows.flatMap((r) => r.records).filter((r) => r.kind === "train");
   if (steps.length) {
     const spread = steps.map((s) => s.kind === "train" ? Math.max(...s.stepMs) / median(s.stepMs) : 1);
     push(

@@ -6,7 +6,7 @@
  * whether memory stays flat.
  *
  *   deno task bench [--quick] [--backends auto,cpu,webgpu] [--backbones mobilenetv2,tiny] [--skip-peer]
- *                   [--peer-devices cpu] [--peer-threads 1,2] [--narrow-peer-isa SSE41|none]
+ *                   [--peer-devices cpu] [--peer-threads 1,2] [--narrow-peer-isa SSE41|none] [--rounds 3]
  *                   [--python /usr/bin/python3]
  *                   [--budget 180] [--headline-budget 480] [--soak-jobs 50] [--quiet-wait 90] [--retries 1]
  *                   [--out docs/BENCHMARKS.md] [--json results.json] [--verbose]
@@ -75,6 +75,12 @@ export interface SpeedConfig {
    * to tell what the vector width costs from what the code does. `null`: no such row.
    */
   narrowPeerIsa: string | null;
+  /**
+   * How often the headline rows (the first backend and the PyTorch rows) of each backbone run, in turn, so
+   * that each sees the machine as the others do: each figure is then the median over the rounds, and the
+   * report gives the goal ratios of every round (the spread a shared machine adds).
+   */
+  rounds: number;
   trainBatches: number[];
   inferBatch: number;
   effort: Effort;
@@ -101,6 +107,7 @@ export const DEFAULT_CONFIG: SpeedConfig = {
   peerDevices: ["cpu"],
   peerThreads: [...new Set([1, navigator.hardwareConcurrency])],
   narrowPeerIsa: "SSE41",
+  rounds: 3,
   python: "/usr/bin/python3",
   peerScript: fileURLToPath(new URL("./peer_torch.py", import.meta.url)),
   trainBatches: [16, 32],
@@ -225,7 +232,7 @@ export async function runSpeedBenchmark(
   ) => {
     const name = `${row.backbone} ${row.side} ${row.requested}${row.threads ? `:${row.threads}` : ""}${
       row.isa ? ` (${row.isa})` : ""
-    } ${row.task}`;
+    } ${row.task}${row.round !== undefined ? ` round ${row.round + 1}` : ""}`;
     let best: RowResult | undefined;
     const attempts = 1 + (config.quiet?.retries ?? 0);
     for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -266,10 +273,10 @@ export async function runSpeedBenchmark(
   };
 
   for (const backbone of config.backbones) {
-    const ours = (backend: BackendPolicy, headline: boolean) => {
+    const ours = (backend: BackendPolicy, headline: boolean, round?: number) => {
       const budgetS = headline ? config.headlineBudgetS : config.budgetS;
       return run(
-        { side: "ours", requested: backend, backbone, task: "row" },
+        { side: "ours", requested: backend, backbone, task: "row", round },
         budgetS,
         (deadline) => {
           const spec: RowSpec = {
@@ -279,16 +286,16 @@ export async function runSpeedBenchmark(
             inferBatch: config.inferBatch,
             effort: config.effort,
             job: config.job,
-            profile: headline,
+            profile: headline && !round,
             deadline,
           };
           return [Deno.execPath(), denoArgs("--row", spec)];
         },
       );
     };
-    const peer = (device: string, threads?: number, isa?: string) =>
+    const peer = (device: string, threads?: number, isa?: string, round?: number) =>
       run(
-        { side: "pytorch", requested: device, threads, isa, backbone, task: "row" },
+        { side: "pytorch", requested: device, threads, isa, backbone, task: "row", round },
         config.headlineBudgetS,
         (deadline) => [config.python, [
           config.peerScript,
@@ -315,18 +322,22 @@ export async function runSpeedBenchmark(
           ].join(","),
           "--deadline",
           String(deadline),
-          "--profile",
+          ...(round ? [] : ["--profile"]),
         ]],
       );
-    // The headline pair back to back, so that both see the same machine.
+    // The headline rows back to back, so that they see the same machine, round after round.
     const [first, ...others] = config.backends;
-    if (first) await ours(first, true);
-    for (const device of config.peerDevices) {
-      if (device !== "cpu") await peer(device);
-      else {
-        for (const threads of config.peerThreads) await peer(device, threads);
-        if (config.narrowPeerIsa && config.peerThreads.length) {
-          await peer(device, Math.max(...config.peerThreads), config.narrowPeerIsa);
+    const rounds = Math.max(1, Math.floor(config.rounds));
+    for (let i = 0; i < rounds; i++) {
+      const round = rounds > 1 ? i : undefined;
+      if (first) await ours(first, true, round);
+      for (const device of config.peerDevices) {
+        if (device !== "cpu") await peer(device, undefined, undefined, round);
+        else {
+          for (const threads of config.peerThreads) await peer(device, threads, undefined, round);
+          if (config.narrowPeerIsa && config.peerThreads.length) {
+            await peer(device, Math.max(...config.peerThreads), config.narrowPeerIsa, round);
+          }
         }
       }
     }
@@ -373,6 +384,8 @@ print the report and write only where --out or --json say.
   --skip-peer                  no PyTorch rows
   --peer-devices LIST          PyTorch devices (cpu, cuda)
   --peer-threads LIST          PyTorch CPU thread counts, e.g. 1,2
+  --rounds N                   run the headline rows (first backend, PyTorch) N times in turn; figures are
+                               medians over the rounds (default 3; --quick: 1)
   --narrow-peer-isa ISA        one more PyTorch CPU row (most threads) with its convolutions held to ISA
                                (ONEDNN_MAX_CPU_ISA; default SSE41, 128-bit like WebAssembly SIMD; none: no
                                such row; --quick: none unless given)
@@ -401,6 +414,7 @@ async function main() {
     "peer-devices": { type: "string" },
     "peer-threads": { type: "string" },
     "narrow-peer-isa": { type: "string" },
+    rounds: { type: "string" },
     python: { type: "string" },
     "peer-script": { type: "string" },
     budget: { type: "string" },
@@ -442,6 +456,7 @@ async function main() {
     peerDevices: flags["skip-peer"] ? [] : list(flags["peer-devices"]) ?? base.peerDevices,
     peerThreads: list(flags["peer-threads"])?.map((t) => number(t, 1)) ?? base.peerThreads,
     narrowPeerIsa: narrowIsa(flags["narrow-peer-isa"], quick ? null : base.narrowPeerIsa),
+    rounds: number(flags.rounds, quick ? 1 : base.rounds),
     python: flags.python ?? base.python,
     peerScript: flags["peer-script"] ?? base.peerScript,
     effort: quick ? QUICK_EFFORT : FULL_EFFORT,

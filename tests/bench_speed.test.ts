@@ -2,8 +2,8 @@
 // (when this machine has it) and the memory soak, and a report. Timings are never asserted: the full run is
 // `deno task bench`, a benchmark, not a test.
 import assert from "node:assert/strict";
-import { goals, goalTable, renderSpeedReport, rowFigures } from "../bench/_speed_report.ts";
-import type { RowRecord, RowResult } from "../bench/_speed_records.ts";
+import { goals, goalTable, renderSpeedReport, roundSpread, rowFigures } from "../bench/_speed_report.ts";
+import { mergeRounds, type RowRecord, type RowResult } from "../bench/_speed_records.ts";
 import { DEFAULT_CONFIG, type Effort, runSpeedBenchmark, type SpeedRun } from "../bench/speed.ts";
 import { attachHead } from "../src/adapt/classifier_head.ts";
 import { mobilenetV2ImageNet } from "../src/model/mobilenetv2_imagenet.ts";
@@ -71,6 +71,7 @@ Deno.test("a toy run yields well-formed rows for tfjs, PyTorch and the soak, and
     backends: ["auto"],
     peerThreads: [1],
     narrowPeerIsa: "SSE41",
+    rounds: 2,
     trainBatches: [4, 8],
     inferBatch: 8,
     effort: TOY_EFFORT,
@@ -81,13 +82,19 @@ Deno.test("a toy run yields well-formed rows for tfjs, PyTorch and the soak, and
     quiet: null,
   }, { command: "test", log: () => {} });
 
-  assert.deepEqual(run.rows.map((r) => [r.side, r.isa, r.task]), [
-    ["ours", undefined, "row"],
-    ["pytorch", undefined, "row"],
-    ["pytorch", "SSE41", "row"],
-    ["ours", undefined, "soak"],
+  assert.deepEqual(run.rows.map((r) => [r.side, r.isa, r.task, r.round]), [
+    ["ours", undefined, "row", 0],
+    ["pytorch", undefined, "row", 0],
+    ["pytorch", "SSE41", "row", 0],
+    ["ours", undefined, "row", 1],
+    ["pytorch", undefined, "row", 1],
+    ["pytorch", "SSE41", "row", 1],
+    ["ours", undefined, "soak", undefined],
   ]);
-  const [ours, peer, narrow, soak] = run.rows;
+  const [ours, peer, narrow] = run.rows;
+  const soak = run.rows[6];
+  // Only the first round profiles a step.
+  assert.equal(run.rows[3].records.some((r) => r.kind === "profile"), false);
   assert.equal(ours.stopped, undefined, ours.stopped ?? "");
   assertFigureRow(ours, [4, 8]);
   const profile = ours.records.find((r) => r.kind === "profile");
@@ -123,6 +130,9 @@ Deno.test("a toy run yields well-formed rows for tfjs, PyTorch and the soak, and
   if (torch) assert.match(report, /\| \*\*ours auto \/ PyTorch CPU, 1 thread\*\* \| [\d.]+x \|/);
   assert.match(report, /Live tensors: \d+ at the start, \d+ at the end \(\*\*flat\*\*\)/);
   assert.match(report, /analysis:start[^\n]*\nkept\n/);
+  // The rows of both rounds are in the run log; the tables show one row each.
+  assert.match(report, /\| tiny: ours tfjs auto = \w+, round 2 \| row \|/);
+  assert.equal(report.match(/^\| ours tfjs auto = \w+ \|/gm)?.length, 1);
 });
 
 Deno.test("PyTorch's MobileNetV2 features[:12] has the Keras block_10 cut's parameters and BN layers", async () => {
@@ -219,5 +229,60 @@ Deno.test("the row with narrow convolutions is shown beside each goal, never jud
   assert.match(
     table,
     /\| training b16: [^|]+\| 20\.0 \| 40\.0 \(CPU, 2 threads\) \| 0\.50x \| \*\*yes\*\* \| 10\.0 \| 2\.00x \|/,
+  );
+});
+
+Deno.test("rows run in rounds merge into one whose figures are the rounds' medians", () => {
+  const round = (
+    side: "ours" | "pytorch",
+    k: number,
+    train: number,
+    p50: number,
+    adapt: number,
+    rss: number,
+  ) => {
+    const row = fakeRow(side, side === "ours" ? undefined : 2, train, p50);
+    row.records.push(
+      {
+        kind: "adapt",
+        seconds: adapt,
+        trainingSeconds: adapt / 2,
+        classes: 10,
+        shots: 10,
+        epochs: 10,
+        steps: 50,
+        valAccuracy: 1,
+      } as RowRecord,
+    );
+    row.records.push({ kind: "memory", rssMiB: rss, peakRssMiB: rss, hwmMiB: rss } as RowRecord);
+    return { ...row, round: k };
+  };
+  const rows = [
+    round("ours", 0, 30, 2, 6, 500),
+    round("pytorch", 0, 40, 1, 4, 800),
+    round("ours", 1, 10, 3, 5, 520),
+    round("pytorch", 1, 50, 2, 3, 790),
+    round("ours", 2, 20, 1, 7, 510),
+    round("pytorch", 2, 60, 3, 5, 780),
+  ];
+  const merged = mergeRounds(rows);
+  assert.equal(merged.length, 2);
+  assert.deepEqual(merged[0].rounds?.map((r) => r.round), [0, 1, 2]);
+  const ours = rowFigures(merged[0]);
+  const value = (f: { value: number } | { missing: string }) => "value" in f ? f.value : NaN;
+  assert.deepEqual(
+    [value(ours.train16), value(ours.p50), value(ours.adapt), value(ours.rss)],
+    [20, 2, 6, 510],
+  );
+  const run = { info: { config: { ...DEFAULT_CONFIG } }, rows } as unknown as SpeedRun;
+  const [train16, , , , adapt] = goals(run);
+  assert.equal(train16.ratio, 20 / 50); // medians: ours 20, PyTorch 50
+  assert.equal(adapt.ratio, 6 / 4);
+  const spread = roundSpread(run).join("\n");
+  // Round by round: 30/40, 10/50, 20/60 samples/s.
+  assert.match(spread, /\| training b16: [^|]+\| 0\.75x \| 0\.20x \| 0\.33x \| 0\.20x to 0\.75x \|/);
+  assert.deepEqual(
+    roundSpread({ ...run, rows: rows.slice(0, 2).map((r) => ({ ...r, round: undefined })) }),
+    [],
   );
 });
