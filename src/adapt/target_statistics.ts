@@ -118,7 +118,6 @@ async function statisticsPass(
         outputs.push(...all.slice(0, heads.length).map((t) => tf.keep(t)));
         return tf.concat(
           all.slice(heads.length).flatMap((x) => {
-            const axes = x.shape.slice(0, -1).map((_, i) => i);
             const count = x.size / x.shape[x.rank - 1];
             const { mean, variance } = channelMoments(x);
             return [mean, tf.mul(variance, count / Math.max(count - 1, 1))];
