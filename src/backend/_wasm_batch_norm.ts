@@ -28,50 +28,29 @@ export function batchNormTrainingKernel(args: Args<"x" | "gamma" | "beta">): tf.
   const { x, gamma, beta } = args.inputs;
   const { backend } = args;
   const c = channelsOf(x);
-  const rows = c === 0 ? 0 : sizeOf(x) / c;
   const y = backend.makeOutput(x.shape, "float32");
-  const mean = backend.makeOutput([c], "float32");
-  const variance = backend.makeOutput([c], "float32");
+  const [mean, variance] = [backend.makeOutput([c], "float32"), backend.makeOutput([c], "float32")];
   const at = (t: tf.TensorInfo, first = 0) => address(backend, t) + 4 * first * c;
   const relu6 = args.attrs.relu6 ? 1 : 0;
-  const pass = rowChunks(rows, c);
-  withScratch(backend, scratchBytes(c, 2, pass.chunks), (scratch) => {
-    const [scale, offset] = floatArrays(scratch, c, 2, pass.chunks);
-    // Sums around the first row, chunk by chunk, the statistics from all chunks, then the chunks apply them.
-    rowPass(backend, pass, c, "bn_sums", (first, end, chunk) => [
-      at(x, first),
-      end - first,
-      c,
-      at(x),
-      partOf(scratch, c, chunk),
-      totalsOf(scratch, c, chunk),
-    ]);
-    simdKernels(backend).bn_statistics(
-      rows,
-      c,
-      at(x),
-      totalsOf(scratch, c, 0),
-      pass.chunks,
-      chunkBytes(c) / 8,
-      at(gamma),
-      at(beta),
-      args.attrs.epsilon,
-      at(mean),
-      at(variance),
-      scale,
-      offset,
-    );
-    rowPass(backend, pass, c, "bn_apply", (first, end) => [
-      at(x, first),
-      at(y, first),
-      end - first,
-      c,
-      at(mean),
-      scale,
-      offset,
-      relu6,
-    ]);
-  });
+  // The statistics, then the chunks apply them.
+  batchStatistics(
+    backend,
+    x,
+    mean,
+    variance,
+    [at(gamma), at(beta), args.attrs.epsilon],
+    (pass, scale, offset) =>
+      rowPass(backend, pass, c, "bn_apply", (first, end) => [
+        at(x, first),
+        at(y, first),
+        end - first,
+        c,
+        at(mean),
+        scale,
+        offset,
+        relu6,
+      ]),
+  );
   return [y, mean, variance];
 }
 
@@ -85,9 +64,29 @@ export function channelMomentsKernel(
   const { x } = args.inputs;
   const { backend } = args;
   const c = channelsOf(x);
+  const [mean, variance] = [backend.makeOutput([c], "float32"), backend.makeOutput([c], "float32")];
+  // bn_statistics also makes batch norm's scale and offset, unused here, from a gamma and a beta: it reads
+  // them from the mean and variance it has just written for the channel.
+  batchStatistics(backend, x, mean, variance, [address(backend, mean), address(backend, variance), 1e-3]);
+  return [mean, variance];
+}
+
+/**
+ * The batch's per-channel statistics of `x` into `mean` and `variance`: sums around the first row, chunk by
+ * chunk (`bn_sums`), then `bn_statistics` over all chunks' totals, which also derives batch norm's `scale`
+ * and `offset` from `affine` (the addresses of gamma and beta, and epsilon); `after` runs in the same
+ * scratch, with them.
+ */
+function batchStatistics(
+  backend: WasmBackend,
+  x: tf.TensorInfo,
+  mean: tf.TensorInfo,
+  variance: tf.TensorInfo,
+  affine: [gamma: number, beta: number, epsilon: number],
+  after?: (pass: { rows: number; size: number }, scale: number, offset: number) => void,
+): void {
+  const c = channelsOf(x);
   const rows = c === 0 ? 0 : sizeOf(x) / c;
-  const mean = backend.makeOutput([c], "float32");
-  const variance = backend.makeOutput([c], "float32");
   const at = (t: tf.TensorInfo, first = 0) => address(backend, t) + 4 * first * c;
   const pass = rowChunks(rows, c);
   withScratch(backend, scratchBytes(c, 2, pass.chunks), (scratch) => {
@@ -100,8 +99,7 @@ export function channelMomentsKernel(
       partOf(scratch, c, chunk),
       totalsOf(scratch, c, chunk),
     ]);
-    // bn_statistics also derives batch norm's scale and offset from gamma and beta, unused here: it reads
-    // them from the mean and variance it has just written for the channel.
+    const [gamma, beta, epsilon] = affine;
     simdKernels(backend).bn_statistics(
       rows,
       c,
@@ -109,16 +107,16 @@ export function channelMomentsKernel(
       totalsOf(scratch, c, 0),
       pass.chunks,
       chunkBytes(c) / 8,
-      at(mean),
-      at(variance),
-      1e-3,
+      gamma,
+      beta,
+      epsilon,
       at(mean),
       at(variance),
       scale,
       offset,
     );
+    after?.(pass, scale, offset);
   });
-  return [mean, variance];
 }
 
 /**

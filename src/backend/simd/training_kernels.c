@@ -421,18 +421,25 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int n, int h
   }
 }
 
+// The output columns [q0[j], q1[j]) where tap column j of a 3-wide filter meets the input row, and the
+// interior [lo, hi) where all three do.
+static void tap_columns3(int w, int wo, int sw, int left, int q0[3], int q1[3], int* lo, int* hi) {
+  for (int j = 0; j < 3; j++) valid_range(j - left, sw, w, wo, &q0[j], &q1[j]);
+  *lo = q0[0] > q0[1] ? q0[0] : q0[1];
+  *hi = q1[0] < q1[1] ? q1[0] : q1[1];
+  if (q0[2] > *lo) *lo = q0[2];
+  if (q1[2] < *hi) *hi = q1[2];
+  if (*hi < *lo) *hi = *lo;
+}
+
 // One row of a 3-wide depthwise filter's gradient: taps [3, c] += the sums over one output row `grow`
 // ([wo, c]) of dy times the input row `xrow` ([w, c]) at each tap's offset. Four channels at a time, the
 // three taps' sums stay in registers over the row: positions where every tap meets the input first, then
 // each tap's own edge positions.
 static void depthwise_row3(const float* restrict xrow, const float* restrict grow, float* restrict taps, int w,
                            int c, int wo, int sw, int left, int c0, int c1) {
-  int q0[3], q1[3];
-  for (int j = 0; j < 3; j++) valid_range(j - left, sw, w, wo, &q0[j], &q1[j]);
-  int lo = q0[0] > q0[1] ? q0[0] : q0[1], hi = q1[0] < q1[1] ? q1[0] : q1[1];
-  if (q0[2] > lo) lo = q0[2];
-  if (q1[2] < hi) hi = q1[2];
-  if (hi < lo) hi = lo;
+  int q0[3], q1[3], lo, hi;
+  tap_columns3(w, wo, sw, left, q0, q1, &lo, &hi);
   int k = c0;
   v128_t zero = wasm_f32x4_splat(0.0f);
 #define X_AT(q, j) (xrow + ((long)sw * (q) + (j) - left) * c + k)
@@ -474,12 +481,8 @@ static void depthwise_row3(const float* restrict xrow, const float* restrict gro
 static void depthwise_row3x3(const float* restrict x0, const float* restrict x1, const float* restrict x2,
                              const float* restrict grow, float* restrict taps, int w, int c, int wo, int sw,
                              int left, int c0, int c1) {
-  int q0[3], q1[3];
-  for (int j = 0; j < 3; j++) valid_range(j - left, sw, w, wo, &q0[j], &q1[j]);
-  int lo = q0[0] > q0[1] ? q0[0] : q0[1], hi = q1[0] < q1[1] ? q1[0] : q1[1];
-  if (q0[2] > lo) lo = q0[2];
-  if (q1[2] < hi) hi = q1[2];
-  if (hi < lo) hi = lo;
+  int q0[3], q1[3], lo, hi;
+  tap_columns3(w, wo, sw, left, q0, q1, &lo, &hi);
   const float* rows[3] = {x0, x1, x2};
   long step = (long)sw * c;
   int k = c0;
