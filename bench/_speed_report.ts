@@ -482,9 +482,9 @@ export function renderSpeedReport(run: SpeedRun, analysis?: string): string {
     ...((info.config.rounds ?? 1) > 1
       ? [
         `- Rounds: the headline rows (the first backend and PyTorch's) ran ${info.config.rounds} times, one after the`,
-        "  other in each round; a figure in the tables is the median over the rounds (the round whose figure it",
-        "  is gives the row's other figures of that kind: a latency's p99 is that round's), and each round's",
-        "  goal ratios are listed under the goals. Other rows ran once.",
+        "  other in each round; a figure in the tables is the median over the rounds (the p99 latency is that of",
+        "  the round with the median p50), and each round's goal ratios are listed under the goals. Other rows ran",
+        "  once; the step profiles are the first round's.",
       ]
       : []),
     "",
