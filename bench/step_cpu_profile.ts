@@ -10,10 +10,8 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
 import { commandLine } from "../cli/_args.ts";
-import { disposeSpeedState, speedTrainingState } from "../src/adapt/training_speed_trial.ts";
-import { trainingStep } from "../src/adapt/training_step.ts";
+import { disposeSpeedState, readBackStep, speedTrainingState } from "../src/adapt/training_speed_trial.ts";
 import { initBackend } from "../src/backend/init_backend.ts";
 import { loadBackbone } from "../src/model/registry.ts";
 
@@ -47,11 +45,7 @@ async function stepLoop(batch: number): Promise<never> {
   await initBackend("wasm");
   const { state, batchOf } = speedTrainingState(await loadBackbone({ name: "mobilenetv2-imagenet" }));
   const { x, y } = batchOf(batch);
-  const step = async () => {
-    const { loss, hits } = trainingStep(state, x, y);
-    await loss.data();
-    tf.dispose([loss, hits]);
-  };
+  const step = () => readBackStep(state, x, y);
   for (let i = 0; i < 3; i++) await step();
   console.log("READY");
   try {

@@ -3,7 +3,8 @@
  * wall time, with the SIMD kernels' helper thread on and off in alternating steps of one process (so both
  * see the same machine), the size of the wasm heap after them (its high-water mark: the heap never shrinks;
  * `--stock-gradients` takes the gradients with tf.variableGrads instead of leanVariableGrads), and the time
- * per kernel, each call's fastest of five profiled steps, summed by kernel name. What docs/BENCHMARKS.md's per-change figures come from; `deno task bench` gives the headline.
+ * per kernel, each call's fastest of five profiled steps, summed by kernel name. What docs/BENCHMARKS.md's
+ * per-change figures come from; `deno task bench` gives the headline.
  *
  *   deno task bench:step [--batch 16] [--steps 10] [--threads 2] [--top 12] [--stock-gradients]
  *
@@ -14,8 +15,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { commandLine } from "../cli/_args.ts";
-import { disposeSpeedState, speedTrainingState } from "../src/adapt/training_speed_trial.ts";
-import { trainingStep } from "../src/adapt/training_step.ts";
+import { disposeSpeedState, readBackStep, speedTrainingState } from "../src/adapt/training_speed_trial.ts";
 import { initBackend } from "../src/backend/init_backend.ts";
 import type { WasmBackend } from "../src/backend/_wasm_scratch.ts";
 import { heapMemory, setKernelThreading, startedHelperThread } from "../src/backend/_wasm_simd.ts";
@@ -44,11 +44,7 @@ if (import.meta.main) {
   const { state, batchOf } = speedTrainingState(await loadBackbone({ name: "mobilenetv2-imagenet" }));
   state.stockGradients = values["stock-gradients"];
   const { x, y } = batchOf(batch);
-  const step = async () => {
-    const { loss, hits } = trainingStep(state, x, y);
-    await loss.data();
-    tf.dispose([loss, hits]);
-  };
+  const step = () => readBackStep(state, x, y);
   console.log(
     `batch ${batch}, wasm on ${info.wasm?.threads ?? 1} threads, helper thread ${
       helper ? "up" : "unavailable"

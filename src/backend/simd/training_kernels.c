@@ -521,20 +521,16 @@ static void depthwise_row3x3(const float* restrict x0, const float* restrict x1,
 #undef FLUSH
 #undef EDGES
 #undef X_AT
-  for (; k < c1; k++) {
-    for (int i = 0; i < 3; i++) {
-      for (int j = 0; j < 3; j++) {
-        float acc = 0.0f;
-        for (int q = q0[j]; q < q1[j]; q++) acc += rows[i][((long)sw * q + j - left) * c + k] * grow[(long)q * c + k];
-        taps[(i * 3 + j) * c + k] += acc;
-      }
-    }
+  // The channels past the last group of four, one input row at a time.
+  if (k < c1) {
+    for (int i = 0; i < 3; i++) depthwise_row3(rows[i], grow, taps + i * 3 * c, w, c, wo, sw, left, k, c1);
   }
 }
 
 // DepthwiseConv2dNativeBackpropFilter (channel multiplier 1): dw [kh, kw, c] = sum over positions of the
-// tap's input times dy, channel by channel. 3-wide filters go row by row (`depthwise_row3`), others tap by
-// tap.
+// tap's input times dy, channel by channel. 3-wide filters go output row by output row: a 3x3 filter whose
+// three input rows lie inside x all at once (`depthwise_row3x3`), else one input row at a time
+// (`depthwise_row3`); others tap by tap.
 EXPORT(depthwise_filter_grad)
 void depthwise_filter_grad(const float* x, const float* dy, float* dw, int n, int h, int w, int c, int ho, int wo,
                            int kh, int kw, int sh, int sw, int top, int left, int c0, int c1) {
